@@ -1,0 +1,41 @@
+# pumptwin: an index of commands. The logic lives in scripts/.
+
+VENV  := .venv
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test test-slow test-integration lint format bench-hydraulics clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+venv: $(STAMP) ## Create .venv (Python 3.11) and install pumptwin with dev tools
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	scripts/bootstrap.sh
+
+demo: venv ## Run the end-to-end demo
+	$(BIN)/pumptwin demo
+
+test: venv ## Unit tests (excludes slow and integration)
+	$(BIN)/python -m pytest
+
+test-slow: venv ## Slow tests only
+	$(BIN)/python -m pytest -m slow
+
+test-integration: venv ## Integration tests (real services) only
+	$(BIN)/python -m pytest -m integration
+
+lint: venv ## ruff check, ruff format --check, mypy, import-linter
+	scripts/lint.sh
+
+format: venv ## Fix lint findings and format the code
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench-hydraulics: venv ## Hydraulic solver benchmark
+	$(BIN)/python -m benchmarks.hydraulics
+
+clean: ## Remove build outputs and caches (keeps .venv and .pumptwin)
+	scripts/clean.sh

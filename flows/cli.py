@@ -1,0 +1,70 @@
+"""The ``pumptwin`` command line: one Typer app whose commands call flows or core functions.
+
+Settings are built once per command (``PUMPTWIN_*`` environment variables) and
+the offline environment is applied before numba or prefect are imported.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="pumptwin: a digital twin for pipeline pump stations.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+
+
+@app.command()
+def solve(
+    network: Annotated[Path, typer.Argument(help="EPANET .inp file (a .yaml sidecar beside it is applied).")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write heads, pressures and flows here.")] = None,
+    duration_h: Annotated[float, typer.Option("--duration-h", help="Extended-period length in hours; 0 = steady.")] = 0.0,
+    accuracy: Annotated[float | None, typer.Option(help="Convergence limit (sum|dq|/sum|q|).")] = None,
+) -> None:
+    """Solve a network's steady state (or an extended period) and report every node and link."""
+    from flows.settings import get_settings
+
+    settings = get_settings()
+    from flows import hydraulics_job
+    from twin.network import NetworkError
+
+    try:
+        report = hydraulics_job.solve_file(network, duration_s=duration_h * 3600.0,
+                                           accuracy=accuracy or settings.twin.accuracy)
+    except NetworkError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(hydraulics_job.describe(report))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=1))
+        typer.echo(f"wrote {json_out}")
+    if not report["converged"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    network: Annotated[Path | None, typer.Option(help="Network file; default the reference pipeline.")] = None,
+) -> None:
+    """Run the main job on the embedded default: solve the reference pipeline and its what-ifs."""
+    from flows.settings import get_settings
+
+    settings = get_settings()
+    from flows import demo as demo_job
+
+    code = demo_job.run(settings, network)
+    sys.stdout.flush()
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""The one settings object, read from `PUMPTWIN_*` environment variables.
+
+`Settings` is composed of one group per concern, each with its own environment prefix
+(`PUMPTWIN_TWIN_`, `PUMPTWIN_MLFLOW_`, `PUMPTWIN_FEAST_`, `PUMPTWIN_QDRANT_`, `PUMPTWIN_PREFECT_`).
+A field can also be set through the root with the nested delimiter `__`:
+`PUMPTWIN_TWIN__ACCURACY=1e-8` and `PUMPTWIN_TWIN_ACCURACY=1e-8` mean the same.
+
+Every piece of embedded state lives under `Settings.home` (default `.pumptwin`, set by
+`PUMPTWIN_HOME`), so deleting that folder starts clean. Importing this module does no work: entry
+points call `get_settings()` once, which builds the object and applies the offline environment,
+and then pass plain values down to the core packages.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "PUMPTWIN_"
+"""Prefix of every pumptwin environment variable."""
+
+OFFLINE_ENVIRONMENT: dict[str, str] = {
+    "DO_NOT_TRACK": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "HAYSTACK_TELEMETRY_ENABLED": "False",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
+"""Variables that stop libraries from phoning home or downloading at run time (see STACK-NOTES)."""
+
+
+class TwinSettings(BaseSettings):
+    """Settings of the physics twin: which network to load and how hard to solve it."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}TWIN_", extra="forbid")
+
+    network: Path | None = Field(
+        default=None,
+        description="Network file (EPANET .inp or pumptwin YAML); None loads the packaged reference pipeline.",
+    )
+    accuracy: float = Field(
+        default=1e-6,
+        gt=0,
+        description="Convergence criterion of the hydraulic solver: sum of flow changes over sum of flows.",
+    )
+    max_trials: int = Field(default=200, ge=1, description="Maximum solver iterations per hydraulic solve.")
+    batch_size: int = Field(
+        default=2048,
+        ge=1,
+        description="Scenarios solved together in one vectorised batch (about 2,000 stays in cache).",
+    )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="Worker threads for compiled kernels; None uses every available core.",
+    )
+
+
+class MlflowSettings(BaseSettings):
+    """Where MLflow keeps runs, the model registry and artifacts."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}MLFLOW_", extra="forbid")
+
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking and registry URI; None means SQLite at `sqlite:///<home>/mlflow.db`.",
+    )
+    artifact_root: Path | None = Field(
+        default=None,
+        description="Folder for run artifacts with the embedded store; None means `<home>/mlartifacts`.",
+    )
+
+
+class FeastSettings(BaseSettings):
+    """Where the Feast feature repository lives; stores are configured in its `feature_store.yaml`."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}FEAST_", extra="forbid")
+
+    repo_path: Path = Field(
+        default=Path("features"),
+        description="Folder holding `feature_store.yaml` and the feature definitions.",
+    )
+
+
+class QdrantSettings(BaseSettings):
+    """The vector store: a Qdrant server when `url` is set, else Qdrant local mode on disk."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}QDRANT_", extra="forbid")
+
+    url: str | None = Field(
+        default=None,
+        description="URL of a Qdrant server or cluster; None uses local mode in `path`.",
+    )
+    path: Path | None = Field(
+        default=None,
+        description="Folder of the local-mode store; None means `<home>/qdrant`. Ignored when `url` is set.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="API key of the Qdrant server; never logged or serialized.",
+    )
+
+
+class PrefectSettings(BaseSettings):
+    """Which Prefect API the flows talk to."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}PREFECT_", extra="forbid")
+
+    api_url: str | None = Field(
+        default=None,
+        description="Prefect API URL, e.g. `http://127.0.0.1:4200/api`; None uses Prefect's temporary local API.",
+    )
+
+
+_GROUPS: dict[str, type[BaseSettings]] = {
+    "twin": TwinSettings,
+    "mlflow": MlflowSettings,
+    "feast": FeastSettings,
+    "qdrant": QdrantSettings,
+    "prefect": PrefectSettings,
+}
+
+
+class Settings(BaseSettings):
+    """Root settings of pumptwin, composed of one group per concern.
+
+    Build it once per entry point (flow, CLI, service) with `get_settings()` and pass plain values
+    down; core functions never take a `Settings`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
+
+    home: Path = Field(
+        default=Path(".pumptwin"),
+        description="Folder holding every piece of embedded state; delete it to start clean.",
+    )
+    twin: TwinSettings = Field(default_factory=TwinSettings, description="Physics twin and hydraulic solver.")
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings, description="Experiment tracking and registry.")
+    feast: FeastSettings = Field(default_factory=FeastSettings, description="Feature store.")
+    qdrant: QdrantSettings = Field(default_factory=QdrantSettings, description="Vector store for the agent.")
+    prefect: PrefectSettings = Field(default_factory=PrefectSettings, description="Orchestration API.")
+
+    @field_validator("twin", "mlflow", "feast", "qdrant", "prefect", mode="before")
+    @classmethod
+    def _build_group(cls, value: object, info: ValidationInfo) -> object:
+        """Build a group from a dict, so its own `PUMPTWIN_<GROUP>_*` variables fill the other fields."""
+        if isinstance(value, dict) and info.field_name is not None:
+            return _GROUPS[info.field_name](**value)
+        return value
+
+    @property
+    def bench_dir(self) -> Path:
+        """Folder for benchmark results."""
+        return self.home / "bench"
+
+    @property
+    def numba_cache_dir(self) -> Path:
+        """Folder where Numba caches compiled kernels."""
+        return self.home / "numba"
+
+    @property
+    def raw_dir(self) -> Path:
+        """Root of the raw store (parquet, partitioned by station and day)."""
+        return self.home / "raw"
+
+    @property
+    def feast_dir(self) -> Path:
+        """Folder for Feast's embedded registry, online store and offline data."""
+        return self.home / "feast"
+
+    @property
+    def prefect_home(self) -> Path:
+        """Folder for Prefect's embedded state (its SQLite database)."""
+        return self.home / "prefect"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        """The MLflow tracking URI: the configured one, else SQLite under `home`."""
+        if self.mlflow.tracking_uri is not None:
+            return self.mlflow.tracking_uri
+        return f"sqlite:///{(self.home / 'mlflow.db').absolute().as_posix()}"
+
+    @property
+    def mlflow_artifact_root(self) -> Path:
+        """Folder for MLflow artifacts with the embedded store."""
+        return self.mlflow.artifact_root if self.mlflow.artifact_root is not None else self.home / "mlartifacts"
+
+    @property
+    def qdrant_path(self) -> Path:
+        """Folder of Qdrant's local-mode store."""
+        return self.qdrant.path if self.qdrant.path is not None else self.home / "qdrant"
+
+
+def apply_offline_environment(settings: Settings) -> None:
+    """Set the process environment for offline, embedded operation and create `settings.home`.
+
+    Uses `os.environ.setdefault`, so a value the caller already set wins. Sets every variable in
+    `OFFLINE_ENVIRONMENT`, `NUMBA_CACHE_DIR` (to `<home>/numba`), `PREFECT_HOME` (to
+    `<home>/prefect`) and, when `settings.prefect.api_url` is set, `PREFECT_API_URL`.
+    Call it before importing numba or prefect: both read these variables at import.
+
+    Args:
+        settings: The settings of this entry point.
+    """
+    for name, value in OFFLINE_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(settings.numba_cache_dir.absolute()))
+    os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home.absolute()))
+    if settings.prefect.api_url is not None:
+        os.environ.setdefault("PREFECT_API_URL", settings.prefect.api_url)
+    settings.home.mkdir(parents=True, exist_ok=True)
+
+
+def get_settings() -> Settings:
+    """Build the settings from the environment and apply the offline environment.
+
+    Entry points (flows, the CLI, services) call this once and pass values down.
+
+    Returns:
+        The settings of this process.
+    """
+    settings = Settings()
+    apply_offline_environment(settings)
+    return settings

@@ -1,0 +1,137 @@
+"""Loading networks: EPANET files plus the pipeline data EPANET cannot hold.
+
+A network is an EPANET ``.inp`` file, optionally with a sidecar ``<stem>.yaml``
+beside it that adds what pipeline engineers need and EPANET has no place for:
+the fluid, atmospheric pressure, MAOP per pipe (MPa gauge), pump stations,
+NPSH-required curves (m3/s, m) and speed limits. ``load_network`` reads both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from twin.eps import EpsResult
+from twin.hydraulics import STATUS_NAMES, HydraulicModel
+from twin.inp import read_inp
+from twin.network import Curve, Fluid, Network, NetworkError
+
+REFERENCE_PIPELINE = "reference_pipeline.inp"
+
+
+def reference_pipeline_path() -> Path:
+    """Path of the packaged reference pipeline (.inp; its .yaml sidecar lies beside it)."""
+    return Path(str(resources.files("twin") / "networks" / REFERENCE_PIPELINE))
+
+
+def load_network(path: str | Path | None = None) -> Network:
+    """Read an EPANET file and apply its sidecar ``.yaml`` when one exists.
+
+    Args:
+        path: The ``.inp`` file; None loads the packaged reference pipeline.
+
+    Raises:
+        NetworkError: For an unreadable or invalid file, naming file and element.
+    """
+    inp = Path(path) if path is not None else reference_pipeline_path()
+    if not inp.is_file():
+        raise NetworkError(f"{inp}: no such network file")
+    network = read_inp(inp)
+    sidecar = inp.with_suffix(".yaml")
+    if sidecar.is_file():
+        try:
+            data = yaml.safe_load(sidecar.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise NetworkError(f"{sidecar.name}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise NetworkError(f"{sidecar.name}: expected a mapping at the top level")
+        try:
+            network = apply_assets(network, data)
+        except NetworkError as exc:
+            raise NetworkError(f"{sidecar.name}: {exc}") from exc
+    return network
+
+
+def apply_assets(network: Network, data: dict[str, Any]) -> Network:
+    """Return ``network`` with the sidecar's fluid, curves, pump data and MAOPs applied.
+
+    Args:
+        network: The network read from the EPANET file.
+        data: Parsed sidecar: ``fluid`` (Fluid fields), ``atmospheric_pressure_pa``,
+            ``curves`` ({id: {kind, points}}), ``pumps`` ({id: {station,
+            npshr_curve, efficiency_curve, min_speed, max_speed}}), ``maop_mpa``
+            ({pipe id: MPa}).
+
+    Raises:
+        NetworkError: When an id names no pipe, pump or curve, or a value is invalid.
+    """
+    fluid = network.fluid
+    if "fluid" in data:
+        try:
+            fluid = Fluid(**data["fluid"])
+        except TypeError as exc:
+            raise NetworkError(f"fluid: {exc}") from exc
+    curves = list(network.curves)
+    for cid, spec in (data.get("curves") or {}).items():
+        points = tuple((float(x), float(y)) for x, y in spec.get("points", ()))
+        curves.append(Curve(str(cid), points, str(spec.get("kind", "HEAD")).upper()))
+    pump_data = data.get("pumps") or {}
+    pump_ids = {p.id for p in network.pumps}
+    for pid in pump_data:
+        if pid not in pump_ids:
+            raise NetworkError(f"pumps: pump {pid!r} does not exist")
+    pumps = tuple(replace(p, **_pump_fields(pump_data.get(p.id) or {})) for p in network.pumps)
+    maop = data.get("maop_mpa") or {}
+    pipe_ids = {p.id for p in network.pipes}
+    for pid, value in maop.items():
+        if pid not in pipe_ids:
+            raise NetworkError(f"maop_mpa: pipe {pid!r} does not exist")
+        if not float(value) > 0:
+            raise NetworkError(f"maop_mpa: pipe {pid!r} needs an MAOP > 0, got {value}")
+    pipes = tuple(replace(p, maop_pa=float(maop[p.id]) * 1e6) if p.id in maop else p for p in network.pipes)
+    atm = float(data.get("atmospheric_pressure_pa", network.atmospheric_pressure_pa))
+    return replace(network, fluid=fluid, curves=tuple(curves), pumps=pumps, pipes=pipes, atmospheric_pressure_pa=atm)
+
+
+def _pump_fields(spec: dict[str, Any]) -> dict[str, Any]:
+    allowed = {"station", "npshr_curve", "efficiency_curve", "min_speed", "max_speed"}
+    unknown = set(spec) - allowed
+    if unknown:
+        raise NetworkError(f"pumps: unknown fields {sorted(unknown)}")
+    return {k: (float(v) if k.endswith("speed") else str(v)) for k, v in spec.items()}
+
+
+def solution_to_dict(model: HydraulicModel, result: EpsResult, scenario: int = 0) -> dict[str, Any]:
+    """Nodes' heads and pressures (m) and links' flows (m3/s) and status, keyed by the file's ids.
+
+    A steady state (one reporting time) gives flat values; an extended period
+    gives one list per element over ``times_s``.
+    """
+    single = result.times_s.size == 1
+    heads = result.head_m[:, scenario, :]
+    pressures = heads - model.elevation_m
+    flows = result.flow_m3s[:, scenario, :]
+    status = result.status[:, scenario, :]
+
+    def pick(values: np.ndarray) -> Any:
+        return float(values[0]) if single else [float(v) for v in values]
+
+    def pick_status(values: np.ndarray) -> Any:
+        names = [STATUS_NAMES[int(v)] for v in values]
+        return names[0] if single else names
+
+    return {
+        "network": model.network.name,
+        "units": {"head": "m", "pressure": "m", "flow": "m3/s", "time": "s"},
+        "times_s": [int(t) for t in result.times_s],
+        "converged": bool(result.converged[:, scenario].all()),
+        "nodes": {nid: {"head_m": pick(heads[:, i]), "pressure_m": pick(pressures[:, i])}
+                  for i, nid in enumerate(model.node_ids)},
+        "links": {lid: {"flow_m3s": pick(flows[:, k]), "status": pick_status(status[:, k])}
+                  for k, lid in enumerate(model.link_ids)},
+    }
