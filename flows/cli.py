@@ -13,15 +13,18 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="pumptwin: a digital twin for pipeline pump stations.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="pumptwin: a digital twin for pipeline pump stations.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 
 
 @app.command()
 def solve(
     network: Annotated[Path, typer.Argument(help="EPANET .inp file (a .yaml sidecar beside it is applied).")],
     json_out: Annotated[Path | None, typer.Option("--json", help="Write heads, pressures and flows here.")] = None,
-    duration_h: Annotated[float, typer.Option("--duration-h", help="Extended-period length in hours; 0 = steady.")] = 0.0,
+    duration_h: Annotated[
+        float, typer.Option("--duration-h", help="Extended-period length in hours; 0 = steady.")
+    ] = 0.0,
     accuracy: Annotated[float | None, typer.Option(help="Convergence limit (sum|dq|/sum|q|).")] = None,
 ) -> None:
     """Solve a network's steady state (or an extended period) and report every node and link."""
@@ -32,8 +35,9 @@ def solve(
     from twin.network import NetworkError
 
     try:
-        report = hydraulics_job.solve_file(network, duration_s=duration_h * 3600.0,
-                                           accuracy=accuracy or settings.twin.accuracy)
+        report = hydraulics_job.solve_file(
+            network, duration_s=duration_h * 3600.0, accuracy=accuracy or settings.twin.accuracy
+        )
     except NetworkError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -21,4 +21,4 @@ def describe(report: dict[str, Any]) -> str:
     n_t = len(report["times_s"])
     state = "converged" if report["converged"] else "DID NOT CONVERGE"
     period = "steady state" if n_t == 1 else f"{n_t} reporting times"
-    return (f"{report['network']}: {len(report['nodes'])} nodes, {len(report['links'])} links, {period}, {state}")
+    return f"{report['network']}: {len(report['nodes'])} nodes, {len(report['links'])} links, {period}, {state}"

@@ -94,9 +94,13 @@ def _compile_controls(model: HydraulicModel) -> _Controls:
             rows.append((TIMEOFDAY, k, -1, 0.0, round(c.clocktime_s) % DAY_S, status, setting))
     cols = list(zip(*rows, strict=True)) if rows else [()] * 7
     return _Controls(
-        kind=np.array(cols[0], np.int64), link=np.array(cols[1], np.int64), node=np.array(cols[2], np.int64),
-        grade_m=np.array(cols[3], np.float64), time_s=np.array(cols[4], np.int64),
-        status=np.array(cols[5], np.int64), setting=np.array(cols[6], np.float64),
+        kind=np.array(cols[0], np.int64),
+        link=np.array(cols[1], np.int64),
+        node=np.array(cols[2], np.int64),
+        grade_m=np.array(cols[3], np.float64),
+        time_s=np.array(cols[4], np.int64),
+        status=np.array(cols[5], np.int64),
+        setting=np.array(cols[6], np.float64),
     )
 
 
@@ -150,8 +154,16 @@ class _Patterns:
             self._cache[period] = d
         return self._cache[period]
 
-    def apply(self, rows: IntArray, periods: IntArray, batch: ScenarioBatch, scale: FloatArray,
-              speeds: FloatArray, status: IntArray, pump_link: IntArray) -> None:
+    def apply(
+        self,
+        rows: IntArray,
+        periods: IntArray,
+        batch: ScenarioBatch,
+        scale: FloatArray,
+        speeds: FloatArray,
+        status: IntArray,
+        pump_link: IntArray,
+    ) -> None:
         """Write demands, reservoir heads and pump speeds of ``rows`` at their periods into ``batch`` and state."""
         for period in np.unique(periods):
             sel = rows[periods == period]
@@ -180,11 +192,14 @@ class _Tanks:
         self.hmax = np.array([t.elevation_m + t.max_level_m for t in net.tanks])
         self.overflow = np.array([t.overflow for t in net.tanks], dtype=bool)
         self.curves = [net.curve(t.volume_curve) if t.volume_curve else None for t in net.tanks]
-        self.vmin = np.array([
-            self._curve_volume(i, t.min_level_m) if self.curves[i] is not None
-            else (t.min_volume_m3 if t.min_volume_m3 > 0 else self.area[i] * t.min_level_m)
-            for i, t in enumerate(net.tanks)
-        ])
+        self.vmin = np.array(
+            [
+                self._curve_volume(i, t.min_level_m)
+                if self.curves[i] is not None
+                else (t.min_volume_m3 if t.min_volume_m3 > 0 else self.area[i] * t.min_level_m)
+                for i, t in enumerate(net.tanks)
+            ]
+        )
         self.vmax = self.volume(self.hmax[None, :])[0] if len(net.tanks) else np.zeros(0)
 
     def _curve_volume(self, i: int, depth: float | FloatArray) -> FloatArray:
@@ -194,7 +209,7 @@ class _Tanks:
 
     def volume(self, head: FloatArray) -> FloatArray:
         """(B, n_tanks) volumes in m3 at heads ``head`` (B, n_tanks) in m."""
-        v = self.vmin + (head - self.hmin) * self.area
+        v: FloatArray = self.vmin + (head - self.hmin) * self.area
         for i, c in enumerate(self.curves):
             if c is not None:
                 v[:, i] = self._curve_volume(i, head[:, i] - self.elev[i])
@@ -202,14 +217,14 @@ class _Tanks:
 
     def head(self, volume: FloatArray) -> FloatArray:
         """(B, n_tanks) heads in m for volumes (B, n_tanks) in m3."""
-        h = self.hmin + (volume - self.vmin) / self.area
+        h: FloatArray = self.hmin + (volume - self.vmin) / self.area
         for i, c in enumerate(self.curves):
             if c is not None:
                 h[:, i] = self.elev[i] + np.interp(volume[:, i], c.y, c.x)
         return h
 
 
-def simulate(
+def simulate(  # noqa: PLR0915 - the time loop reads best in one place
     model: HydraulicModel,
     batch: ScenarioBatch | None = None,
     *,
@@ -262,9 +277,12 @@ def simulate(
     report_times = list(range(rstart, duration + 1, rstep)) if duration > 0 else [0]
     n_t = len(report_times)
     out = EpsResult(
-        times_s=np.array(report_times, np.int64), head_m=np.full((n_t, n_b, model.n_nodes), np.nan),
-        flow_m3s=np.full((n_t, n_b, model.n_links), np.nan), status=np.zeros((n_t, n_b, model.n_links), np.int64),
-        demand_m3s=np.zeros((n_t, n_b, nj)), converged=np.zeros((n_t, n_b), dtype=bool),
+        times_s=np.array(report_times, np.int64),
+        head_m=np.full((n_t, n_b, model.n_nodes), np.nan),
+        flow_m3s=np.full((n_t, n_b, model.n_links), np.nan),
+        status=np.zeros((n_t, n_b, model.n_links), np.int64),
+        demand_m3s=np.zeros((n_t, n_b, nj)),
+        converged=np.zeros((n_t, n_b), dtype=bool),
     )
     report_index = {t: i for i, t in enumerate(report_times)}
     heads = np.tile(model.elevation_m, (n_b, 1))
@@ -274,17 +292,27 @@ def simulate(
         rows = np.flatnonzero(active)
         patterns.apply(rows, patterns.period(htime[rows]), work, scale, speeds, status, model.pump_link)
         if len(net.tanks):
-            heads[rows, nj + nr:] = tanks.head(tank_v[rows])
-            work.fixed_head_m[rows, nr:] = heads[rows, nj + nr:]
-        heads[rows, nj:nj + nr] = work.fixed_head_m[rows, :nr]
-        _apply_controls(controls, rows, htime, tstart, heads, tanks, tank_v, tank_inflow, nj, nr,
-                        status, speeds, vset, model)
-        step = ScenarioBatch(
-            demand_m3s=work.demand_m3s[rows], fixed_head_m=work.fixed_head_m[rows], pump_speed=speeds[rows],
-            link_status=status[rows], valve_setting=vset[rows], emitter_coeff=work.emitter_coeff[rows],
+            heads[rows, nj + nr :] = tanks.head(tank_v[rows])
+            work.fixed_head_m[rows, nr:] = heads[rows, nj + nr :]
+        heads[rows, nj : nj + nr] = work.fixed_head_m[rows, :nr]
+        _apply_controls(
+            controls, rows, htime, tstart, heads, tanks, tank_v, tank_inflow, nj, nr, status, speeds, vset, model
         )
-        res = solve_batch(model, step, accuracy=accuracy, max_trials=max_trials,
-                          initial_flow_m3s=None if flows is None else flows[rows])
+        step = ScenarioBatch(
+            demand_m3s=work.demand_m3s[rows],
+            fixed_head_m=work.fixed_head_m[rows],
+            pump_speed=speeds[rows],
+            link_status=status[rows],
+            valve_setting=vset[rows],
+            emitter_coeff=work.emitter_coeff[rows],
+        )
+        res = solve_batch(
+            model,
+            step,
+            accuracy=accuracy,
+            max_trials=max_trials,
+            initial_flow_m3s=None if flows is None else flows[rows],
+        )
         if flows is None:
             flows = np.zeros((n_b, model.n_links))
         flows[rows] = res.flow_m3s
@@ -297,16 +325,35 @@ def simulate(
         go = rows[~finished]
         if go.size == 0:
             break
-        tstep = _time_step(go, htime, rtime, duration, hstep, patterns, tanks, tank_v, tank_inflow, heads, nj, nr,
-                           controls, tstart, status, speeds, vset, model)
+        tstep = _time_step(
+            go,
+            htime,
+            rtime,
+            duration,
+            hstep,
+            patterns,
+            tanks,
+            tank_v,
+            tank_inflow,
+            heads,
+            nj,
+            nr,
+            controls,
+            tstart,
+            status,
+            speeds,
+            vset,
+            model,
+        )
         _update_tanks(go, tstep, tanks, tank_v, tank_inflow)
         htime[go] += tstep
         rtime[go] = np.where(htime[go] >= rtime[go], rtime[go] + rstep, rtime[go])
     return out
 
 
-def _record(out: EpsResult, report_index: dict[int, int], rows: IntArray, htime: IntArray, res: BatchResult,
-            step: ScenarioBatch) -> None:
+def _record(
+    out: EpsResult, report_index: dict[int, int], rows: IntArray, htime: IntArray, res: BatchResult, step: ScenarioBatch
+) -> None:
     for j, b in enumerate(rows):
         i = report_index.get(int(htime[b]))
         if i is not None:
@@ -317,9 +364,22 @@ def _record(out: EpsResult, report_index: dict[int, int], rows: IntArray, htime:
             out.converged[i, b] = res.flag[j] == 0
 
 
-def _apply_controls(c: _Controls, rows: IntArray, htime: IntArray, tstart: int, heads: FloatArray, tanks: _Tanks,
-                    tank_v: FloatArray, inflow: FloatArray, nj: int, nr: int, status: IntArray, speeds: FloatArray,
-                    vset: FloatArray, model: HydraulicModel) -> None:
+def _apply_controls(
+    c: _Controls,
+    rows: IntArray,
+    htime: IntArray,
+    tstart: int,
+    heads: FloatArray,
+    tanks: _Tanks,
+    tank_v: FloatArray,
+    inflow: FloatArray,
+    nj: int,
+    nr: int,
+    status: IntArray,
+    speeds: FloatArray,
+    vset: FloatArray,
+    model: HydraulicModel,
+) -> None:
     """Apply simple controls whose condition holds (EPANET controls(), tank volumes within one second of flow)."""
     for i in range(len(c.kind)):
         kind = int(c.kind[i])
@@ -344,8 +404,16 @@ def _apply_controls(c: _Controls, rows: IntArray, htime: IntArray, tstart: int, 
         _set_link(model, int(c.link[i]), sel, int(c.status[i]), float(c.setting[i]), status, speeds, vset)
 
 
-def _set_link(model: HydraulicModel, k: int, sel: IntArray, new_status: int, new_setting: float, status: IntArray,
-              speeds: FloatArray, vset: FloatArray) -> None:
+def _set_link(
+    model: HydraulicModel,
+    k: int,
+    sel: IntArray,
+    new_status: int,
+    new_setting: float,
+    status: IntArray,
+    speeds: FloatArray,
+    vset: FloatArray,
+) -> None:
     status[sel, k] = new_status
     if model.link_type[k] == PUMP:
         speeds[sel, int(np.flatnonzero(model.pump_link == k)[0])] = new_setting
@@ -353,10 +421,26 @@ def _set_link(model: HydraulicModel, k: int, sel: IntArray, new_status: int, new
         vset[sel, int(np.flatnonzero(model.valve_link == k)[0])] = new_setting
 
 
-def _time_step(go: IntArray, htime: IntArray, rtime: IntArray, duration: int, hstep: int, patterns: _Patterns,
-               tanks: _Tanks, tank_v: FloatArray, inflow: FloatArray, heads: FloatArray, nj: int, nr: int,
-               c: _Controls, tstart: int, status: IntArray, speeds: FloatArray, vset: FloatArray,
-               model: HydraulicModel) -> IntArray:
+def _time_step(
+    go: IntArray,
+    htime: IntArray,
+    rtime: IntArray,
+    duration: int,
+    hstep: int,
+    patterns: _Patterns,
+    tanks: _Tanks,
+    tank_v: FloatArray,
+    inflow: FloatArray,
+    heads: FloatArray,
+    nj: int,
+    nr: int,
+    c: _Controls,
+    tstart: int,
+    status: IntArray,
+    speeds: FloatArray,
+    vset: FloatArray,
+    model: HydraulicModel,
+) -> IntArray:
     """Next time step (s) per scenario in ``go`` (EPANET timestep(), tanktimestep(), controltimestep())."""
     t_now = htime[go]
     tstep = np.full(go.size, hstep, np.int64)
@@ -371,7 +455,7 @@ def _time_step(go: IntArray, htime: IntArray, rtime: IntArray, duration: int, hs
     shorten(rtime[go] - t_now)
     if tanks.elev.size:
         q = inflow[go]
-        h = heads[go, nj + nr:]
+        h = heads[go, nj + nr :]
         v = tank_v[go]
         fill = (q > QZERO) & (h < tanks.hmax)
         drain = (q < -QZERO) & (h > tanks.hmin)
@@ -391,8 +475,9 @@ def _time_step(go: IntArray, htime: IntArray, rtime: IntArray, duration: int, hs
             h = heads[go, n]
             q = inflow[go, ti]
             grade = float(c.grade_m[i])
-            reach = (np.abs(q) > QZERO) & (((h < grade) & (kind == HIGH) & (q > 0)) |
-                                           ((h > grade) & (kind == LOW) & (q < 0)))
+            reach = (np.abs(q) > QZERO) & (
+                ((h < grade) & (kind == HIGH) & (q > 0)) | ((h > grade) & (kind == LOW) & (q < 0))
+            )
             vg = tanks.volume(np.full((1, tanks.elev.size), grade))[0, ti]
             with np.errstate(divide="ignore", invalid="ignore"):
                 t = np.where(reach, np.round((vg - tank_v[go, ti]) / np.where(q == 0, 1.0, q)), 0).astype(np.int64)
@@ -419,3 +504,23 @@ def _update_tanks(go: IntArray, tstep: IntArray, tanks: _Tanks, tank_v: FloatArr
     v = np.where((v + q >= tanks.vmax) & ~tanks.overflow, tanks.vmax, v)
     v = np.where(v - q <= tanks.vmin, tanks.vmin, v)
     tank_v[go] = v
+
+
+def initial_batch(model: HydraulicModel, size: int = 1) -> ScenarioBatch:
+    """``size`` copies of the network's state at time 0: period-0 demands, reservoir heads and pump speeds.
+
+    Controls are not applied (`simulate` applies them); the batch is ready for `solve_batch`.
+    """
+    batch = base_batch(model, size)
+    patterns = _Patterns(model)
+    rows = np.arange(size)
+    patterns.apply(
+        rows,
+        np.zeros(size, np.int64),
+        batch,
+        np.ones((size, model.n_junctions)),
+        batch.pump_speed,
+        batch.link_status,
+        model.pump_link,
+    )
+    return batch

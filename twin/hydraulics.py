@@ -26,34 +26,65 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
+from twin._kernels import (  # noqa: F401 - re-exported constants
+    ACTIVE,
+    CBIG,
+    CFS,
+    CLOSED,
+    CONST_HP,
+    CONVERGED,
+    CSMALL,
+    CUSTOM,
+    CVPIPE,
+    FCV,
+    FT,
+    GPV,
+    HTOL,
+    HW_EXP,
+    ILL_CONDITIONED,
+    NOT_CONVERGED,
+    OPEN,
+    PBV,
+    PIPE,
+    POWER_FUNC,
+    PRV,
+    PSV,
+    PUMP,
+    QTOL,
+    QZERO,
+    RQTOL,
+    TCV,
+    TEMPCLOSED,
+    XFCV,
+    XHEAD,
+    XPRESSURE,
+    _gga_batch,
+)
 from twin.network import G_EPANET_M_S2, Network, NetworkError, Pump, ValveType
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
-FT = 0.3048
-CFS = FT**3
-# EPANET's tolerances and magic numbers, converted from ft / cfs to SI.
-CBIG = 1.0e8
-CSMALL = 1.0e-6
-RQTOL = 1.0e-7 * FT / CFS
-HTOL = 0.0005 * FT
-QTOL = 0.0001 * CFS
-QZERO = 1.0e-6 * CFS
-HW_EXP = 1.852
+THREE_POINTS = 3
+MAX_CURVE_EXPONENT = 20.0
 
-# Link types.
-PIPE, CVPIPE, PUMP, PRV, PSV, PBV, FCV, TCV, GPV = range(9)
-VALVE_CODES = {ValveType.PRV: PRV, ValveType.PSV: PSV, ValveType.PBV: PBV, ValveType.FCV: FCV,
-               ValveType.TCV: TCV, ValveType.GPV: GPV}
-# Link status codes; a link is closed when its status <= CLOSED.
-XHEAD, TEMPCLOSED, CLOSED, OPEN, ACTIVE, XFCV, XPRESSURE = range(7)
-STATUS_NAMES = {XHEAD: "CLOSED", TEMPCLOSED: "CLOSED", CLOSED: "CLOSED", OPEN: "OPEN", ACTIVE: "ACTIVE",
-                XFCV: "OPEN", XPRESSURE: "OPEN"}
-# Pump kinds.
-POWER_FUNC, CUSTOM, CONST_HP = range(3)
-# Scenario outcome flags.
-CONVERGED, NOT_CONVERGED, ILL_CONDITIONED = range(3)
+VALVE_CODES = {
+    ValveType.PRV: PRV,
+    ValveType.PSV: PSV,
+    ValveType.PBV: PBV,
+    ValveType.FCV: FCV,
+    ValveType.TCV: TCV,
+    ValveType.GPV: GPV,
+}
+STATUS_NAMES = {
+    XHEAD: "CLOSED",
+    TEMPCLOSED: "CLOSED",
+    CLOSED: "CLOSED",
+    OPEN: "OPEN",
+    ACTIVE: "ACTIVE",
+    XFCV: "OPEN",
+    XPRESSURE: "OPEN",
+}
 
 
 @dataclass(frozen=True)
@@ -195,7 +226,7 @@ class BatchResult:
     @property
     def converged(self) -> NDArray[np.bool_]:
         """(B,) True where the scenario converged."""
-        return self.flag == CONVERGED
+        return np.asarray(self.flag == CONVERGED)
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,8 +234,9 @@ class BatchResult:
 # --------------------------------------------------------------------------------------------
 
 
-def _pump_params(network: Network, pump: Pump) -> tuple[int, float, float, float, float, float, tuple[float, ...],
-                                                       tuple[float, ...]]:
+def _pump_params(
+    network: Network, pump: Pump
+) -> tuple[int, float, float, float, float, float, tuple[float, ...], tuple[float, ...]]:
     """EPANET pump parameters: (kind, h0, r, n, q0, hmax, curve x, curve y) in head-loss convention."""
     if pump.power_w is not None:
         # h q = 8.814 P[hp] in ft and cfs (water), converted to m and m3/s.
@@ -213,7 +245,7 @@ def _pump_params(network: Network, pump: Pump) -> tuple[int, float, float, float
     assert pump.head_curve is not None
     curve = network.curve(pump.head_curve)
     xs, ys = curve.x, curve.y
-    if len(xs) == 1 or (len(xs) == 3 and xs[0] == 0.0):
+    if len(xs) == 1 or (len(xs) == THREE_POINTS and xs[0] == 0.0):
         if len(xs) == 1:
             q1, h1 = xs[0], ys[0]
             h0, q2, h2 = 1.33334 * h1, 2.0 * q1, 0.0
@@ -236,7 +268,7 @@ def _power_curve(pump_id: str, h0: float, h1: float, h2: float, q1: float, q2: f
     h4 = h0 - h1
     h5 = h0 - h2
     c = math.log(h5 / h4) / math.log(q2 / q1)
-    if c <= 0.0 or c > 20.0:
+    if c <= 0.0 or c > MAX_CURVE_EXPONENT:
         raise NetworkError(f"pump {pump_id!r}: head curve exponent {c:.3g} is out of range")
     b = -h4 / q1**c
     if b >= 0.0:
@@ -253,11 +285,11 @@ def _resistance(network: Network, length_m: float, diameter_m: float, roughness:
         if roughness <= 0:
             raise NetworkError(f"pipe {pipe_id!r}: Hazen-Williams C must be > 0")
         r_us = 4.727 * length / roughness**HW_EXP / d**4.871
-        return r_us * FT ** (1.0 - 3.0 * HW_EXP)
+        return float(r_us * FT ** (1.0 - 3.0 * HW_EXP))
     if formula == "D-W":
-        return length_m / 2.0 / G_EPANET_M_S2 / diameter_m / (math.pi * diameter_m**2 / 4.0) ** 2
+        return float(length_m) / 2.0 / G_EPANET_M_S2 / diameter_m / (math.pi * diameter_m**2 / 4.0) ** 2
     r_us = (4.0 * roughness / (1.49 * math.pi * d * d)) ** 2 * (d / 4.0) ** -1.333 * length
-    return r_us * FT ** (1.0 - 6.0)
+    return float(r_us * FT ** (1.0 - 6.0))
 
 
 def _minor_loss(k: float, diameter_m: float) -> float:
@@ -265,7 +297,7 @@ def _minor_loss(k: float, diameter_m: float) -> float:
     return 0.02517 * k / diameter_m**4 / FT
 
 
-def compile_network(network: Network) -> HydraulicModel:
+def compile_network(network: Network) -> HydraulicModel:  # noqa: PLR0915 - one pass over each element table
     """Compile ``network`` into arrays and a symbolic factorisation for `solve_batch`.
 
     Raises:
@@ -364,17 +396,53 @@ def compile_network(network: Network) -> HydraulicModel:
     _check_connected(network, nj, n1, n2)
     col_ptr, col_rows, pos, upd_ptr, upd_a, upd_b, upd_dst, ndx = _symbolic(nj, n1, n2)
     return HydraulicModel(
-        network=network, node_ids=node_ids, link_ids=link_ids, n_junctions=nj, elevation_m=elevation,
-        base_demand_m3s=base_demand, fixed_head_m=fixed_head, fixed_is_tank=fixed_is_tank, fixed_hmin_m=hmin,
-        fixed_hmax_m=hmax, link_type=ltype, link_n1=n1, link_n2=n2, link_r=r, link_ml=ml, link_diameter_m=diam,
-        link_rel_roughness=rel_rough, link_status0=status0, link_setting0=setting0, link_ndx=ndx,
-        headloss_exp=HW_EXP if opts.headloss == "H-W" else 2.0, darcy=opts.headloss == "D-W",
-        viscosity_m2_s=opts.viscosity_m2_s, emitter_coeff0=emitter0, emitter_exp=opts.emitter_exponent,
-        pump_link=pump_link, pump_kind=pump_kind, pump_h0=pump_h0, pump_r=pump_r, pump_n=pump_n, pump_q0=pump_q0,
-        pump_hmax=pump_hmax, pump_curve_start=pump_cs, pump_curve_end=pump_ce, valve_link=valve_link,
-        valve_curve_start=valve_cs, valve_curve_end=valve_ce, curve_x=np.array(curve_x, np.float64),
-        curve_y=np.array(curve_y, np.float64), col_ptr=col_ptr, col_rows=col_rows, node_pos=pos, upd_ptr=upd_ptr,
-        upd_a=upd_a, upd_b=upd_b, upd_dst=upd_dst, link_index={lid: i for i, lid in enumerate(link_ids)},
+        network=network,
+        node_ids=node_ids,
+        link_ids=link_ids,
+        n_junctions=nj,
+        elevation_m=elevation,
+        base_demand_m3s=base_demand,
+        fixed_head_m=fixed_head,
+        fixed_is_tank=fixed_is_tank,
+        fixed_hmin_m=hmin,
+        fixed_hmax_m=hmax,
+        link_type=ltype,
+        link_n1=n1,
+        link_n2=n2,
+        link_r=r,
+        link_ml=ml,
+        link_diameter_m=diam,
+        link_rel_roughness=rel_rough,
+        link_status0=status0,
+        link_setting0=setting0,
+        link_ndx=ndx,
+        headloss_exp=HW_EXP if opts.headloss == "H-W" else 2.0,
+        darcy=opts.headloss == "D-W",
+        viscosity_m2_s=opts.viscosity_m2_s,
+        emitter_coeff0=emitter0,
+        emitter_exp=opts.emitter_exponent,
+        pump_link=pump_link,
+        pump_kind=pump_kind,
+        pump_h0=pump_h0,
+        pump_r=pump_r,
+        pump_n=pump_n,
+        pump_q0=pump_q0,
+        pump_hmax=pump_hmax,
+        pump_curve_start=pump_cs,
+        pump_curve_end=pump_ce,
+        valve_link=valve_link,
+        valve_curve_start=valve_cs,
+        valve_curve_end=valve_ce,
+        curve_x=np.array(curve_x, np.float64),
+        curve_y=np.array(curve_y, np.float64),
+        col_ptr=col_ptr,
+        col_rows=col_rows,
+        node_pos=pos,
+        upd_ptr=upd_ptr,
+        upd_a=upd_a,
+        upd_b=upd_b,
+        upd_dst=upd_dst,
+        link_index={lid: i for i, lid in enumerate(link_ids)},
         node_index=node_index,
     )
 
@@ -399,7 +467,7 @@ def _check_connected(network: Network, nj: int, n1: IntArray, n2: IntArray) -> N
         raise NetworkError(f"junctions {shown} are not connected to any reservoir or tank")
 
 
-def _symbolic(
+def _symbolic(  # noqa: PLR0912 - ordering and symbolic factorisation in one pass
     nj: int, n1: IntArray, n2: IntArray
 ) -> tuple[IntArray, IntArray, IntArray, IntArray, IntArray, IntArray, IntArray, IntArray]:
     """Minimum-degree ordering and symbolic Cholesky factor of the junction matrix.
@@ -437,7 +505,7 @@ def _symbolic(
         for u in nbrs:
             graph[u].discard(v)
         for i, u in enumerate(nbrs):
-            for w in nbrs[i + 1:]:
+            for w in nbrs[i + 1 :]:
                 if w not in graph[u]:
                     graph[u].add(w)
                     graph[w].add(u)
@@ -466,8 +534,16 @@ def _symbolic(
         if a < nj and b < nj:
             pa, pb = int(pos[a]), int(pos[b])
             ndx[k_link] = entry[(max(pa, pb), min(pa, pb))]
-    return (col_ptr, col_rows, pos, upd_ptr, np.array(ua, np.int64), np.array(ub, np.int64),
-            np.array(ud, np.int64), ndx)
+    return (
+        col_ptr,
+        col_rows,
+        pos,
+        upd_ptr,
+        np.array(ua, np.int64),
+        np.array(ub, np.int64),
+        np.array(ud, np.int64),
+        ndx,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,8 +585,9 @@ def solve_batch(
         batch: Scenario inputs (SI).
         accuracy: Convergence limit on sum|dq| / sum|q| (EPANET's ACCURACY).
         max_trials: Iteration limit (default: the network's TRIALS option).
-        initial_flow_m3s: (B, n_links) warm-start flows, e.g. from the previous
-            time step; default EPANET's cold start.
+        initial_flow_m3s: (B, n_links) or (n_links,) warm-start flows, e.g. from the
+            previous time step or a base case; links opened since start cold (EPANET's
+            initial flows). Default: EPANET's cold start for every link.
         chunk: Scenarios per kernel call (keeps the working set in cache).
 
     Returns:
@@ -523,12 +600,17 @@ def solve_batch(
     nn, nl, nj = model.n_nodes, model.n_links, model.n_junctions
     nf = nn - nj
     out = BatchResult(
-        head_m=np.empty((b_total, nn)), flow_m3s=np.empty((b_total, nl)), status=np.empty((b_total, nl), np.int64),
-        emitter_flow_m3s=np.zeros((b_total, nj)), fixed_inflow_m3s=np.zeros((b_total, nf)),
-        iterations=np.zeros(b_total, np.int64), relative_error=np.zeros(b_total), flag=np.zeros(b_total, np.int64),
+        head_m=np.empty((b_total, nn)),
+        flow_m3s=np.empty((b_total, nl)),
+        status=np.empty((b_total, nl), np.int64),
+        emitter_flow_m3s=np.zeros((b_total, nj)),
+        fixed_inflow_m3s=np.zeros((b_total, nf)),
+        iterations=np.zeros(b_total, np.int64),
+        relative_error=np.zeros(b_total),
+        flag=np.zeros(b_total, np.int64),
     )
     warm = initial_flow_m3s is not None
-    q_init = initial_flow_m3s if initial_flow_m3s is not None else np.zeros((b_total, nl))
+    q_init = np.zeros((b_total, nl)) if initial_flow_m3s is None else np.broadcast_to(initial_flow_m3s, (b_total, nl))
     for start in range(0, b_total, chunk):
         s = slice(start, min(start + chunk, b_total))
         _gga_batch(
@@ -538,584 +620,59 @@ def solve_batch(
             np.ascontiguousarray(batch.link_status[s], np.int64),
             np.ascontiguousarray(batch.valve_setting[s], np.float64),
             np.ascontiguousarray(batch.emitter_coeff[s], np.float64),
-            np.ascontiguousarray(q_init[s], np.float64), warm,
-            model.elevation_m, model.fixed_is_tank, model.fixed_hmin_m, model.fixed_hmax_m,
-            model.link_type, model.link_n1, model.link_n2, model.link_r, model.link_ml, model.link_diameter_m,
-            model.link_rel_roughness, model.link_ndx, model.headloss_exp, model.darcy, model.viscosity_m2_s,
-            model.emitter_exp, model.pump_link, model.pump_kind, model.pump_h0, model.pump_r, model.pump_n,
-            model.pump_q0, model.pump_hmax, model.pump_curve_start, model.pump_curve_end, model.valve_link,
-            model.valve_curve_start, model.valve_curve_end, model.curve_x, model.curve_y,
-            model.col_ptr, model.col_rows, model.node_pos, model.upd_ptr, model.upd_a, model.upd_b, model.upd_dst,
-            accuracy, trials, extra, opts.check_frequency, opts.max_check, opts.damp_limit,
-            out.head_m[s], out.flow_m3s[s], out.status[s], out.emitter_flow_m3s[s], out.fixed_inflow_m3s[s],
-            out.iterations[s], out.relative_error[s], out.flag[s],
+            np.ascontiguousarray(q_init[s], np.float64),
+            warm,
+            model.elevation_m,
+            model.fixed_is_tank,
+            model.fixed_hmin_m,
+            model.fixed_hmax_m,
+            model.link_type,
+            model.link_n1,
+            model.link_n2,
+            model.link_r,
+            model.link_ml,
+            model.link_diameter_m,
+            model.link_rel_roughness,
+            model.link_ndx,
+            model.headloss_exp,
+            model.darcy,
+            model.viscosity_m2_s,
+            model.emitter_exp,
+            model.pump_link,
+            model.pump_kind,
+            model.pump_h0,
+            model.pump_r,
+            model.pump_n,
+            model.pump_q0,
+            model.pump_hmax,
+            model.pump_curve_start,
+            model.pump_curve_end,
+            model.valve_link,
+            model.valve_curve_start,
+            model.valve_curve_end,
+            model.curve_x,
+            model.curve_y,
+            model.col_ptr,
+            model.col_rows,
+            model.node_pos,
+            model.upd_ptr,
+            model.upd_a,
+            model.upd_b,
+            model.upd_dst,
+            accuracy,
+            trials,
+            extra,
+            opts.check_frequency,
+            opts.max_check,
+            opts.damp_limit,
+            4 * nb.get_num_threads(),
+            out.head_m[s],
+            out.flow_m3s[s],
+            out.status[s],
+            out.emitter_flow_m3s[s],
+            out.fixed_inflow_m3s[s],
+            out.iterations[s],
+            out.relative_error[s],
+            out.flag[s],
         )
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# Compiled kernel (one scenario per thread)
-# --------------------------------------------------------------------------------------------
-
-_JIT = {"nogil": True, "cache": True, "fastmath": {"afn", "arcp", "contract", "nsz", "reassoc"}, "error_model": "numpy"}
-
-
-@nb.njit(**_JIT)
-def _friction_factor(q: float, e: float, s: float) -> tuple[float, float]:  # pragma: no cover - compiled
-    """Darcy friction factor and its derivative in q (EPANET: Swamee-Jain above Re 4000, Dunlop's cubic below)."""
-    a1 = 3.14159265358979323850e03
-    a2 = 1.57079632679489661930e03
-    a8 = 4.61841319859066668690e00
-    a9 = -8.68588963806503655300e-01
-    ab = 3.28895476345399058690e-03
-    ac = -5.14214965799093883760e-03
-    w = q / s
-    if w >= a1:
-        y1 = a8 / w**0.9
-        y2 = e / 3.7 + y1
-        y3 = a9 * math.log(y2)
-        f = 1.0 / (y3 * y3)
-        dfdq = 1.8 * f * y1 * a9 / y2 / y3 / q
-        return f, dfdq
-    y2 = e / 3.7 + ab
-    y3 = a9 * math.log(y2)
-    fa = 1.0 / (y3 * y3)
-    fb = (2.0 + ac / (y2 * y3)) * fa
-    r = w / a2
-    x1 = 7.0 * fa - fb
-    x2 = 0.128 - 17.0 * fa + 2.5 * fb
-    x3 = -0.128 + 13.0 * fa - (fb + fb)
-    x4 = 0.032 - 3.0 * fa + 0.5 * fb
-    f = x1 + r * (x2 + r * (x3 + r * x4))
-    dfdq = (x2 + r * (2.0 * x3 + r * 3.0 * x4)) / s / a2
-    return f, dfdq
-
-
-@nb.njit(**_JIT)
-def _valve_pq(q: float, km: float, closed: bool) -> tuple[float, float]:  # pragma: no cover - compiled
-    """P and Y of an open, closed or throttled valve (EPANET valvecoeff)."""
-    if closed:
-        return 1.0 / (CBIG * (FT / CFS)), q
-    if km > 0.0:
-        hgrad = 2.0 * km * abs(q)
-        if hgrad < RQTOL:
-            hgrad = RQTOL / 2.0
-            hloss = q * hgrad
-        else:
-            hloss = q * hgrad / 2.0
-        return 1.0 / hgrad, hloss / hgrad
-    return 1.0 / (CSMALL * (FT / CFS)), q
-
-
-@nb.njit(**_JIT)
-def _curve_segment(x: FloatArray, y: FloatArray, i0: int, i1: int, q: float) -> tuple[float, float]:  # pragma: no cover
-    """Intercept and slope of the curve segment bracketing q (EPANET curvecoeff)."""
-    npts = i1 - i0
-    k2 = 0
-    while k2 < npts and x[i0 + k2] < q:
-        k2 += 1
-    if k2 == 0:
-        k2 = 1
-    elif k2 == npts:
-        k2 -= 1
-    k1 = k2 - 1
-    r = (y[i0 + k2] - y[i0 + k1]) / (x[i0 + k2] - x[i0 + k1])
-    return y[i0 + k1] - r * x[i0 + k1], r
-
-
-@nb.njit(**_JIT)
-def _cv_status(s: int, dh: float, q: float) -> int:  # pragma: no cover - compiled
-    """Check-valve status from head loss dh (m) and flow q (m3/s) (EPANET cvstatus)."""
-    if abs(dh) > HTOL:
-        if dh < -HTOL:
-            return CLOSED
-        if q < -QTOL:
-            return CLOSED
-        return OPEN
-    if q < -QTOL:
-        return CLOSED
-    return s
-
-
-@nb.njit(parallel=True, **_JIT)
-def _gga_batch(  # noqa: PLR0912, PLR0915, C901
-    demand, fixed_head, pump_speed, status_in, valve_setting, emitter_c, q_init, warm,
-    elev, fixed_is_tank, fixed_hmin, fixed_hmax,
-    ltype, n1s, n2s, lr, lml, ldiam, lrough, ndx, hexp, darcy, visc, emit_exp,
-    pump_link, pump_kind, pump_h0, pump_r, pump_n, pump_q0, pump_hmax, pump_cs, pump_ce,
-    valve_link, valve_cs, valve_ce, cx, cy,
-    col_ptr, col_rows, node_pos, upd_ptr, upd_a, upd_b, upd_dst,
-    hacc, max_iter, extra_iter, check_freq, max_check, damp_limit,
-    out_h, out_q, out_status, out_qe, out_fixed_in, out_iter, out_err, out_flag,
-):  # pragma: no cover - compiled
-    n_b = demand.shape[0]
-    nj = demand.shape[1]
-    nl = ltype.shape[0]
-    nn = elev.shape[0]
-    npump = pump_link.shape[0]
-    nv = valve_link.shape[0]
-    nnz = col_rows.shape[0]
-    cbig_p = 1.0 / (CBIG * (FT / CFS))
-    qexp = 1.0 / emit_exp
-    for b in nb.prange(n_b):
-        h = np.empty(nn)
-        q = np.empty(nl)
-        st = np.empty(nl, np.int64)
-        setting = np.full(nl, np.nan)
-        p = np.zeros(nl)
-        y = np.zeros(nl)
-        aii = np.zeros(nj)
-        lval = np.zeros(nnz)
-        f = np.zeros(nj)
-        x = np.zeros(nn)
-        qe = np.zeros(nj)
-        ke = np.zeros(nj)
-        pump_of = np.full(nl, -1, np.int64)
-        valve_of = np.full(nl, -1, np.int64)
-        for i in range(nj):
-            h[i] = elev[i]
-            c = emitter_c[b, i]
-            if c > 0.0:
-                ke[i] = c ** (-qexp)
-                qe[i] = CFS
-        for i in range(nn - nj):
-            h[nj + i] = fixed_head[b, i]
-        for k in range(nl):
-            st[k] = status_in[b, k]
-        for i in range(npump):
-            k = pump_link[i]
-            pump_of[k] = i
-            setting[k] = pump_speed[b, i]
-            if setting[k] == 0.0:
-                st[k] = CLOSED
-        for i in range(nv):
-            k = valve_link[i]
-            valve_of[k] = i
-            setting[k] = valve_setting[b, i]
-            if np.isnan(setting[k]) and st[k] == ACTIVE:
-                st[k] = OPEN
-        # Initial flows.
-        for k in range(nl):
-            if warm:
-                q[k] = q_init[b, k]
-            elif st[k] <= CLOSED:
-                q[k] = QZERO
-            elif ltype[k] == PUMP:
-                q[k] = setting[k] * pump_q0[pump_of[k]]
-            else:
-                q[k] = math.pi * ldiam[k] ** 2 / 4.0 * FT
-        next_check = check_freq
-        relax = 1.0
-        it = 1
-        relerr = 0.0
-        flag = NOT_CONVERGED
-        max_trials = max_iter + extra_iter
-        while it <= max_trials:
-            # ---- head-loss coefficients P = 1/grad, Y = hloss/grad ----
-            for k in range(nl):
-                t = ltype[k]
-                qk = q[k]
-                aq = abs(qk)
-                closed = st[k] <= CLOSED
-                if t == PIPE or t == CVPIPE:
-                    if closed:
-                        p[k] = cbig_p
-                        y[k] = qk
-                        continue
-                    ml = lml[k]
-                    if darcy:
-                        s_v = visc * ldiam[k]
-                        r = lr[k]
-                        if aq <= 1.57079632679489661930e03 * s_v:
-                            r = 16.0 * math.pi * s_v * r
-                            hloss = qk * (r + ml * aq)
-                            hgrad = r + 2.0 * ml * aq
-                        else:
-                            fr, dfdq = _friction_factor(aq, lrough[k], s_v)
-                            r1 = fr * r + ml
-                            hloss = r1 * aq * qk
-                            hgrad = 2.0 * r1 * aq + dfdq * r * aq * aq
-                    else:
-                        hgrad = hexp * lr[k] * aq ** (hexp - 1.0)
-                        if hgrad < RQTOL:
-                            hgrad = RQTOL / hexp
-                            hloss = hgrad * aq
-                        else:
-                            hloss = hgrad * aq / hexp
-                        if ml > 0.0:
-                            hloss += ml * aq * aq
-                            hgrad += 2.0 * ml * aq
-                        if qk < 0.0:
-                            hloss = -hloss
-                    p[k] = 1.0 / hgrad
-                    y[k] = hloss / hgrad
-                elif t == PUMP:
-                    s = setting[k]
-                    if closed or s == 0.0:
-                        p[k] = cbig_p
-                        y[k] = qk
-                        continue
-                    ip = pump_of[k]
-                    kind = pump_kind[ip]
-                    if kind == CUSTOM:
-                        c0, c1 = _curve_segment(cx, cy, pump_cs[ip], pump_ce[ip], aq / s)
-                        hgrad = -c1 * s
-                        hloss = -c0 * s * s + hgrad * qk
-                    else:
-                        h0 = s * s * pump_h0[ip]
-                        n = pump_n[ip]
-                        if abs(n - 1.0) < 1e-6:
-                            n = 1.0
-                        r = pump_r[ip] * s ** (2.0 - n)
-                        if kind == CONST_HP:
-                            hgrad = -r / aq / aq
-                            if hgrad > CBIG * (FT / CFS):
-                                p[k] = cbig_p
-                                y[k] = qk
-                                continue
-                            if hgrad < CSMALL * (FT / CFS):
-                                p[k] = 1.0 / (CSMALL * (FT / CFS))
-                                y[k] = qk
-                                continue
-                            hloss = r / qk
-                        elif n != 1.0:
-                            hgrad = n * r * aq ** (n - 1.0)
-                            if hgrad < RQTOL:
-                                hgrad = RQTOL
-                                hloss = h0 + hgrad * qk
-                            else:
-                                hloss = h0 + hgrad * qk / n
-                        else:
-                            hgrad = r
-                            hloss = h0 + hgrad * qk
-                    p[k] = 1.0 / hgrad
-                    y[k] = hloss / hgrad
-                elif t == PBV:
-                    sv = setting[k]
-                    if np.isnan(sv) or sv == 0.0 or lml[k] * qk * qk > sv:
-                        p[k], y[k] = _valve_pq(qk, lml[k], closed)
-                    else:
-                        p[k] = CBIG
-                        y[k] = sv * CBIG
-                elif t == TCV:
-                    sv = setting[k]
-                    km = lml[k] if np.isnan(sv) else 0.02517 * sv / ldiam[k] ** 4 / FT
-                    p[k], y[k] = _valve_pq(qk, km, closed)
-                elif t == GPV:
-                    if st[k] == CLOSED:
-                        p[k], y[k] = _valve_pq(qk, lml[k], True)
-                    else:
-                        iv = valve_of[k]
-                        qq = max(aq, 1e-6 * CFS)
-                        c0, c1 = _curve_segment(cx, cy, valve_cs[iv], valve_ce[iv], qq)
-                        c1 = max(c1, 1e-6)
-                        p[k] = 1.0 / c1
-                        y[k] = (c0 / c1 + qq) * (1.0 if qk >= 0.0 else -1.0)
-                elif np.isnan(setting[k]):  # PRV, PSV, FCV fixed open or closed
-                    p[k], y[k] = _valve_pq(qk, lml[k], closed)
-                else:
-                    p[k] = 0.0
-            # ---- matrix coefficients ----
-            for i in range(nj):
-                aii[i] = 0.0
-                f[i] = 0.0
-            for i in range(nn):
-                x[i] = 0.0
-            for i in range(nnz):
-                lval[i] = 0.0
-            for k in range(nl):
-                pk = p[k]
-                if pk == 0.0:
-                    continue
-                a = n1s[k]
-                c = n2s[k]
-                x[a] -= q[k]
-                x[c] += q[k]
-                if ndx[k] >= 0:
-                    lval[ndx[k]] -= pk
-                if a < nj:
-                    aii[a] += pk
-                    f[a] += y[k]
-                elif c < nj:
-                    f[c] += pk * h[a]
-                if c < nj:
-                    aii[c] += pk
-                    f[c] -= y[k]
-                elif a < nj:
-                    f[a] += pk * h[c]
-            for i in range(nj):
-                if ke[i] > 0.0:
-                    kk = max(CSMALL * FT / CFS**qexp, ke[i])
-                    qi = qe[i]
-                    hgrad = qexp * kk * abs(qi) ** (qexp - 1.0)
-                    if hgrad < RQTOL:
-                        hgrad = RQTOL / qexp
-                        hloss = hgrad * qi
-                    else:
-                        hloss = hgrad * qi / qexp
-                    aii[i] += 1.0 / hgrad
-                    f[i] += (hloss + elev[i]) / hgrad
-                    x[i] -= qi
-            for i in range(nj):
-                x[i] -= demand[b, i]
-                f[i] += x[i]
-            for iv in range(nv):
-                k = valve_link[iv]
-                if np.isnan(setting[k]):
-                    continue
-                t = ltype[k]
-                a = n1s[k]
-                c = n2s[k]
-                if t != PRV and t != PSV and t != FCV:
-                    continue
-                if t == PRV and st[k] == ACTIVE:
-                    hset = elev[c] + setting[k]
-                    p[k] = 0.0
-                    y[k] = q[k] + x[c]
-                    f[c] += hset * CBIG
-                    aii[c] += CBIG
-                    if x[c] < 0.0:
-                        f[a] += x[c]
-                    continue
-                if t == PSV and st[k] == ACTIVE:
-                    hset = elev[a] + setting[k]
-                    p[k] = 0.0
-                    y[k] = q[k] - x[a]
-                    f[a] += hset * CBIG
-                    aii[a] += CBIG
-                    if x[a] > 0.0:
-                        f[c] += x[a]
-                    lval[ndx[k]] -= 1.0 / CBIG
-                    aii[c] += 1.0 / CBIG
-                    continue
-                if t == FCV and st[k] == ACTIVE:
-                    qs = setting[k]
-                    x[a] -= qs
-                    x[c] += qs
-                    y[k] = q[k] - qs
-                    f[a] -= qs
-                    f[c] += qs
-                    p[k] = cbig_p
-                else:
-                    p[k], y[k] = _valve_pq(q[k], lml[k], st[k] <= CLOSED)
-                    f[a] += y[k] - q[k]
-                    f[c] -= y[k] - q[k]
-                lval[ndx[k]] -= p[k]
-                aii[a] += p[k]
-                aii[c] += p[k]
-            # ---- sparse Cholesky in elimination order, then solve ----
-            diag = np.empty(nj)
-            rhs = np.empty(nj)
-            for i in range(nj):
-                diag[node_pos[i]] = aii[i]
-                rhs[node_pos[i]] = f[i]
-            bad = -1
-            for col in range(nj):
-                dk = diag[col]
-                if dk <= 0.0:
-                    bad = col
-                    break
-                dk = math.sqrt(dk)
-                diag[col] = dk
-                for pp in range(col_ptr[col], col_ptr[col + 1]):
-                    lval[pp] /= dk
-                    diag[col_rows[pp]] -= lval[pp] * lval[pp]
-                for u in range(upd_ptr[col], upd_ptr[col + 1]):
-                    lval[upd_dst[u]] -= lval[upd_a[u]] * lval[upd_b[u]]
-            if bad >= 0:
-                flag = ILL_CONDITIONED
-                break
-            for col in range(nj):
-                rhs[col] /= diag[col]
-                v = rhs[col]
-                for pp in range(col_ptr[col], col_ptr[col + 1]):
-                    rhs[col_rows[pp]] -= lval[pp] * v
-            for col in range(nj - 1, -1, -1):
-                v = rhs[col]
-                for pp in range(col_ptr[col], col_ptr[col + 1]):
-                    v -= lval[pp] * rhs[col_rows[pp]]
-                rhs[col] = v / diag[col]
-            for i in range(nj):
-                h[i] = rhs[node_pos[i]]
-            # ---- new flows ----
-            qsum = 0.0
-            dqsum = 0.0
-            for k in range(nl):
-                dq = (y[k] - p[k] * (h[n1s[k]] - h[n2s[k]])) * relax
-                if ltype[k] == PUMP and pump_kind[pump_of[k]] == CONST_HP and dq > q[k]:
-                    dq = q[k] / 2.0
-                q[k] -= dq
-                qsum += abs(q[k])
-                dqsum += abs(dq)
-            for i in range(nj):
-                if ke[i] > 0.0:
-                    kk = max(CSMALL * FT / CFS**qexp, ke[i])
-                    qi = qe[i]
-                    hgrad = qexp * kk * abs(qi) ** (qexp - 1.0)
-                    if hgrad < RQTOL:
-                        hgrad = RQTOL / qexp
-                        hloss = hgrad * qi
-                    else:
-                        hloss = hgrad * qi / qexp
-                    dq = (hloss - (h[i] - elev[i])) / hgrad * relax
-                    qe[i] -= dq
-                    qsum += abs(qe[i])
-                    dqsum += abs(dq)
-            relerr = dqsum / qsum if qsum > hacc else dqsum
-            # ---- damping and valve status ----
-            relax = 1.0
-            valve_change = False
-            if damp_limit <= 0.0 or relerr <= damp_limit:
-                if damp_limit > 0.0:
-                    relax = 0.6
-                for iv in range(nv):
-                    k = valve_link[iv]
-                    t = ltype[k]
-                    if np.isnan(setting[k]) or (t != PRV and t != PSV):
-                        continue
-                    s0 = st[k]
-                    a = n1s[k]
-                    c = n2s[k]
-                    h1 = h[a]
-                    h2 = h[c]
-                    hml = lml[k] * q[k] * q[k]
-                    ns = s0
-                    if t == PRV:
-                        hset = elev[c] + setting[k]
-                        if s0 == ACTIVE:
-                            if q[k] < -QTOL:
-                                ns = CLOSED
-                            elif h1 - hml < hset - HTOL:
-                                ns = OPEN
-                        elif s0 == OPEN:
-                            if q[k] < -QTOL:
-                                ns = CLOSED
-                            elif h2 >= hset + HTOL:
-                                ns = ACTIVE
-                        elif s0 == CLOSED:
-                            if h1 >= hset + HTOL and h2 < hset - HTOL:
-                                ns = ACTIVE
-                            elif h1 < hset - HTOL and h1 > h2 + HTOL:
-                                ns = OPEN
-                        elif s0 == XPRESSURE and q[k] < -QTOL:
-                            ns = CLOSED
-                    else:
-                        hset = elev[a] + setting[k]
-                        if s0 == ACTIVE:
-                            if q[k] < -QTOL:
-                                ns = CLOSED
-                            elif h2 + hml > hset + HTOL:
-                                ns = OPEN
-                        elif s0 == OPEN:
-                            if q[k] < -QTOL:
-                                ns = CLOSED
-                            elif h1 < hset - HTOL:
-                                ns = ACTIVE
-                        elif s0 == CLOSED:
-                            if h2 > hset + HTOL and h1 > h2 + HTOL:
-                                ns = OPEN
-                            elif h1 >= hset + HTOL and h1 > h2 + HTOL:
-                                ns = ACTIVE
-                        elif s0 == XPRESSURE and q[k] < -QTOL:
-                            ns = CLOSED
-                    if ns != s0:
-                        st[k] = ns
-                        valve_change = True
-            converged = relerr <= hacc
-            if converged:
-                if it > max_iter:
-                    flag = NOT_CONVERGED
-                    break
-                changed = valve_change
-                if _link_status(st, setting, q, h, ltype, n1s, n2s, nj, fixed_is_tank, fixed_hmin, fixed_hmax,
-                                pump_of, pump_kind, pump_hmax):
-                    changed = True
-                if not changed:
-                    flag = CONVERGED
-                    break
-                next_check = it + check_freq
-            elif it <= max_check and it == next_check:
-                _link_status(st, setting, q, h, ltype, n1s, n2s, nj, fixed_is_tank, fixed_hmin, fixed_hmax,
-                             pump_of, pump_kind, pump_hmax)
-                next_check += check_freq
-            it += 1
-        # ---- outputs ----
-        for i in range(nn):
-            out_h[b, i] = h[i]
-        for i in range(nn - nj):
-            out_fixed_in[b, i] = 0.0
-        for k in range(nl):
-            out_q[b, k] = q[k]
-            out_status[b, k] = st[k]
-            if st[k] > CLOSED:
-                if n1s[k] >= nj:
-                    out_fixed_in[b, n1s[k] - nj] -= q[k]
-                if n2s[k] >= nj:
-                    out_fixed_in[b, n2s[k] - nj] += q[k]
-        for i in range(nj):
-            out_qe[b, i] = qe[i]
-        out_iter[b] = min(it, max_trials)
-        out_err[b] = relerr
-        out_flag[b] = flag
-
-
-@nb.njit(**_JIT)
-def _link_status(st, setting, q, h, ltype, n1s, n2s, nj, fixed_is_tank, fixed_hmin, fixed_hmax,
-                 pump_of, pump_kind, pump_hmax):  # pragma: no cover - compiled
-    """EPANET linkstatus(): check valves, pumps beyond shut-off, FCVs, links to full or empty tanks."""
-    change = False
-    for k in range(ltype.shape[0]):
-        a = n1s[k]
-        c = n2s[k]
-        dh = h[a] - h[c]
-        s0 = st[k]
-        if s0 == XHEAD or s0 == TEMPCLOSED:
-            st[k] = OPEN
-        t = ltype[k]
-        if t == CVPIPE:
-            st[k] = _cv_status(st[k], dh, q[k])
-        if t == PUMP and st[k] >= OPEN and setting[k] > 0.0:
-            ip = pump_of[k]
-            hmax = 1.0e30 if pump_kind[ip] == CONST_HP else setting[k] * setting[k] * pump_hmax[ip]
-            if -dh > hmax + HTOL:
-                st[k] = XHEAD
-        if t == FCV and not np.isnan(setting[k]):
-            if h[a] - h[c] < -HTOL or q[k] < -QTOL:
-                st[k] = XFCV
-            elif s0 == XFCV and q[k] >= setting[k]:
-                st[k] = ACTIVE
-        if (a >= nj or c >= nj) and st[k] > CLOSED:
-            _tank_link_status(st, k, a, c, q[k], h, t, nj, fixed_is_tank, fixed_hmin, fixed_hmax)
-        if st[k] != s0:
-            change = True
-    return change
-
-
-@nb.njit(**_JIT)
-def _tank_link_status(st, k, a, c, qk, h, t, nj, fixed_is_tank, fixed_hmin, fixed_hmax):  # pragma: no cover
-    """Close a link that would fill a full tank or drain an empty one (EPANET tanklinkstatus)."""
-    if a >= nj and c >= nj:
-        return
-    tank = a
-    other = c
-    qq = qk
-    if a < nj:
-        tank = c
-        other = a
-        qq = -qk
-    it = tank - nj
-    if not fixed_is_tank[it]:
-        return
-    dh = h[tank] - h[other]
-    if h[tank] >= fixed_hmax[it] - HTOL:
-        if t == PUMP:
-            if c == tank:
-                st[k] = TEMPCLOSED
-        elif _cv_status(OPEN, dh, qq) == CLOSED:
-            st[k] = TEMPCLOSED
-    if h[tank] <= fixed_hmin[it] + HTOL:
-        if t == PUMP:
-            if a == tank:
-                st[k] = TEMPCLOSED
-        elif _cv_status(CLOSED, dh, qq) == OPEN:
-            st[k] = TEMPCLOSED

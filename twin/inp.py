@@ -42,12 +42,13 @@ __all__ = ["format_inp", "parse_inp", "read_inp", "write_inp"]
 
 FT_M, HP_W, _GAL_M3 = 0.3048, 745.699872, 0.003785411784  # m per ft, W per hp, m3 per US gallon (all exact)
 PSI_PER_FT, KPA_PER_PSI = 0.4333, 6.894757  # EPANET's own factors (psi per ft of water, kPa per psi)
-FLOW_UNITS_M3S: dict[str, float] = {
-    "CFS": FT_M**3, "GPM": _GAL_M3 / 60.0, "MGD": 1e6 * _GAL_M3 / 86400.0, "IMGD": 1e6 * 0.00454609 / 86400.0,
-    "AFD": 1233.48183754752 / 86400.0, "LPS": 1e-3, "LPM": 1e-3 / 60.0, "MLD": 1e3 / 86400.0,
-    "CMH": 1.0 / 3600.0, "CMD": 1.0 / 86400.0, "CMS": 1.0,
+_EPANET_PER_CFS = {
+    "CFS": 1.0, "GPM": 448.831, "MGD": 0.64632, "IMGD": 0.5382, "AFD": 1.9837, "LPS": 28.317, "LPM": 1699.0,
+    "MLD": 2.4466, "CMH": 101.94, "CMD": 2446.6, "CMS": 0.028317,
 }  # fmt: skip
-"""Cubic metres per second in one of each EPANET flow unit."""
+FLOW_UNITS_M3S: dict[str, float] = {unit: FT_M**3 / per_cfs for unit, per_cfs in _EPANET_PER_CFS.items()}
+"""Cubic metres per second in one of each EPANET flow unit, by EPANET 2.2's own factors (types.h:
+LPSperCFS = 28.317 and so on), so that a file means to us what it means to EPANET (1 LPS = 0.99999 L/s)."""
 US_FLOW_UNITS = frozenset({"CFS", "GPM", "MGD", "IMGD", "AFD"})
 
 _DATA = "TITLE JUNCTIONS RESERVOIRS TANKS PIPES PUMPS VALVES DEMANDS EMITTERS PATTERNS CURVES CONTROLS STATUS ENERGY"

@@ -118,10 +118,10 @@ def solution_to_dict(model: HydraulicModel, result: EpsResult, scenario: int = 0
     flows = result.flow_m3s[:, scenario, :]
     status = result.status[:, scenario, :]
 
-    def pick(values: np.ndarray) -> Any:
+    def pick(values: np.ndarray) -> float | list[float]:
         return float(values[0]) if single else [float(v) for v in values]
 
-    def pick_status(values: np.ndarray) -> Any:
+    def pick_status(values: np.ndarray) -> str | list[str]:
         names = [STATUS_NAMES[int(v)] for v in values]
         return names[0] if single else names
 
@@ -130,8 +130,12 @@ def solution_to_dict(model: HydraulicModel, result: EpsResult, scenario: int = 0
         "units": {"head": "m", "pressure": "m", "flow": "m3/s", "time": "s"},
         "times_s": [int(t) for t in result.times_s],
         "converged": bool(result.converged[:, scenario].all()),
-        "nodes": {nid: {"head_m": pick(heads[:, i]), "pressure_m": pick(pressures[:, i])}
-                  for i, nid in enumerate(model.node_ids)},
-        "links": {lid: {"flow_m3s": pick(flows[:, k]), "status": pick_status(status[:, k])}
-                  for k, lid in enumerate(model.link_ids)},
+        "nodes": {
+            nid: {"head_m": pick(heads[:, i]), "pressure_m": pick(pressures[:, i])}
+            for i, nid in enumerate(model.node_ids)
+        },
+        "links": {
+            lid: {"flow_m3s": pick(flows[:, k]), "status": pick_status(status[:, k])}
+            for k, lid in enumerate(model.link_ids)
+        },
     }

@@ -186,7 +186,17 @@ def pump_metrics(
         suction_p, velocity, net.atmospheric_pressure_pa, net.fluid.vapour_pressure_pa, net.fluid.density_kg_m3
     )
     return PumpMetrics(
-        running=running, flow_m3s=q, head_m=head, speed=pump_speed, percent_bep=pct, in_por=in_por, efficiency=eff,
-        hydraulic_power_w=hyd, shaft_power_w=shaft, specific_energy_kwh_m3=spec, npsh_available_m=npsha,
-        npsh_required_m=npshr, npsh_margin_m=npsha - npshr,
+        running=running,
+        flow_m3s=q,
+        head_m=head,
+        speed=pump_speed,
+        percent_bep=pct,
+        in_por=in_por,
+        efficiency=eff,
+        hydraulic_power_w=hyd,
+        shaft_power_w=shaft,
+        specific_energy_kwh_m3=spec,
+        npsh_available_m=npsha,
+        npsh_required_m=npshr,
+        npsh_margin_m=npsha - npshr,
     )

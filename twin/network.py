@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 G_EPANET_M_S2 = 32.2 * 0.3048
@@ -28,7 +28,7 @@ class NetworkError(ValueError):
     """A network element or reference is invalid; the message names the element."""
 
 
-class LinkStatus(str, Enum):
+class LinkStatus(StrEnum):
     """Initial status of a link as written in a network file."""
 
     OPEN = "OPEN"
@@ -36,7 +36,7 @@ class LinkStatus(str, Enum):
     ACTIVE = "ACTIVE"
 
 
-class ValveType(str, Enum):
+class ValveType(StrEnum):
     """EPANET control valve kinds."""
 
     PRV = "PRV"
@@ -250,7 +250,9 @@ class Pipe:
     maop_pa: float | None = None
 
     def __post_init__(self) -> None:
-        _require(_finite(self.length_m) and self.length_m > 0, f"pipe {self.id!r}: length must be > 0 m, got {self.length_m}")
+        _require(
+            _finite(self.length_m) and self.length_m > 0, f"pipe {self.id!r}: length must be > 0 m, got {self.length_m}"
+        )
         _require(
             _finite(self.diameter_m) and self.diameter_m > 0,
             f"pipe {self.id!r}: diameter must be > 0 m, got {self.diameter_m}",
@@ -357,7 +359,8 @@ class Control:
                 f"control on link {self.link!r}: a node condition needs ABOVE or BELOW",
             )
         _require(
-            self.status is not None or self.setting is not None, f"control on link {self.link!r}: needs a status or setting"
+            self.status is not None or self.setting is not None,
+            f"control on link {self.link!r}: needs a status or setting",
         )
 
 
@@ -442,7 +445,10 @@ class Network:
                 f"pump {pump.id!r}: pattern {pump.speed_pattern!r} does not exist",
             )
         for valve in self.valves:
-            _require(valve.curve is None or valve.curve in curves, f"valve {valve.id!r}: curve {valve.curve!r} does not exist")
+            _require(
+                valve.curve is None or valve.curve in curves,
+                f"valve {valve.id!r}: curve {valve.curve!r} does not exist",
+            )
         for j in self.junctions:
             for d in j.demands:
                 _require(
@@ -450,7 +456,9 @@ class Network:
                     f"junction {j.id!r}: pattern {d.pattern!r} does not exist",
                 )
         for r in self.reservoirs:
-            _require(r.pattern is None or r.pattern in patterns, f"reservoir {r.id!r}: pattern {r.pattern!r} does not exist")
+            _require(
+                r.pattern is None or r.pattern in patterns, f"reservoir {r.id!r}: pattern {r.pattern!r} does not exist"
+            )
         for t in self.tanks:
             _require(
                 t.volume_curve is None or t.volume_curve in curves,

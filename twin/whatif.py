@@ -17,6 +17,7 @@ import numpy as np
 from twin.hydraulics import CLOSED, OPEN, HydraulicModel, ScenarioBatch, base_batch, solve_batch
 from twin.metrics import LineMetrics, PumpMetrics, line_metrics, pump_assets, pump_metrics
 from twin.network import NetworkError
+from twin.pumps import POR_FRACTIONS
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,11 @@ class WhatIfResult:
         for i, sc in enumerate(self.scenarios):
             p = self.pumps
             run = p.running[i]
-            maop_util = np.nanmax(self.line.pipe_max_pressure_pa[i] / self.line.maop_pa) if np.isfinite(
-                self.line.maop_pa).any() else np.nan
+            maop_util = (
+                np.nanmax(self.line.pipe_max_pressure_pa[i] / self.line.maop_pa)
+                if np.isfinite(self.line.maop_pa).any()
+                else np.nan
+            )
             npsh = p.npsh_margin_m[i][run]
             pct = p.percent_bep[i][run]
             thr = float(self.flow_m3s[i, k_thr]) if k_thr is not None else float(np.sum(self.batch.demand_m3s[i]))
@@ -85,24 +89,26 @@ class WhatIfResult:
                 violations.append("MAOP")
             if npsh.size and np.nanmin(npsh) < 0:
                 violations.append("NPSH")
-            if pct.size and (pct.min() < 70 or pct.max() > 120):
+            if pct.size and (pct.min() < 100 * POR_FRACTIONS[0] or pct.max() > 100 * POR_FRACTIONS[1]):
                 violations.append("POR")
             if not self.converged[i]:
                 violations.append("NOT CONVERGED")
-            rows.append({
-                "scenario": sc.name,
-                "throughput_m3h": thr * 3600.0,
-                "pumps_running": int(run.sum()),
-                "max_pressure_mpa": float(np.nanmax(self.line.pressure_pa[i])) / 1e6,
-                "min_pressure_mpa": float(np.nanmin(self.line.pressure_pa[i][: model.n_junctions])) / 1e6,
-                "maop_use_pct": 100.0 * float(maop_util),
-                "min_npsh_margin_m": float(np.nanmin(npsh)) if npsh.size and np.isfinite(npsh).any() else np.nan,
-                "bep_pct_range": (float(pct.min()), float(pct.max())) if pct.size else (np.nan, np.nan),
-                "shaft_power_kw": energy / 1e3,
-                "specific_energy_kwh_m3": energy / 3.6e6 / thr if thr > 0 else np.nan,
-                "leak_m3h": float(self.leak_m3s[i].sum()) * 3600.0,
-                "violations": ", ".join(violations) or "none",
-            })
+            rows.append(
+                {
+                    "scenario": sc.name,
+                    "throughput_m3h": thr * 3600.0,
+                    "pumps_running": int(run.sum()),
+                    "max_pressure_mpa": float(np.nanmax(self.line.pressure_pa[i])) / 1e6,
+                    "min_pressure_mpa": float(np.nanmin(self.line.pressure_pa[i][: model.n_junctions])) / 1e6,
+                    "maop_use_pct": 100.0 * float(maop_util),
+                    "min_npsh_margin_m": float(np.nanmin(npsh)) if npsh.size and np.isfinite(npsh).any() else np.nan,
+                    "bep_pct_range": (float(pct.min()), float(pct.max())) if pct.size else (np.nan, np.nan),
+                    "shaft_power_kw": energy / 1e3,
+                    "specific_energy_kwh_m3": energy / 3.6e6 / thr if thr > 0 else np.nan,
+                    "leak_m3h": float(self.leak_m3s[i].sum()) * 3600.0,
+                    "violations": ", ".join(violations) or "none",
+                }
+            )
         return rows
 
 
@@ -136,8 +142,9 @@ def build_batch(model: HydraulicModel, scenarios: list[WhatIf], base: ScenarioBa
     return batch
 
 
-def evaluate(model: HydraulicModel, scenarios: list[WhatIf], *, accuracy: float = 1e-6,
-             base: ScenarioBatch | None = None) -> WhatIfResult:
+def evaluate(
+    model: HydraulicModel, scenarios: list[WhatIf], *, accuracy: float = 1e-6, base: ScenarioBatch | None = None
+) -> WhatIfResult:
     """Solve every what-if in one batch and derive its margins and energy."""
     batch = build_batch(model, scenarios, base)
     for row, sc in enumerate(scenarios):
@@ -147,10 +154,15 @@ def evaluate(model: HydraulicModel, scenarios: list[WhatIf], *, accuracy: float 
     res = solve_batch(model, batch, accuracy=accuracy)
     assets = pump_assets(model)
     return WhatIfResult(
-        scenarios=tuple(scenarios), batch=batch, head_m=res.head_m, flow_m3s=res.flow_m3s, status=res.status,
-        converged=res.converged, pumps=pump_metrics(model, assets, res.head_m, res.flow_m3s, res.status,
-                                                    batch.pump_speed),
-        line=line_metrics(model, res.head_m), leak_m3s=res.emitter_flow_m3s,
+        scenarios=tuple(scenarios),
+        batch=batch,
+        head_m=res.head_m,
+        flow_m3s=res.flow_m3s,
+        status=res.status,
+        converged=res.converged,
+        pumps=pump_metrics(model, assets, res.head_m, res.flow_m3s, res.status, batch.pump_speed),
+        line=line_metrics(model, res.head_m),
+        leak_m3s=res.emitter_flow_m3s,
     )
 
 
