@@ -16,7 +16,7 @@ run "${BIN}/ruff" check .
 run "${BIN}/ruff" format --check .
 
 mypy_targets=()
-for dir in twin flows benchmarks; do
+for dir in twin flows features models agents benchmarks; do
     [[ -d "${dir}" ]] && mypy_targets+=("${dir}")
 done
 run "${BIN}/mypy" "${mypy_targets[@]}"

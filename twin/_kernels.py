@@ -34,7 +34,7 @@ XHEAD, TEMPCLOSED, CLOSED, OPEN, ACTIVE, XFCV, XPRESSURE = range(7)
 # Pump kinds.
 POWER_FUNC, CUSTOM, CONST_HP = range(3)
 # Scenario outcome flags.
-CONVERGED, NOT_CONVERGED, ILL_CONDITIONED = range(3)
+CONVERGED, NOT_CONVERGED, ILL_CONDITIONED, DISCONNECTED = range(4)
 
 # --------------------------------------------------------------------------------------------
 
@@ -52,11 +52,11 @@ def _friction_factor(q: float, e: float, s: float) -> tuple[float, float]:  # pr
     ac = -5.14214965799093883760e-03
     w = q / s
     if w >= a1:
-        y1 = a8 / w**0.9
+        y1 = a8 * math.exp(-0.9 * math.log(w))
         y2 = e / 3.7 + y1
         y3 = a9 * math.log(y2)
         f = 1.0 / (y3 * y3)
-        dfdq = 1.8 * f * y1 * a9 / y2 / y3 / q
+        dfdq = 1.8 * f * y1 * a9 / (y2 * y3 * q)
         return f, dfdq
     y2 = e / 3.7 + ab
     y3 = a9 * math.log(y2)
@@ -208,6 +208,7 @@ def _gga_batch(  # noqa: PLR0912, PLR0915, C901
         ke = np.zeros(nj)
         diag = np.empty(nj)
         rhs = np.empty(nj)
+        parent = np.empty(nn, np.int64)
         pump_of = np.full(nl, -1, np.int64)
         valve_of = np.full(nl, -1, np.int64)
         for i in range(npump):
@@ -628,9 +629,42 @@ def _gga_batch(  # noqa: PLR0912, PLR0915, C901
                         out_fixed_in[b, n2s[k] - nj] += q[k]
             for i in range(nj):
                 out_qe[b, i] = qe[i]
+            if flag == CONVERGED and _disconnected(st, n1s, n2s, nj, nn, demand[b], ke, parent):
+                flag = DISCONNECTED
             out_iter[b] = min(it, max_trials)
             out_err[b] = relerr
             out_flag[b] = flag
+
+
+@nb.njit(**_JIT)
+def _find(parent, i):  # pragma: no cover - compiled
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@nb.njit(**_JIT)
+def _disconnected(st, n1s, n2s, nj, nn, demand_row, ke, parent):  # pragma: no cover - compiled
+    """True when a junction with demand or an emitter has no open path to a reservoir or tank."""
+    for i in range(nn):
+        parent[i] = i
+    for i in range(nj, nn):
+        parent[i] = nj  # every fixed-head node in one set
+    for k in range(n1s.shape[0]):
+        if st[k] > CLOSED:
+            a = _find(parent, n1s[k])
+            c = _find(parent, n2s[k])
+            if a != c:
+                if a == nj:
+                    parent[c] = a
+                else:
+                    parent[a] = c
+    root = _find(parent, nj)
+    for i in range(nj):  # noqa: SIM110 - numba compiles loops, not generator expressions
+        if (demand_row[i] != 0.0 or ke[i] > 0.0) and _find(parent, i) != root:
+            return True
+    return False
 
 
 @nb.njit(**_JIT)

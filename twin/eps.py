@@ -64,6 +64,7 @@ class EpsResult:
         flow_m3s: (T, B, n_links) flows in m3/s.
         status: (T, B, n_links) link status codes.
         demand_m3s: (T, B, n_junctions) junction demands applied in m3/s.
+        pump_speed: (T, B, n_pumps) relative pump speeds applied.
         converged: (T, B) whether each solve converged.
     """
 
@@ -73,6 +74,7 @@ class EpsResult:
     status: IntArray
     demand_m3s: FloatArray
     converged: NDArray[np.bool_]
+    pump_speed: FloatArray
 
 
 def _compile_controls(model: HydraulicModel) -> _Controls:
@@ -282,6 +284,7 @@ def simulate(  # noqa: PLR0915 - the time loop reads best in one place
         flow_m3s=np.full((n_t, n_b, model.n_links), np.nan),
         status=np.zeros((n_t, n_b, model.n_links), np.int64),
         demand_m3s=np.zeros((n_t, n_b, nj)),
+        pump_speed=np.zeros((n_t, n_b, len(model.pump_link))),
         converged=np.zeros((n_t, n_b), dtype=bool),
     )
     report_index = {t: i for i, t in enumerate(report_times)}
@@ -361,6 +364,7 @@ def _record(
             out.flow_m3s[i, b] = res.flow_m3s[j]
             out.status[i, b] = res.status[j]
             out.demand_m3s[i, b] = step.demand_m3s[j]
+            out.pump_speed[i, b] = step.pump_speed[j]
             out.converged[i, b] = res.flag[j] == 0
 
 

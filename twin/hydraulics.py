@@ -36,6 +36,7 @@ from twin._kernels import (  # noqa: F401 - re-exported constants
     CSMALL,
     CUSTOM,
     CVPIPE,
+    DISCONNECTED,
     FCV,
     FT,
     GPV,
@@ -193,7 +194,7 @@ class ScenarioBatch:
 
     def take(self, rows: IntArray | slice) -> ScenarioBatch:
         """A batch of the selected scenarios."""
-        return ScenarioBatch(*(np.ascontiguousarray(getattr(self, f)[rows]) for f in _BATCH_FIELDS))
+        return ScenarioBatch(*(np.array(getattr(self, f)[rows], copy=True, order="C") for f in _BATCH_FIELDS))
 
 
 _BATCH_FIELDS = ("demand_m3s", "fixed_head_m", "pump_speed", "link_status", "valve_setting", "emitter_coeff")
@@ -211,7 +212,8 @@ class BatchResult:
         fixed_inflow_m3s: (B, n_fixed) net inflow into each reservoir and tank in m3/s.
         iterations: (B,) iterations used.
         relative_error: (B,) final sum|dq| / sum|q|.
-        flag: (B,) CONVERGED, NOT_CONVERGED or ILL_CONDITIONED.
+        flag: (B,) CONVERGED, NOT_CONVERGED, ILL_CONDITIONED or DISCONNECTED (a junction
+            with demand has no open path to a reservoir or tank).
     """
 
     head_m: FloatArray

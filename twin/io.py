@@ -19,6 +19,7 @@ import yaml
 from twin.eps import EpsResult
 from twin.hydraulics import STATUS_NAMES, HydraulicModel
 from twin.inp import read_inp
+from twin.metrics import line_metrics, pump_assets, pump_metrics
 from twin.network import Curve, Fluid, Network, NetworkError
 
 REFERENCE_PIPELINE = "reference_pipeline.inp"
@@ -86,12 +87,17 @@ def apply_assets(network: Network, data: dict[str, Any]) -> Network:
         if pid not in pump_ids:
             raise NetworkError(f"pumps: pump {pid!r} does not exist")
     pumps = tuple(replace(p, **_pump_fields(pump_data.get(p.id) or {})) for p in network.pumps)
-    maop = data.get("maop_mpa") or {}
+    maop = dict(data.get("maop_mpa") or {})
     pipe_ids = {p.id for p in network.pipes}
     for pid, value in maop.items():
         if pid not in pipe_ids:
             raise NetworkError(f"maop_mpa: pipe {pid!r} does not exist")
-        if not float(value) > 0:
+        try:
+            mpa = float(value)
+        except (TypeError, ValueError):
+            raise NetworkError(f"maop_mpa: pipe {pid!r} needs a number, got {value!r}") from None
+        maop[pid] = mpa
+        if not mpa > 0:
             raise NetworkError(f"maop_mpa: pipe {pid!r} needs an MAOP > 0, got {value}")
     pipes = tuple(replace(p, maop_pa=float(maop[p.id]) * 1e6) if p.id in maop else p for p in network.pipes)
     atm = float(data.get("atmospheric_pressure_pa", network.atmospheric_pressure_pa))
@@ -125,9 +131,36 @@ def solution_to_dict(model: HydraulicModel, result: EpsResult, scenario: int = 0
         names = [STATUS_NAMES[int(v)] for v in values]
         return names[0] if single else names
 
+    pm = pump_metrics(model, pump_assets(model), heads, flows, status, result.pump_speed[:, scenario, :])
+    lm = line_metrics(model, heads)
+    pumps = {
+        pid: {
+            "running": [bool(v) for v in pm.running[:, i]] if not single else bool(pm.running[0, i]),
+            "speed": pick(pm.speed[:, i]),
+            "head_gain_m": pick(pm.head_m[:, i]),
+            "percent_of_bep": pick(pm.percent_bep[:, i]),
+            "in_preferred_region": [bool(v) for v in pm.in_por[:, i]] if not single else bool(pm.in_por[0, i]),
+            "efficiency": pick(pm.efficiency[:, i]),
+            "hydraulic_power_kw": pick(pm.hydraulic_power_w[:, i] / 1e3),
+            "shaft_power_kw": pick(pm.shaft_power_w[:, i] / 1e3),
+            "specific_energy_kwh_m3": pick(pm.specific_energy_kwh_m3[:, i]),
+            "npsh_available_m": pick(pm.npsh_available_m[:, i]),
+            "npsh_required_m": pick(pm.npsh_required_m[:, i]),
+            "npsh_margin_m": pick(pm.npsh_margin_m[:, i]),
+        }
+        for i, pid in enumerate(model.pump_ids)
+    }
+    pipes = {
+        p.id: {
+            "max_pressure_mpa": pick(lm.pipe_max_pressure_pa[:, k] / 1e6),
+            "maop_mpa": None if p.maop_pa is None else p.maop_pa / 1e6,
+            "maop_margin_mpa": None if p.maop_pa is None else pick(lm.maop_margin_pa[:, k] / 1e6),
+        }
+        for k, p in enumerate(model.network.pipes)
+    }
     return {
         "network": model.network.name,
-        "units": {"head": "m", "pressure": "m", "flow": "m3/s", "time": "s"},
+        "units": {"head": "m", "pressure": "m", "flow": "m3/s", "time": "s", "power": "kW", "npsh": "m"},
         "times_s": [int(t) for t in result.times_s],
         "converged": bool(result.converged[:, scenario].all()),
         "nodes": {
@@ -138,4 +171,6 @@ def solution_to_dict(model: HydraulicModel, result: EpsResult, scenario: int = 0
             lid: {"flow_m3s": pick(flows[:, k]), "status": pick_status(status[:, k])}
             for k, lid in enumerate(model.link_ids)
         },
+        "pumps": pumps,
+        "pipes": pipes,
     }

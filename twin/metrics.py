@@ -175,7 +175,7 @@ def pump_metrics(
             npshr[:, i] = np.maximum(s[:, i] ** 2 * (n.a_m + n.b * x + n.c * x * x), 0.0)
     eff = np.clip(eff, 0.01, 1.0)
     rho_g = net.fluid.density_kg_m3 * G_M_S2
-    hyd = np.where(running, rho_g * q * head, 0.0)
+    hyd = np.where(running, rho_g * q * np.abs(head), 0.0)  # past run-out the pump still takes power (EPANET)
     shaft = hyd / eff
     with np.errstate(divide="ignore", invalid="ignore"):
         spec = np.where(running, shaft / q / 3.6e6, 0.0)

@@ -9,15 +9,15 @@ scalars). Invalid input raises `twin.network.NetworkError` naming the curve or p
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import brentq, least_squares, lsq_linear
 
-from twin.network import ATMOSPHERIC_PRESSURE_PA, G_M_S2, Curve, NetworkError
+from twin.network import ATMOSPHERIC_PRESSURE_PA, G_M_S2, Curve, Network, NetworkError
 
 FloatArray = npt.NDArray[np.float64]
 Points = Sequence[tuple[float, float]] | Curve
@@ -665,3 +665,77 @@ def series(*curves: PumpCurve, counts: Sequence[int] | None = None, name: str = 
 def parallel(*curves: PumpCurve, counts: Sequence[int] | None = None, name: str = "station") -> CombinedCurve:
     """Pumps in parallel: flows add at the same head, e.g. ``parallel(curve, counts=[3])`` for 3 identical pumps."""
     return CombinedCurve(tuple(curves), tuple(counts or [1] * len(curves)), "parallel", name)
+
+
+def degraded_points(
+    points: Sequence[tuple[float, float]], degradation: Degradation, shutoff_head_m: float | None = None
+) -> tuple[tuple[float, float], ...]:
+    """Manufacturer head points (m3/s, m) of a worn pump, mapped homologously.
+
+    Wear maps (q, h) to ((1-w) q, (1-w)^2 h) (diameter affinity); recirculation
+    q_r lowers the delivered flow to (1-w) q - q_r. A point that would fall below
+    zero delivered flow becomes the new shut-off point (0, ``shutoff_head_m``),
+    which the caller evaluates on the worn curve at q_r.
+
+    Raises:
+        NetworkError: When fewer than one point keeps a positive delivered flow.
+    """
+    k = 1.0 - degradation.impeller_wear
+    out: list[tuple[float, float]] = []
+    for q, h in points:
+        delivered = k * q - degradation.recirculation_m3s
+        if delivered > 0:
+            out.append((delivered, k * k * h))
+        elif q == 0 and shutoff_head_m is not None:
+            out.append((0.0, shutoff_head_m))
+    if not any(q > 0 for q, _ in out):
+        raise NetworkError("degradation: recirculation leaves no point with positive delivered flow")
+    return tuple(out)
+
+
+def apply_degradation(network: Network, wear: Mapping[str, Degradation]) -> Network:
+    """The network with the head and efficiency curves of worn pumps replaced.
+
+    Each worn pump gets its own curves (ids ``<curve>@<pump>``): head points mapped
+    by `degraded_points`; efficiency at delivered flow q becomes
+    eta(q + q_r) q / (q + q_r) (1 - loss), since the shaft also drives the
+    recirculated flow.
+
+    Args:
+        network: Network with clean curves.
+        wear: Degradation by pump id.
+
+    Raises:
+        NetworkError: An unknown pump id, or a pump without a head curve.
+    """
+    pumps = {p.id: p for p in network.pumps}
+    curves = list(network.curves)
+    new_pumps = []
+    for pump in network.pumps:
+        d = wear.get(pump.id)
+        if d is None:
+            new_pumps.append(pump)
+            continue
+        if pump.head_curve is None:
+            raise NetworkError(f"pump {pump.id!r}: a constant-power pump has no curve to degrade")
+        head = network.curve(pump.head_curve)
+        clean = fit_head_curve(head.points, head.id)
+        k = 1.0 - d.impeller_wear
+        shutoff = float(k * k * clean.head_m(d.recirculation_m3s / k))
+        curves.append(Curve(f"{head.id}@{pump.id}", degraded_points(head.points, d, shutoff), head.kind))
+        eff_id = pump.efficiency_curve
+        if eff_id is not None:
+            eff = network.curve(eff_id)
+            q_r = d.recirculation_m3s
+            pts = tuple(
+                (q, eta * q / (q + q_r) * (1.0 - d.efficiency_loss))
+                for q, eta in ((k * qq - q_r, e) for qq, e in eff.points)
+                if q > 0
+            )
+            eff_id = f"{eff.id}@{pump.id}"
+            curves.append(Curve(eff_id, pts, eff.kind))
+        new_pumps.append(replace(pump, head_curve=f"{head.id}@{pump.id}", efficiency_curve=eff_id))
+    unknown = set(wear) - set(pumps)
+    if unknown:
+        raise NetworkError(f"degradation: pumps {sorted(unknown)} do not exist")
+    return replace(network, pumps=tuple(new_pumps), curves=tuple(curves))

@@ -70,6 +70,8 @@ class WhatIfResult:
 
     def summary(self, model: HydraulicModel, throughput_link: str | None = None) -> list[dict[str, object]]:
         """One row per scenario: throughput, pressures, margins, energy and violated limits."""
+        if throughput_link is not None and throughput_link not in model.link_index:
+            raise NetworkError(f"throughput link {throughput_link!r} does not exist")
         k_thr = model.link_index[throughput_link] if throughput_link else None
         rows: list[dict[str, object]] = []
         for i, sc in enumerate(self.scenarios):
@@ -169,6 +171,8 @@ def evaluate(
 def _speed_for_throughput(model: HydraulicModel, row: ScenarioBatch, sc: WhatIf, accuracy: float) -> float:
     """Common speed factor on running pumps that meets the throughput target (one batched solve of 41 factors)."""
     assert sc.throughput_link is not None and sc.throughput_factor is not None
+    if sc.throughput_link not in model.link_index:
+        raise NetworkError(f"what-if {sc.name!r}: throughput link {sc.throughput_link!r} does not exist")
     k = model.link_index[sc.throughput_link]
     base_flow = solve_batch(model, row, accuracy=accuracy).flow_m3s[0, k]
     factors = np.linspace(0.6, 1.4, 41)

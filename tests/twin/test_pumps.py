@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin.network import Curve, NetworkError
+from twin.network import Curve, Demand, Junction, Network, NetworkError, Pipe, Pump, Reservoir
 from twin.pumps import (
     Degradation,
     EfficiencyCurve,
     HeadCurve,
     NpshrCurve,
     PumpModel,
+    apply_degradation,
     degrade,
     fit_efficiency_curve,
     fit_head_curve,
@@ -305,3 +306,52 @@ def test_other_bad_inputs() -> None:
         parallel(CURVE, counts=[1, 1], name="S")
     with pytest.raises(NetworkError, match="shaft power: efficiency"):
         shaft_power_w(1000.0, 0.0)
+
+
+# --- degradation applied to a network ----------------------------------------------------------
+
+
+def _one_pump_network(points: tuple[tuple[float, float], ...]) -> Network:
+    return Network(
+        name="one pump",
+        junctions=(Junction("J", 0.0, (Demand(0.0),)),),
+        reservoirs=(Reservoir("R1", 10.0), Reservoir("R2", 60.0)),
+        pipes=(Pipe("P1", "J", "R2", 1000.0, 0.3, 120.0),),
+        pumps=(Pump("PU", "R1", "J", head_curve="H", efficiency_curve="E"),),
+        curves=(Curve("H", points), Curve("E", ((0.05, 0.5), (0.1, 0.75), (0.15, 0.8), (0.2, 0.7)), "EFFICIENCY")),
+    )
+
+
+def test_apply_degradation_without_wear_keeps_the_curves() -> None:
+    net = _one_pump_network(((0.0, 100.0), (0.1, 80.0), (0.2, 40.0)))
+    worn = apply_degradation(net, {"PU": Degradation()})
+    assert worn.curve(worn.pumps[0].head_curve or "").points == net.curve("H").points
+    assert np.ravel(worn.curve(worn.pumps[0].efficiency_curve or "").points) == pytest.approx(
+        np.ravel(net.curve("E").points)
+    )
+
+
+def test_apply_degradation_maps_points_by_diameter_affinity() -> None:
+    net = _one_pump_network(((0.0, 100.0), (0.1, 80.0), (0.2, 40.0)))
+    worn = apply_degradation(net, {"PU": Degradation(impeller_wear=0.1, efficiency_loss=0.05)})
+    pump = worn.pumps[0]
+    assert pump.head_curve == "H@PU" and pump.efficiency_curve == "E@PU"
+    assert np.ravel(worn.curve("H@PU").points) == pytest.approx([0.0, 81.0, 0.09, 64.8, 0.18, 32.4])
+    assert [e for _, e in worn.curve("E@PU").points] == pytest.approx([0.475, 0.7125, 0.76, 0.665])
+    assert net.curve("H").points == ((0.0, 100.0), (0.1, 80.0), (0.2, 40.0))  # the input is untouched
+
+
+def test_recirculation_lowers_delivered_flow_and_efficiency() -> None:
+    net = _one_pump_network(((0.0, 100.0), (0.1, 80.0), (0.2, 40.0)))
+    worn = apply_degradation(net, {"PU": Degradation(recirculation_m3s=0.02)})
+    q, h = zip(*worn.curve("H@PU").points, strict=True)
+    assert q[0] == 0.0 and h[0] < 100.0  # the pump now recirculates at shut-off
+    assert q[1:] == pytest.approx((0.08, 0.18))
+    eff = worn.curve("E@PU").points
+    assert eff[0] == pytest.approx((0.03, 0.5 * 0.03 / 0.05))
+
+
+def test_apply_degradation_rejects_unknown_pumps() -> None:
+    net = _one_pump_network(((0.0, 100.0), (0.1, 80.0), (0.2, 40.0)))
+    with pytest.raises(NetworkError, match="do not exist"):
+        apply_degradation(net, {"nope": Degradation()})

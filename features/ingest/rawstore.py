@@ -1,0 +1,687 @@
+"""The raw store: readings as parquet, partitioned by station and UTC day, deduplicated and idempotent.
+
+Layout under `root` (for the embedded default, `<PUMPTWIN_HOME>/raw`)::
+
+    station=PS01/date=2026-11-01/part-0.parquet   readings of one station and UTC day
+    _watermarks.json                              last stored `ts` per tag
+    _quarantine/date=2026-11-01/run-<id>.parquet  rejected rows of one run (by ingest day)
+
+Each partition file holds `tag, ts, value, quality, ingested_at`, sorted by (tag, ts) and unique
+on (tag, ts). A write merges the incoming rows into each touched partition, keeping the
+latest-arriving row of each (tag, ts), and replaces the file atomically (temporary file, then
+rename); a partition whose rows are all already stored is not rewritten, so re-ingesting a window
+changes nothing. Names starting with `_` or `.` are skipped by parquet dataset readers.
+
+One writer at a time: two processes writing the same partition at once can lose one's rows.
+A crash between partitions leaves the earlier ones written and the watermark behind; ingesting the
+same window again completes it without duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from features.ingest.contract import (
+    NAT_NS,
+    QUALITIES,
+    READING_COLUMNS,
+    REASON_TAG,
+    TAG_PATTERN,
+    empty_readings,
+    raw_text,
+    station_of,
+    utc_datetimes,
+    utc_ns,
+)
+
+READINGS_SCHEMA = pa.schema(
+    [
+        ("tag", pa.string()),
+        ("ts", pa.timestamp("ns", tz="UTC")),
+        ("value", pa.float64()),
+        ("quality", pa.string()),
+        ("ingested_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+"""Schema of a partition file."""
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("tag", pa.string()),
+        ("ts", pa.string()),
+        ("value", pa.string()),
+        ("quality", pa.string()),
+        ("source_file", pa.string()),
+        ("source_row", pa.int64()),
+        ("reason", pa.string()),
+        ("ingested_at", pa.timestamp("us", tz="UTC")),
+        ("run_id", pa.string()),
+    ]
+)
+"""Schema of a quarantine file: raw fields as text, where they came from, why and when."""
+
+PART_FILE = "part-0.parquet"
+"""The one data file of a partition."""
+
+_DAY_NS = 86_400 * 10**9
+_EPOCH = date(1970, 1, 1)
+_MAX_KEY_GROUPS = (2**63 - 1) // _DAY_NS  # (group, ns within the day) fits one int64 below this
+_RUN_ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+class RawStoreError(RuntimeError):
+    """The raw store cannot do what was asked (unreadable partition, readings off contract)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StationWrite:
+    """What one write did to one station's partitions.
+
+    Attributes:
+        received: Readings of the station given to the write.
+        new: Rows for a (tag, ts) not stored before.
+        updated: Rows that replaced a stored row of the same (tag, ts) with another value or flag.
+        duplicates: Rows not stored: identical to a stored row, or followed by a later row of the
+            same (tag, ts) in the same write.
+    """
+
+    received: int = 0
+    new: int = 0
+    updated: int = 0
+    duplicates: int = 0
+
+    def __add__(self, other: StationWrite) -> StationWrite:
+        return StationWrite(
+            self.received + other.received,
+            self.new + other.new,
+            self.updated + other.updated,
+            self.duplicates + other.duplicates,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one `RawStore.write` did.
+
+    Attributes:
+        received: Readings given to the write.
+        new: Rows for a (tag, ts) not stored before.
+        updated: Rows that replaced a stored row with another value or flag (latest arrival wins).
+        duplicates: Rows not stored because the same (tag, ts) is stored identically or arrived
+            again later in the same write.
+        partitions_written: Partition files (re)written.
+        per_station: The same counts per station.
+    """
+
+    received: int = 0
+    new: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    partitions_written: int = 0
+    per_station: dict[str, StationWrite] = field(default_factory=dict)
+
+    @property
+    def stored(self) -> int:
+        """Rows written: new plus updated."""
+        return self.new + self.updated
+
+
+def _utc(moment: datetime | pd.Timestamp | str | None, name: str) -> pd.Timestamp | None:
+    """Return `moment` as a UTC timestamp; naive moments are refused."""
+    if moment is None:
+        return None
+    stamp = pd.Timestamp(moment)
+    if stamp.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware (got {moment!r}); use UTC, e.g. '2026-11-01T00:00Z'")
+    return stamp.tz_convert("UTC")
+
+
+def _atomic_write_table(table: pa.Table, path: Path, compression: str) -> None:
+    """Write a parquet file through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp, compression=compression)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _atomic_write_text(text: str, path: Path) -> None:
+    """Write a text file through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _same_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise equality where NaN equals NaN."""
+    return (a == b) | (np.isnan(a) & np.isnan(b))
+
+
+def _stable_order(group: np.ndarray, n_groups: int, within: np.ndarray) -> np.ndarray:
+    """Return the stable order of rows by (group, within), with `0 <= within < one day in ns`.
+
+    One int64 key (`group * day + within`) and a stable sort when it fits, which is linear on
+    input already in order or made of sorted runs; two stable sorts otherwise.
+    """
+    if n_groups <= _MAX_KEY_GROUPS:
+        return np.argsort(group * _DAY_NS + within, kind="stable")
+    by_within = np.argsort(within, kind="stable")
+    return by_within[np.argsort(group[by_within], kind="stable")]
+
+
+def _codes(column: pa.ChunkedArray, *, sorted_codes: bool) -> tuple[np.ndarray, int]:
+    """Dictionary-encode a string column; codes follow name order when `sorted_codes`."""
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    if sorted_codes:
+        rank = np.empty(len(encoded.dictionary), dtype=np.int64)
+        rank[pc.array_sort_indices(encoded.dictionary).to_numpy()] = np.arange(len(encoded.dictionary))
+        codes = rank[codes]
+    return codes, len(encoded.dictionary)
+
+
+def _merge(old: pa.Table, new: pa.Table, day_start_ns: int) -> tuple[pa.Table | None, int, int]:
+    """Merge new rows into a partition's stored rows; the later row of a (tag, ts) wins.
+
+    Both tables must hold one UTC day (from `day_start_ns`) and be unique on (tag, ts). Returns the
+    merged table sorted by (tag, ts) (None when nothing changed), the count of rows that replaced
+    a different stored row, and the count of rows identical to a stored row.
+    """
+    combined = pa.concat_tables([old.select(READINGS_SCHEMA.names).cast(READINGS_SCHEMA), new])
+    tags, n_tags = _codes(combined.column("tag"), sorted_codes=True)
+    ts = combined.column("ts").cast(pa.int64()).to_numpy()
+    within = ts - day_start_ns
+    if within.size and (within.min() < 0 or within.max() >= _DAY_NS):
+        raise RawStoreError(f"stored partition of day {pd.Timestamp(day_start_ns, tz='UTC').date()} holds other days")
+    order = _stable_order(tags, n_tags, within)  # stored rows come first among equal (tag, ts)
+    tags, ts = tags[order], ts[order]
+    n = len(order)
+    same_next = np.zeros(n, dtype=bool)
+    same_next[:-1] = (tags[1:] == tags[:-1]) & (ts[1:] == ts[:-1])
+    pairs = np.flatnonzero(same_next)  # pairs[i] is the stored row, pairs[i] + 1 the new one
+    values = combined.column("value").to_numpy()[order]
+    quality = _codes(combined.column("quality"), sorted_codes=False)[0][order]
+    identical = _same_values(values[pairs], values[pairs + 1]) & (quality[pairs] == quality[pairs + 1])
+    duplicates = int(identical.sum())
+    updated = len(pairs) - duplicates
+    if updated == 0 and duplicates == new.num_rows:
+        return None, 0, duplicates
+    return combined.take(pa.array(order[~same_next])), updated, duplicates
+
+
+class RawStore:
+    """Parquet store of readings, partitioned by station and UTC day (see the module docstring).
+
+    Args:
+        root: The store's folder (created on first write).
+        compression: Parquet compression codec.
+        max_workers: Threads that write partitions in parallel.
+
+    Example:
+        >>> store = RawStore(tmp_path / "raw")  # doctest: +SKIP
+        >>> store.write(readings).stored  # doctest: +SKIP
+        1440
+        >>> store.read(["PS01"], "2026-11-01T00:00Z", "2026-11-02T00:00Z")  # doctest: +SKIP
+    """
+
+    def __init__(self, root: str | Path, *, compression: str = "zstd", max_workers: int | None = None) -> None:
+        self.root = Path(root)
+        self.compression = compression
+        self.max_workers = max_workers if max_workers is not None else min(8, os.cpu_count() or 1)
+        if self.max_workers < 1:
+            raise ValueError(f"max_workers must be >= 1, got {self.max_workers}")
+
+    def __repr__(self) -> str:
+        return f"RawStore({str(self.root)!r})"
+
+    @property
+    def watermark_file(self) -> Path:
+        """The JSON file holding the last stored `ts` per tag."""
+        return self.root / "_watermarks.json"
+
+    @property
+    def quarantine_root(self) -> Path:
+        """The folder of the quarantine table."""
+        return self.root / "_quarantine"
+
+    def partition_file(self, station: str, day: date) -> Path:
+        """Return the data file of one station and UTC day.
+
+        Args:
+            station: Station name, e.g. `PS01`.
+            day: The UTC day.
+
+        Returns:
+            `<root>/station=<station>/date=<YYYY-MM-DD>/part-0.parquet`.
+        """
+        return self.root / f"station={station}" / f"date={day.isoformat()}" / PART_FILE
+
+    def partitions(self, stations: Iterable[str] | None = None) -> list[tuple[str, date]]:
+        """List the stored partitions.
+
+        Args:
+            stations: Only these stations; None for all.
+
+        Returns:
+            (station, UTC day) pairs, sorted.
+        """
+        wanted = set(stations) if stations is not None else None
+        found = []
+        for station_dir in self.root.glob("station=*"):
+            station = station_dir.name.removeprefix("station=")
+            if wanted is not None and station not in wanted:
+                continue
+            for day_dir in station_dir.glob("date=*"):
+                if (day_dir / PART_FILE).is_file():
+                    found.append((station, date.fromisoformat(day_dir.name.removeprefix("date="))))
+        return sorted(found)
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def write(  # noqa: PLR0915 - one vectorised pass: encode, order, write partitions, advance watermarks
+        self, readings: pd.DataFrame, *, ingested_at: datetime | pd.Timestamp | None = None
+    ) -> WriteResult:
+        """Store readings, deduplicated on (tag, ts) with the latest-arriving row kept.
+
+        Within `readings`, a later row arrives after an earlier one; rows of this write arrive
+        after every stored row. Only partitions whose content changes are rewritten.
+
+        Args:
+            readings: Readings in the contract's shape (`tag`, `ts` UTC, `value`, `quality`);
+                extra columns are ignored.
+            ingested_at: Arrival time written to `ingested_at`; default now.
+
+        Returns:
+            Counts of new, updated and duplicate rows, overall and per station.
+
+        Raises:
+            RawStoreError: When a reading is off contract (tag not `STATION.ASSET.MEASURE`, missing
+                timestamp, unknown quality flag) or a stored partition cannot be read.
+        """
+        n = len(readings)
+        if n == 0:
+            return WriteResult()
+        missing = [c for c in READING_COLUMNS if c not in readings.columns]
+        if missing:
+            raise RawStoreError(f"readings lack column(s): {', '.join(missing)}")
+        arrived = _utc(ingested_at, "ingested_at") or pd.Timestamp.now(tz="UTC")
+
+        tag_codes, tag_names = pd.factorize(readings["tag"], sort=True)
+        bad_tags = [t for t in tag_names if not isinstance(t, str) or TAG_PATTERN.match(t) is None]
+        if bad_tags or (tag_codes < 0).any():
+            raise RawStoreError(f"{REASON_TAG}: {bad_tags[:5] or ['<missing>']}")
+        station_of_tag, stations = pd.factorize(pd.Series([station_of(t) for t in tag_names], dtype=object), sort=True)
+        quality_codes, quality_names = pd.factorize(readings["quality"])
+        if (quality_codes < 0).any() or not set(quality_names) <= set(QUALITIES):
+            raise RawStoreError(f"quality flags must be one of {QUALITIES}, got {sorted(map(str, quality_names))}")
+        ts = utc_ns(readings["ts"])
+        if (ts == NAT_NS).any():
+            raise RawStoreError("readings with a missing timestamp cannot be stored")
+        values = readings["value"].to_numpy(dtype=np.float64, na_value=np.nan)
+
+        # Order by (day, tag, ts), stably, so among equal (tag, ts) arrival order is kept. Tags are
+        # sorted by name and a station's tags share the prefix `STATION.`, so each (day, station)
+        # partition is one contiguous run.
+        day = np.floor_divide(ts, _DAY_NS)
+        day0 = int(day.min())
+        day_offset = day - day0
+        group = day_offset * len(tag_names) + tag_codes
+        order = _stable_order(group, int(day_offset.max() + 1) * len(tag_names), ts - day * _DAY_NS)
+        partition = day_offset * len(stations) + station_of_tag[tag_codes]
+        partition, tag_codes, ts = partition[order], tag_codes[order], ts[order]
+        values, quality_codes = values[order], quality_codes[order]
+
+        last_of_key = np.ones(n, dtype=bool)  # keep the last row of each (tag, ts)
+        last_of_key[:-1] = (tag_codes[1:] != tag_codes[:-1]) | (ts[1:] != ts[:-1])
+        starts = np.flatnonzero(np.r_[True, partition[1:] != partition[:-1]])
+        ends = np.r_[starts[1:], n]
+
+        tag_array = pa.array(tag_names, type=pa.string())
+        quality_array = pa.array(quality_names, type=pa.string())
+        arrived_us = np.datetime64(arrived.tz_convert("UTC").tz_localize(None).to_datetime64(), "us")
+
+        def write_partition(bounds: tuple[int, int]) -> tuple[str, StationWrite, bool]:
+            start, end = bounds
+            keep = np.flatnonzero(last_of_key[start:end]) + start
+            station = str(stations[partition[start] % len(stations)])
+            day_start = _EPOCH + timedelta(days=int(partition[start] // len(stations)) + day0)
+            table = pa.Table.from_arrays(
+                [
+                    tag_array.take(pa.array(tag_codes[keep])),
+                    pa.array(ts[keep]).cast(READINGS_SCHEMA.field("ts").type),
+                    pa.array(values[keep], type=pa.float64()),
+                    quality_array.take(pa.array(quality_codes[keep])),
+                    pa.array(np.full(len(keep), arrived_us), type=READINGS_SCHEMA.field("ingested_at").type),
+                ],
+                schema=READINGS_SCHEMA,
+            )
+            in_batch_duplicates = (end - start) - len(keep)
+            path = self.partition_file(station, day_start)
+            updated = duplicates = 0
+            merged: pa.Table | None = table
+            if path.exists():
+                try:
+                    stored = pq.read_table(path)
+                except (pa.ArrowException, OSError) as exc:
+                    raise RawStoreError(f"cannot read stored partition {path}: {exc}") from exc
+                day_ns = (day_start - _EPOCH).days * _DAY_NS
+                merged, updated, duplicates = _merge(stored, table, day_ns)
+            if merged is not None:
+                _atomic_write_table(merged, path, self.compression)
+            counts = StationWrite(
+                received=end - start,
+                new=len(keep) - updated - duplicates,
+                updated=updated,
+                duplicates=duplicates + in_batch_duplicates,
+            )
+            return station, counts, merged is not None
+
+        bounds = list(zip(starts.tolist(), ends.tolist(), strict=True))
+        if self.max_workers > 1 and len(bounds) > 1:
+            with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
+                outcomes = list(pool.map(write_partition, bounds))
+        else:
+            outcomes = [write_partition(b) for b in bounds]
+
+        per_station: dict[str, StationWrite] = {}
+        for station, counts, _ in outcomes:
+            per_station[station] = per_station.get(station, StationWrite()) + counts
+        total = sum(per_station.values(), StationWrite())
+
+        # Watermarks: the latest ts per tag among the rows kept (the last row of each tag run).
+        run_end = np.flatnonzero(np.r_[(tag_codes[1:] != tag_codes[:-1]) | (partition[1:] != partition[:-1]), True])
+        latest = np.full(len(tag_names), NAT_NS, dtype=np.int64)
+        np.maximum.at(latest, tag_codes[run_end], ts[run_end])
+        self._advance_watermarks(dict(zip(tag_names, latest.tolist(), strict=True)))
+
+        return WriteResult(
+            received=total.received,
+            new=total.new,
+            updated=total.updated,
+            duplicates=total.duplicates,
+            partitions_written=sum(written for _, _, written in outcomes),
+            per_station=dict(sorted(per_station.items())),
+        )
+
+    # --- watermarks --------------------------------------------------------------------------
+
+    def _load_watermarks_ns(self) -> dict[str, int]:
+        try:
+            document = json.loads(self.watermark_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise RawStoreError(f"cannot read watermarks {self.watermark_file}: {exc}") from exc
+        return {tag: pd.Timestamp(text).value for tag, text in document.get("watermarks", {}).items()}
+
+    def _advance_watermarks(self, latest: dict[str, int]) -> None:
+        marks = self._load_watermarks_ns()
+        changed = False
+        for tag, ns in latest.items():
+            if ns != NAT_NS and ns > marks.get(tag, NAT_NS):
+                marks[tag] = ns
+                changed = True
+        if changed:
+            document = {
+                "version": 1,
+                "watermarks": {tag: pd.Timestamp(ns, tz="UTC").isoformat() for tag, ns in sorted(marks.items())},
+            }
+            _atomic_write_text(json.dumps(document, indent=1) + "\n", self.watermark_file)
+
+    def watermarks(self) -> dict[str, pd.Timestamp]:
+        """Return the last stored timestamp of every tag.
+
+        Returns:
+            {tag: UTC timestamp}; empty before the first write.
+        """
+        return {tag: pd.Timestamp(ns, tz="UTC") for tag, ns in self._load_watermarks_ns().items()}
+
+    def watermark(self, tag: str) -> pd.Timestamp | None:
+        """Return the last stored timestamp of one tag, or None when none is stored.
+
+        Args:
+            tag: The tag.
+
+        Returns:
+            The UTC timestamp, or None.
+        """
+        return self.watermarks().get(tag)
+
+    def incremental(self, readings: pd.DataFrame, *, overlap: timedelta = timedelta(0)) -> pd.DataFrame:
+        """Keep only readings newer than their tag's watermark (minus `overlap`).
+
+        Tags without a watermark pass whole. Rows inside the overlap that are already stored are
+        then recognised as duplicates by `write`, so an overlap admits late data without
+        duplicating anything.
+
+        Args:
+            readings: Readings in the contract's shape.
+            overlap: How far before the watermark rows still pass (for late-arriving data).
+
+        Returns:
+            The rows of `readings` with `ts > watermark(tag) - overlap`.
+        """
+        marks = self._load_watermarks_ns()
+        if not marks or len(readings) == 0:
+            return readings
+        overlap_ns = int(pd.Timedelta(overlap).value)
+        if overlap_ns < 0:
+            raise ValueError(f"overlap must be >= 0, got {overlap}")
+        codes, names = pd.factorize(readings["tag"])
+        limits = np.array([marks[t] - overlap_ns if t in marks else NAT_NS for t in names] + [NAT_NS], dtype=np.int64)
+        keep = utc_ns(readings["ts"]) > limits[codes]
+        return readings if keep.all() else readings[keep]
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def read(
+        self,
+        stations: Sequence[str] | str | None = None,
+        start: datetime | pd.Timestamp | str | None = None,
+        end: datetime | pd.Timestamp | str | None = None,
+        *,
+        tags: Sequence[str] | None = None,
+        with_ingested_at: bool = False,
+        sort: bool = True,
+    ) -> pd.DataFrame:
+        """Read stored readings.
+
+        Args:
+            stations: A station, several, or None for all.
+            start: First timestamp included (timezone-aware); None for no bound.
+            end: First timestamp excluded (timezone-aware); None for no bound.
+            tags: Only these tags; None for all.
+            with_ingested_at: Also return the `ingested_at` column.
+            sort: Order rows by (tag, ts); otherwise by station, day, tag, ts.
+
+        Returns:
+            Readings in the contract's shape (`tag`, `ts` UTC, `value`, `quality`).
+
+        Raises:
+            ValueError: When `start` or `end` has no time zone.
+        """
+        first, last = _utc(start, "start"), _utc(end, "end")
+        wanted = [stations] if isinstance(stations, str) else stations
+        files = [
+            self.partition_file(station, day)
+            for station, day in self.partitions(wanted)
+            if (first is None or day >= first.date()) and (last is None or day <= (last - pd.Timedelta(1)).date())
+        ]
+        columns = list(READING_COLUMNS) + (["ingested_at"] if with_ingested_at else [])
+        if not files:
+            frame = empty_readings()
+            if with_ingested_at:
+                frame["ingested_at"] = pd.Series([], dtype="datetime64[us, UTC]")
+            return frame
+        condition = None
+        ts_type = READINGS_SCHEMA.field("ts").type
+        if first is not None:
+            condition = ds.field("ts") >= pa.scalar(first.value, type=pa.int64()).cast(ts_type)
+        if last is not None:
+            upper = ds.field("ts") < pa.scalar(last.value, type=pa.int64()).cast(ts_type)
+            condition = upper if condition is None else condition & upper
+        if tags is not None:
+            chosen = ds.field("tag").isin(pa.array(list(tags), type=pa.string()))
+            condition = chosen if condition is None else condition & chosen
+
+        def read_one(path: Path) -> pa.Table:
+            try:
+                table = pq.read_table(path, columns=columns, filters=condition, schema=READINGS_SCHEMA)
+            except (pa.ArrowException, OSError) as exc:
+                raise RawStoreError(f"cannot read stored partition {path}: {exc}") from exc
+            return table
+
+        if self.max_workers > 1 and len(files) > 1:
+            with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
+                tables = list(pool.map(read_one, files))
+        else:
+            tables = [read_one(f) for f in files]
+        # Files come in (station, day) order, each sorted by (tag, ts); a tag lives in one station,
+        # so a stable sort by tag alone orders the rows by (tag, ts).
+        return _to_frame(pa.concat_tables(tables), sort_by_tag=sort)
+
+    # --- quarantine --------------------------------------------------------------------------
+
+    def quarantine(
+        self,
+        rejected: pd.DataFrame,
+        *,
+        run_id: str,
+        ingested_at: datetime | pd.Timestamp | None = None,
+    ) -> Path | None:
+        """Write the rejected rows of one run to the quarantine table (one file per run).
+
+        Writing the same `run_id` again replaces that run's file, so a retried run does not
+        duplicate its quarantine rows.
+
+        Args:
+            rejected: Rows with a `reason` column; `tag`, `ts`, `value`, `quality`, `source_file`
+                and `source_row` are kept when present (as text), other columns are dropped.
+            run_id: Identifier of the run (letters, digits, `_`, `-`, `.`).
+            ingested_at: When the run ingested them; default now.
+
+        Returns:
+            The file written, or None when there was nothing to write.
+
+        Raises:
+            ValueError: When `run_id` is not path-safe or `rejected` has no `reason` column.
+        """
+        if not _RUN_ID.match(run_id):
+            raise ValueError(f"run_id must match {_RUN_ID.pattern}, got {run_id!r}")
+        if len(rejected) == 0:
+            return None
+        if "reason" not in rejected.columns:
+            raise ValueError("rejected rows need a `reason` column")
+        arrived = _utc(ingested_at, "ingested_at") or pd.Timestamp.now(tz="UTC")
+        n = len(rejected)
+
+        def text(column: str) -> pa.Array:
+            if column not in rejected.columns:
+                return pa.array([""] * n, type=pa.string())
+            return pa.array(raw_text(rejected[column]), type=pa.string())
+
+        source_row = (
+            pa.array(pd.array(rejected["source_row"], dtype="Int64"), type=pa.int64())
+            if "source_row" in rejected.columns
+            else pa.nulls(n, type=pa.int64())
+        )
+        table = pa.Table.from_arrays(
+            [
+                text("tag"),
+                text("ts"),
+                text("value"),
+                text("quality"),
+                text("source_file"),
+                source_row,
+                text("reason"),
+                pa.array([arrived.to_pydatetime()] * n, type=QUARANTINE_SCHEMA.field("ingested_at").type),
+                pa.array([run_id] * n, type=pa.string()),
+            ],
+            schema=QUARANTINE_SCHEMA,
+        )
+        path = self.quarantine_root / f"date={arrived.date().isoformat()}" / f"run-{run_id}.parquet"
+        for old in self.quarantine_root.glob(f"date=*/run-{run_id}.parquet"):
+            if old != path:  # a retried run on another day: keep one file per run
+                old.unlink()
+        _atomic_write_table(table, path, self.compression)
+        return path
+
+    def read_quarantine(
+        self,
+        *,
+        run_id: str | None = None,
+        start: datetime | pd.Timestamp | str | None = None,
+        end: datetime | pd.Timestamp | str | None = None,
+    ) -> pd.DataFrame:
+        """Read quarantined rows.
+
+        Args:
+            run_id: Only this run; None for all.
+            start: First ingest time included (timezone-aware); None for no bound.
+            end: First ingest time excluded (timezone-aware); None for no bound.
+
+        Returns:
+            The rows with the columns of `QUARANTINE_SCHEMA`, ordered by ingest time.
+        """
+        first, last = _utc(start, "start"), _utc(end, "end")
+        pattern = f"date=*/run-{run_id}.parquet" if run_id is not None else "date=*/run-*.parquet"
+        files = sorted(str(p) for p in self.quarantine_root.glob(pattern))
+        if not files:
+            return QUARANTINE_SCHEMA.empty_table().to_pandas()
+        table = ds.dataset(files, schema=QUARANTINE_SCHEMA, format="parquet").to_table()
+        frame = table.to_pandas()
+        if first is not None:
+            frame = frame[frame["ingested_at"] >= first]
+        if last is not None:
+            frame = frame[frame["ingested_at"] < last]
+        frame["source_row"] = frame["source_row"].astype("Int64")
+        return frame.sort_values("ingested_at", kind="stable").reset_index(drop=True)
+
+
+def _to_frame(table: pa.Table, *, sort_by_tag: bool) -> pd.DataFrame:
+    """Convert a readings table to pandas with `str` tags and flags (shared string objects).
+
+    With `sort_by_tag`, rows are stably sorted by tag (lexicographic), keeping their order within a tag.
+    """
+    order: np.ndarray | None = None
+    columns: dict[str, object] = {}
+    for name in table.column_names:
+        column = table.column(name)
+        if pa.types.is_string(column.type):
+            encoded = pc.dictionary_encode(column).combine_chunks()
+            names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+            codes = encoded.indices.to_numpy(zero_copy_only=False)
+            if name == "tag" and sort_by_tag and len(names):
+                rank = np.empty(len(names), dtype=np.int64)
+                rank[np.argsort(names)] = np.arange(len(names))
+                order = np.argsort(rank[codes], kind="stable")
+            columns[name] = names[codes] if len(names) else np.array([], dtype=object)
+        elif pa.types.is_timestamp(column.type):
+            stamps = utc_datetimes(column.cast(pa.int64()).to_numpy())
+            columns[name] = stamps if name == "ts" else stamps.as_unit("us")
+        else:
+            columns[name] = column.to_numpy()
+    if order is not None:
+        columns = {name: values[order] for name, values in columns.items()}  # type: ignore[index]
+    return pd.DataFrame(columns)
