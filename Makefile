@@ -5,7 +5,7 @@ BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-slow test-integration lint format bench-hydraulics clean
+.PHONY: help venv demo test test-slow test-integration lint format bench bench-hydraulics bench-plant bench-ingest clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -34,8 +34,16 @@ format: venv ## Fix lint findings and format the code
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench-hydraulics: venv ## Hydraulic solver benchmark
+bench: bench-hydraulics bench-plant bench-ingest ## Every benchmark
+
+bench-hydraulics: venv ## Hydraulic solver against EPANET's toolkit
 	$(BIN)/python -m benchmarks.hydraulics
+
+bench-plant: venv ## Plant simulator: a month of 1-minute data for 20 stations x 3 pumps
+	$(BIN)/python -m benchmarks.plant
+
+bench-ingest: venv ## Ingest and validate 10 M readings
+	$(BIN)/python -m benchmarks.ingest
 
 clean: ## Remove build outputs and caches (keeps .venv and .pumptwin)
 	scripts/clean.sh

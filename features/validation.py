@@ -1337,3 +1337,45 @@ def _write_index(report_dir: Path) -> None:
         f"<style>{_CSS}</style></head><body><h1>Validation runs</h1><ul>{items}</ul></body></html>",
         encoding="utf-8",
     )
+
+
+class TagValidator:
+    """`validate_tags` as the ingestion pipeline's validation hook, keeping every run's outcome.
+
+    Usage example::
+
+        validator = TagValidator({"VIB_DE_RMS": (0.0, 50.0, "mm/s")}, report_dir=home / "validation")
+        summary = ingest_path("data/", store, validate=validator)
+        print(validator.outcomes[-1].markdown)
+
+    Args:
+        ranges: Physical ranges per tag or per measure (see `normalize_ranges`).
+        report_dir: Folder for the validation reports; None writes none.
+        now: Reference instant for freshness and future timestamps (default: now).
+        source: What is validated, shown in the reports.
+    """
+
+    def __init__(
+        self,
+        ranges: Ranges = None,
+        *,
+        report_dir: str | Path | None = None,
+        now: pd.Timestamp | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.ranges = normalize_ranges(ranges) if ranges is not None else None
+        self.report_dir = report_dir
+        self.now = now
+        self.source = source
+        self.outcomes: list[ValidationOutcome] = []
+
+    def __call__(self, readings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Split ``readings`` into (good rows, quarantined rows with `reason`), keeping their index."""
+        outcome = validate_tags(readings, self.ranges, now=self.now, report_dir=self.report_dir, source=self.source)
+        self.outcomes.append(outcome)
+        positions = outcome.quarantined["row_id"].to_numpy(dtype=np.int64)
+        passed = np.ones(len(readings), dtype=bool)
+        passed[positions] = False
+        good = outcome.good.set_axis(readings.index[passed], axis=0)
+        bad = outcome.quarantined.set_axis(readings.index[positions], axis=0).drop(columns=["row_id"])
+        return good, bad

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -48,6 +49,32 @@ def solve(
         typer.echo(f"wrote {json_out}")
     if not report["converged"]:
         raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    source: Annotated[str, typer.Argument(help="File or folder (CSV/Parquet), simulator:SCENARIO, or pi:NAME_FILTER.")],
+    start: Annotated[datetime | None, typer.Option(help="Window start (UTC); default everything.")] = None,
+    end: Annotated[datetime | None, typer.Option(help="Window end (UTC, exclusive).")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Store every row, not only rows past the watermarks.")] = False,
+) -> None:
+    """Ingest a source into the raw store: validate, store good rows, quarantine the rest.
+
+    Exit code 0 when every row was stored, 1 when rows were quarantined or files refused, 2 on error.
+    """
+    from flows.settings import get_settings
+
+    settings = get_settings()
+    from flows.ingest_job import read_source, store_source
+
+    try:
+        report = store_source(read_source(source, settings, start, end), settings, incremental=not full)
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(report.to_markdown())
+    typer.echo(f"raw store: {settings.raw_dir}   validation reports: {settings.validation_dir}")
+    raise typer.Exit(0 if report.clean else 1)
 
 
 @app.command()

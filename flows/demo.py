@@ -1,15 +1,18 @@
 """Wiring for ``pumptwin demo``: the main job on the embedded default.
 
-For now the main job is the physics twin: load the reference pipeline, solve
-its steady state, run a set of what-ifs in one batch and print a table of
-throughput, pressures, margins and energy. Later capabilities (plant data,
-features, models, the closed loop) extend this job.
+Plant data first: the plant simulator runs a shipped scenario (a bearing wearing
+out at PS01.P1) for two days, and the readings go through the Prefect ``ingest``
+flow (validation, raw store, quarantine, a markdown artifact). Then the physics
+twin: the reference pipeline's steady state and a set of what-ifs solved in one
+batch, printed as a table of throughput, pressures, margins and energy. Later
+capabilities (features, models, the closed loop) extend this job.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 from flows.settings import Settings
@@ -57,9 +60,34 @@ def _table(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+DEMO_SCENARIO = "bearing_failure"
+DEMO_WINDOW_END = "2024-03-03T00:00:00Z"
+
+
+def ingest_plant_data(settings: Settings) -> dict[str, object]:
+    """Simulate two days of the demo scenario and ingest them through the Prefect flow."""
+    from flows.ingest import ingest
+
+    print(f"1. plant: simulating scenario {DEMO_SCENARIO!r} up to {DEMO_WINDOW_END}, ingesting through the")
+    print("   Prefect flow 'ingest' (validation with Great Expectations, raw store, quarantine) ...")
+    summary = ingest(
+        source=f"simulator:{DEMO_SCENARIO}", end=datetime.fromisoformat(DEMO_WINDOW_END), incremental=False
+    )
+    rejected = summary.get("rejected_by_reason") or {}
+    print(f"   rows in {summary['rows_in']:,}, stored {summary['stored']:,}, quarantined {summary['rejected']:,}")
+    for reason, count in sorted(rejected.items(), key=lambda kv: -kv[1]):
+        print(f"     {count:6,}  {reason}")
+    print(f"   raw store: {settings.raw_dir}   validation reports: {settings.validation_dir}/index.html")
+    return summary
+
+
 def run(settings: Settings, network: Path | None = None) -> int:
-    """Solve the network and its what-ifs, print the table, write the results; return an exit code."""
+    """Ingest simulated plant data, solve the network and its what-ifs, print the results; return an exit code."""
     t0 = time.perf_counter()
+    if network is None:
+        ingest_plant_data(settings)
+        print()
+        print("2. twin: the reference pipeline and its what-ifs")
     net = load_network(network or settings.twin.network)
     model = compile_network(net)
     print(f"network: {net.name}")
@@ -75,5 +103,6 @@ def run(settings: Settings, network: Path | None = None) -> int:
     print()
     print(f"solved {len(scenarios)} scenarios in one batch; all converged: {bool(result.converged.all())}")
     print(f"results: {out / 'whatif.json'}  ({time.perf_counter() - t0:.1f} s)")
+    print("flow runs and their artifacts: `prefect server start` with PREFECT_HOME=" + str(settings.prefect_home))
     print("next: `pumptwin solve FILE.inp --json out.json` solves any EPANET network; see README.md")
     return 0 if result.converged.all() else 1

@@ -119,7 +119,23 @@ class PrefectSettings(BaseSettings):
     )
 
 
+class HistorianSettings(BaseSettings):
+    """Where the historian (a PI Web API server) is and how to sign in."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}HISTORIAN_", extra="forbid")
+
+    url: str | None = Field(default=None, description="PI Web API base URL, e.g. `https://pi.example/piwebapi`.")
+    data_server: str | None = Field(default=None, description="PI Data Archive name; None uses the first listed.")
+    username: str | None = Field(default=None, description="User for basic authentication.")
+    password: SecretStr | None = Field(default=None, description="Password; never logged or serialized.")
+    token: SecretStr | None = Field(default=None, description="Bearer token (instead of user and password).")
+    verify_tls: bool = Field(default=True, description="Check the server's TLS certificate.")
+    timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one HTTP request in s.")
+    max_count: int = Field(default=10_000, ge=1, description="Most values the server returns per request.")
+
+
 _GROUPS: dict[str, type[BaseSettings]] = {
+    "historian": HistorianSettings,
     "twin": TwinSettings,
     "mlflow": MlflowSettings,
     "feast": FeastSettings,
@@ -146,8 +162,9 @@ class Settings(BaseSettings):
     feast: FeastSettings = Field(default_factory=FeastSettings, description="Feature store.")
     qdrant: QdrantSettings = Field(default_factory=QdrantSettings, description="Vector store for the agent.")
     prefect: PrefectSettings = Field(default_factory=PrefectSettings, description="Orchestration API.")
+    historian: HistorianSettings = Field(default_factory=HistorianSettings, description="PI Web API historian.")
 
-    @field_validator("twin", "mlflow", "feast", "qdrant", "prefect", mode="before")
+    @field_validator("twin", "mlflow", "feast", "qdrant", "prefect", "historian", mode="before")
     @classmethod
     def _build_group(cls, value: object, info: ValidationInfo) -> object:
         """Build a group from a dict, so its own `PUMPTWIN_<GROUP>_*` variables fill the other fields."""
@@ -169,6 +186,11 @@ class Settings(BaseSettings):
     def raw_dir(self) -> Path:
         """Root of the raw store (parquet, partitioned by station and day)."""
         return self.home / "raw"
+
+    @property
+    def validation_dir(self) -> Path:
+        """Folder of the validation reports (HTML, JSON, markdown per run)."""
+        return self.home / "validation"
 
     @property
     def feast_dir(self) -> Path:

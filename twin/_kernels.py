@@ -42,21 +42,25 @@ _JIT = {"nogil": True, "cache": True, "fastmath": {"afn", "arcp", "contract", "n
 
 
 @nb.njit(**_JIT)
-def _friction_factor(q: float, e: float, s: float) -> tuple[float, float]:  # pragma: no cover - compiled
-    """Darcy friction factor and its derivative in q (EPANET: Swamee-Jain above Re 4000, Dunlop's cubic below)."""
+def _friction_factor(q: float, e: float, s: float, inv_s: float) -> tuple[float, float]:  # pragma: no cover
+    """Darcy friction factor and its derivative in q (EPANET: Swamee-Jain above Re 4000, Dunlop's cubic below).
+
+    ``s`` is viscosity x diameter (m3/s) and ``inv_s`` its reciprocal; ``e`` the relative roughness.
+    """
     a1 = 3.14159265358979323850e03
     a2 = 1.57079632679489661930e03
     a8 = 4.61841319859066668690e00
     a9 = -8.68588963806503655300e-01
     ab = 3.28895476345399058690e-03
     ac = -5.14214965799093883760e-03
-    w = q / s
+    w = q * inv_s
     if w >= a1:
         y1 = a8 * math.exp(-0.9 * math.log(w))
         y2 = e / 3.7 + y1
         y3 = a9 * math.log(y2)
-        f = 1.0 / (y3 * y3)
-        dfdq = 1.8 * f * y1 * a9 / (y2 * y3 * q)
+        inv_y3 = 1.0 / y3
+        f = inv_y3 * inv_y3
+        dfdq = 1.8 * f * y1 * a9 * inv_y3 / (y2 * q)
         return f, dfdq
     y2 = e / 3.7 + ab
     y3 = a9 * math.log(y2)
@@ -209,6 +213,9 @@ def _gga_batch(  # noqa: PLR0912, PLR0915, C901
         diag = np.empty(nj)
         rhs = np.empty(nj)
         parent = np.empty(nn, np.int64)
+        inv_sv = np.empty(nl)
+        for k in range(nl):
+            inv_sv[k] = 1.0 / (visc * ldiam[k]) if ldiam[k] > 0.0 else 0.0
         pump_of = np.full(nl, -1, np.int64)
         valve_of = np.full(nl, -1, np.int64)
         for i in range(npump):
@@ -278,7 +285,7 @@ def _gga_batch(  # noqa: PLR0912, PLR0915, C901
                                 hloss = qk * (r + ml * aq)
                                 hgrad = r + 2.0 * ml * aq
                             else:
-                                fr, dfdq = _friction_factor(aq, lrough[k], s_v)
+                                fr, dfdq = _friction_factor(aq, lrough[k], s_v, inv_sv[k])
                                 r1 = fr * r + ml
                                 hloss = r1 * aq * qk
                                 hgrad = 2.0 * r1 * aq + dfdq * r * aq * aq
@@ -452,7 +459,7 @@ def _gga_batch(  # noqa: PLR0912, PLR0915, C901
                     lval[ndx[k]] -= p[k]
                     aii[a] += p[k]
                     aii[c] += p[k]
-                # ---- sparse Cholesky in elimination order, then solve ----
+                # ---- sparse LDL^T factorisation in elimination order, then solve ----
                 for i in range(nj):
                     diag[node_pos[i]] = aii[i]
                     rhs[node_pos[i]] = f[i]
@@ -462,26 +469,27 @@ def _gga_batch(  # noqa: PLR0912, PLR0915, C901
                     if dk <= 0.0:
                         bad = col
                         break
-                    dk = math.sqrt(dk)
-                    diag[col] = dk
+                    inv = 1.0 / dk
+                    diag[col] = inv
                     for pp in range(col_ptr[col], col_ptr[col + 1]):
-                        lval[pp] /= dk
-                        diag[col_rows[pp]] -= lval[pp] * lval[pp]
+                        v = lval[pp]
+                        diag[col_rows[pp]] -= v * v * inv
                     for u in range(upd_ptr[col], upd_ptr[col + 1]):
-                        lval[upd_dst[u]] -= lval[upd_a[u]] * lval[upd_b[u]]
+                        lval[upd_dst[u]] -= lval[upd_a[u]] * lval[upd_b[u]] * inv
+                    for pp in range(col_ptr[col], col_ptr[col + 1]):
+                        lval[pp] *= inv
                 if bad >= 0:
                     flag = ILL_CONDITIONED
                     break
                 for col in range(nj):
-                    rhs[col] /= diag[col]
                     v = rhs[col]
                     for pp in range(col_ptr[col], col_ptr[col + 1]):
                         rhs[col_rows[pp]] -= lval[pp] * v
                 for col in range(nj - 1, -1, -1):
-                    v = rhs[col]
+                    v = rhs[col] * diag[col]
                     for pp in range(col_ptr[col], col_ptr[col + 1]):
                         v -= lval[pp] * rhs[col_rows[pp]]
-                    rhs[col] = v / diag[col]
+                    rhs[col] = v
                 for i in range(nj):
                     h[i] = rhs[node_pos[i]]
                 # ---- new flows ----

@@ -667,7 +667,7 @@ def solve_batch(
             opts.check_frequency,
             opts.max_check,
             opts.damp_limit,
-            4 * nb.get_num_threads(),
+            64 * nb.get_num_threads(),
             out.head_m[s],
             out.flow_m3s[s],
             out.status[s],

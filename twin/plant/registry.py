@@ -614,3 +614,16 @@ def read_registry(path: str | Path) -> Registry:
         return registry_from_dict(data)
     except RegistryError as exc:
         raise RegistryError(f"{src}: {exc}") from exc
+
+
+def measure_ranges(registry: Registry) -> dict[str, tuple[float, float, str]]:
+    """Physical range and unit per measure (``VIB_DE_RMS`` -> (low, high, "mm/s")), widest over the fleet.
+
+    Validation uses these for any tag ``STATION.ASSET.MEASURE`` of the measure, so files from
+    stations outside the registry are still range-checked.
+    """
+    out: dict[str, tuple[float, float, str]] = {}
+    for spec in registry.tags:
+        low, high, unit = out.get(spec.measure, (spec.low, spec.high, spec.unit))
+        out[spec.measure] = (min(low, spec.low), max(high, spec.high), unit)
+    return out
