@@ -5,7 +5,7 @@ BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-slow test-integration lint format bench bench-hydraulics bench-plant bench-ingest clean
+.PHONY: help venv demo test test-slow test-integration lint format bench bench-accuracy bench-hydraulics bench-plant bench-ingest clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -34,7 +34,10 @@ format: venv ## Fix lint findings and format the code
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: bench-hydraulics bench-plant bench-ingest ## Every benchmark
+bench: bench-accuracy bench-hydraulics bench-plant bench-ingest ## Every benchmark
+
+bench-accuracy: venv ## Accuracy against EPANET 2.2 (steady and 24 h)
+	$(BIN)/python -m benchmarks.accuracy
 
 bench-hydraulics: venv ## Hydraulic solver against EPANET's toolkit
 	$(BIN)/python -m benchmarks.hydraulics
