@@ -92,6 +92,29 @@ def demo(
     raise typer.Exit(code)
 
 
+bench = typer.Typer(help="Public benchmarks.", no_args_is_help=True)
+app.add_typer(bench, name="bench")
+
+
+@bench.command("skab")
+def bench_skab(
+    data: Annotated[Path, typer.Option(help="SKAB data folder (its labelled subfolders are scored).")] = Path(
+        "../shared/datasets/skab"
+    ),
+    out: Annotated[
+        Path | None, typer.Option(help="CSV of every scored row: file, datetime, anomaly, changepoint.")
+    ] = None,
+) -> None:
+    """Score the anomaly detector on SKAB with SKAB's protocol: F1, FAR, MAR and the NAB scores."""
+    from flows.settings import get_settings
+
+    get_settings()
+    from benchmarks.skab import main as skab_main
+
+    args = ["--data", str(data)] + (["--out", str(out)] if out is not None else [])
+    raise typer.Exit(skab_main(args))
+
+
 def main() -> None:
     """Console entry point."""
     app()

@@ -77,6 +77,17 @@ def _friction_factor(q: float, e: float, s: float, inv_s: float) -> tuple[float,
 
 
 @nb.njit(**_JIT)
+def _emitter_loss(ke: float, q: float, qexp: float) -> tuple[float, float]:  # pragma: no cover - compiled
+    """Head loss (m) and its gradient through an emitter h = ke |q|^qexp (EPANET emitterheadloss)."""
+    kk = max(CSMALL * FT / CFS**qexp, ke)
+    hgrad = qexp * kk * abs(q) ** (qexp - 1.0)
+    if hgrad < RQTOL:
+        hgrad = RQTOL / qexp
+        return hgrad * q, hgrad
+    return hgrad * q / qexp, hgrad
+
+
+@nb.njit(**_JIT)
 def _valve_pq(q: float, km: float, closed: bool) -> tuple[float, float]:  # pragma: no cover - compiled
     """P and Y of an open, closed or throttled valve (EPANET valvecoeff)."""
     if closed:
@@ -401,14 +412,8 @@ def _gga_batch(  # noqa: PLR0912, PLR0915, C901
                         f[a] += pk * h[c]
                 for i in range(nj):
                     if ke[i] > 0.0:
-                        kk = max(CSMALL * FT / CFS**qexp, ke[i])
                         qi = qe[i]
-                        hgrad = qexp * kk * abs(qi) ** (qexp - 1.0)
-                        if hgrad < RQTOL:
-                            hgrad = RQTOL / qexp
-                            hloss = hgrad * qi
-                        else:
-                            hloss = hgrad * qi / qexp
+                        hloss, hgrad = _emitter_loss(ke[i], qi, qexp)
                         aii[i] += 1.0 / hgrad
                         f[i] += (hloss + elev[i]) / hgrad
                         x[i] -= qi
@@ -504,14 +509,8 @@ def _gga_batch(  # noqa: PLR0912, PLR0915, C901
                     dqsum += abs(dq)
                 for i in range(nj):
                     if ke[i] > 0.0:
-                        kk = max(CSMALL * FT / CFS**qexp, ke[i])
                         qi = qe[i]
-                        hgrad = qexp * kk * abs(qi) ** (qexp - 1.0)
-                        if hgrad < RQTOL:
-                            hgrad = RQTOL / qexp
-                            hloss = hgrad * qi
-                        else:
-                            hloss = hgrad * qi / qexp
+                        hloss, hgrad = _emitter_loss(ke[i], qi, qexp)
                         dq = (hloss - (h[i] - elev[i])) / hgrad * relax
                         qe[i] -= dq
                         qsum += abs(qe[i])
