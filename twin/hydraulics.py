@@ -19,7 +19,6 @@ run to the same accuracy.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 
 import numba as nb
@@ -564,11 +563,6 @@ def base_batch(model: HydraulicModel, size: int = 1) -> ScenarioBatch:
         valve_setting=np.tile(model.link_setting0[model.valve_link], (size, 1)) if nv else np.zeros((size, 0)),
         emitter_coeff=np.tile(model.emitter_coeff0, (size, 1)),
     )
-
-
-def default_threads() -> int:
-    """Threads for the solver: ``PUMPTWIN_TWIN_THREADS`` is read by entry points, not here; use all cores."""
-    return max(1, os.cpu_count() or 1)
 
 
 def solve_batch(

@@ -10,8 +10,8 @@ File formats live in `twin.inp` (EPANET) and `twin.io` (YAML), never here.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
@@ -271,7 +271,7 @@ class Pump:
 
     Attributes:
         speed: Relative speed setting (1.0 = rated).
-        speed_pattern: Pattern id that multiplies... replaces the speed over time.
+        speed_pattern: Pattern id whose multipliers replace the speed over time.
         efficiency_curve: Curve id of efficiency (fraction 0..1) against flow (m3/s).
         npshr_curve: Curve id of NPSH required (m) against flow (m3/s).
         station: Pump station the pump belongs to.
@@ -505,10 +505,6 @@ class Network:
             if link.id == link_id:
                 return link
         raise NetworkError(f"link {link_id!r} does not exist")
-
-    def with_elements(self, **changes: Sequence[object] | Options | Fluid | str | float) -> Network:
-        """A copy with some fields replaced (validated again)."""
-        return replace(self, **changes)  # type: ignore[arg-type]
 
 
 def _dupes(ids: Iterable[str], kind: str) -> None:
