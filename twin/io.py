@@ -45,17 +45,41 @@ def load_network(path: str | Path | None = None) -> Network:
     network = read_inp(inp)
     sidecar = inp.with_suffix(".yaml")
     if sidecar.is_file():
-        try:
-            data = yaml.safe_load(sidecar.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise NetworkError(f"{sidecar.name}: not valid YAML: {exc}") from exc
-        if not isinstance(data, dict):
-            raise NetworkError(f"{sidecar.name}: expected a mapping at the top level")
+        data = read_yaml_mapping(sidecar, NetworkError, "sidecar file", empty_ok=True, label=sidecar.name)
         try:
             network = apply_assets(network, data)
         except NetworkError as exc:
             raise NetworkError(f"{sidecar.name}: {exc}") from exc
     return network
+
+
+def read_yaml_mapping(
+    path: Path, error: type[ValueError], what: str = "file", *, empty_ok: bool = False, label: str | None = None
+) -> dict[str, Any]:
+    """Read a YAML file whose top level is a mapping.
+
+    Args:
+        path: The file.
+        error: The error raised on any problem; its message starts with the path.
+        what: What the file is, for the "no such ..." message.
+        empty_ok: Read an empty file as an empty mapping.
+        label: How messages name the file (default: its path).
+
+    Raises:
+        ValueError: Of type ``error``: a missing file, invalid YAML, or no mapping at the top level.
+    """
+    name = label or str(path)
+    if not path.is_file():
+        raise error(f"{name}: no such {what}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise error(f"{name}: not valid YAML: {exc}") from exc
+    if data is None and empty_ok:
+        return {}
+    if not isinstance(data, dict):
+        raise error(f"{name}: expected a mapping at the top level")
+    return data
 
 
 def apply_assets(network: Network, data: dict[str, Any]) -> Network:

@@ -43,6 +43,7 @@ import pandas as pd
 import yaml
 
 from twin.hydraulics import compile_network
+from twin.io import read_yaml_mapping
 from twin.metrics import DEFAULT_EFFICIENCY, pump_assets
 from twin.network import G_M_S2, Network, NetworkError, Pipe, Pump, Reservoir
 from twin.pumps import fit_head_curve
@@ -602,14 +603,7 @@ def read_registry(path: str | Path) -> Registry:
         RegistryError: Missing or unreadable file, invalid YAML or content; the message names the file.
     """
     src = Path(path)
-    if not src.is_file():
-        raise RegistryError(f"{src}: no such registry file")
-    try:
-        data = yaml.safe_load(src.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"{src}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise RegistryError(f"{src}: expected a mapping at the top level")
+    data = read_yaml_mapping(src, RegistryError, "registry file")
     try:
         return registry_from_dict(data)
     except RegistryError as exc:

@@ -42,6 +42,7 @@ from typing import Any, Literal, cast
 import pandas as pd
 import yaml
 
+from twin.io import read_yaml_mapping
 from twin.plant.health import LAWS, MODE_INFO, Law, Mode
 from twin.plant.sensors import SensorConfig, SensorError
 
@@ -449,14 +450,7 @@ def read_scenario(path: str | Path) -> Scenario:
         ScenarioError: Missing file, invalid YAML or content; the message names the file.
     """
     src = Path(path)
-    if not src.is_file():
-        raise ScenarioError(f"{src}: no such scenario file")
-    try:
-        data = yaml.safe_load(src.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{src}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ScenarioError(f"{src}: expected a mapping at the top level")
+    data = read_yaml_mapping(src, ScenarioError, "scenario file")
     try:
         return scenario_from_dict(data, base_dir=src.parent)
     except (ScenarioError, KeyError, TypeError, ValueError) as exc:
