@@ -5,7 +5,7 @@ BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-slow test-integration lint format bench bench-accuracy bench-hydraulics bench-plant bench-ingest clean
+.PHONY: help venv demo test test-slow test-integration lint format bench bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -34,7 +34,7 @@ format: venv ## Fix lint findings and format the code
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: bench-accuracy bench-hydraulics bench-plant bench-ingest ## Every benchmark
+bench: bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak ## Every benchmark
 
 bench-accuracy: venv ## Accuracy against EPANET 2.2 (steady and 24 h)
 	$(BIN)/python -m benchmarks.accuracy
@@ -47,6 +47,20 @@ bench-plant: venv ## Plant simulator: a month of 1-minute data for 20 stations x
 
 bench-ingest: venv ## Ingest and validate 10 M readings
 	$(BIN)/python -m benchmarks.ingest
+
+SKAB ?= ../shared/datasets/skab
+
+bench-skab: venv ## SKAB anomaly benchmark (SKAB's protocol; data read from $(SKAB))
+	$(BIN)/pumptwin bench skab --data $(SKAB) --out .pumptwin/bench/skab_predictions.csv
+
+bench-early-warning: venv ## Early warning on simulated run-to-failure histories
+	$(BIN)/python -m benchmarks.early_warning
+
+bench-transients: venv ## Surge solver speed (x real time) and surge figures
+	$(BIN)/python -m benchmarks.transients
+
+bench-leak: venv ## Leak detection: API RP 1130 sensitivity, reliability, accuracy
+	$(BIN)/python -m benchmarks.leak
 
 clean: ## Remove build outputs and caches (keeps .venv and .pumptwin)
 	scripts/clean.sh

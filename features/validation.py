@@ -650,7 +650,7 @@ def _unit_of(per_second: float) -> str:
 # --- running Great Expectations ---------------------------------------------------------------------
 
 
-def _context() -> AbstractDataContext:
+def gx_context() -> AbstractDataContext:
     """A fresh in-memory Great Expectations context: no files, no analytics, no progress bars."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
@@ -667,7 +667,7 @@ def _context() -> AbstractDataContext:
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
-def _checkpoint(
+def gx_checkpoint(
     context: AbstractDataContext, source: PandasDatasource, suite: ExpectationSuite, asset: str, index_column: str
 ) -> Checkpoint:
     """A checkpoint over one dataframe asset, with COMPLETE results indexed by `index_column`."""
@@ -689,7 +689,7 @@ def _checkpoint(
     )
 
 
-def _run(checkpoint: Checkpoint, frame: pd.DataFrame) -> ExpectationSuiteValidationResult:
+def run_checkpoint(checkpoint: Checkpoint, frame: pd.DataFrame) -> ExpectationSuiteValidationResult:
     result = checkpoint.run(batch_parameters={"dataframe": frame})
     return next(iter(result.run_results.values()))
 
@@ -808,7 +808,7 @@ def _validate(checkpoint: Checkpoint, frame: pd.DataFrame, index_column: str, ch
     """Run the checkpoint over `frame` in chunks and merge each expectation's results."""
     merged: dict[str, _Merged] = {}
     for start in range(0, max(len(frame), 1), chunk_rows):
-        for result in _run(checkpoint, frame.iloc[start : start + chunk_rows]).results:
+        for result in run_checkpoint(checkpoint, frame.iloc[start : start + chunk_rows]).results:
             config = result.expectation_config
             assert config is not None  # a suite's results always carry their expectation
             merged.setdefault(_label(config), _Merged(config=config)).add(result, index_column)
@@ -963,10 +963,10 @@ def validate_tags(
 
     prep = _prepare(df, range_table, now_utc, rules)
     suites = build_tag_suite(range_table, now=now_utc, rules=rules)
-    context = _context()
+    context = gx_context()
     source_ = context.data_sources.add_pandas("pumptwin")
-    rows_checkpoint = _checkpoint(context, source_, suites.rows, "tag_rows", ROW_ID)
-    tags_checkpoint = _checkpoint(context, source_, suites.tags, "tag_stats", _TAG_INDEX)
+    rows_checkpoint = gx_checkpoint(context, source_, suites.rows, "tag_rows", ROW_ID)
+    tags_checkpoint = gx_checkpoint(context, source_, suites.tags, "tag_stats", _TAG_INDEX)
 
     row_merged = _validate(rows_checkpoint, prep.check, ROW_ID, rules.chunk_rows)
     ignore = set() if prep.ts_utc is not None else {"expect_column_values_to_be_between(ts)"}

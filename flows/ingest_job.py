@@ -72,6 +72,19 @@ def _window(frame: SourceResult, start: datetime | None, end: datetime | None) -
     return SourceResult(frame.readings[keep], frame.rejected, frame.problems, frame.source, origin)
 
 
+def write_fault_labels(labels: pd.DataFrame, name: str, settings: Settings) -> Path:
+    """Keep a simulated run's fault labels (asset, mode, onset, failure) for training and evaluation.
+
+    Written to ``<labels_dir>/<name>.parquet``; training reads every file there. Labels describe
+    what was simulated; the twin itself never reads them.
+    """
+    folder = settings.labels_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.parquet"
+    labels.to_parquet(path, index=False)
+    return path
+
+
 def read_source(
     source: str, settings: Settings, start: datetime | None = None, end: datetime | None = None
 ) -> SourceResult:
@@ -91,6 +104,7 @@ def read_source(
         else:  # simulate only as far as the window needs
             plant.advance(max(0.0, min((_utc(end) - scenario.start).total_seconds(), scenario.n_steps * plant.step_s)))
             readings = plant.read_tags()
+        write_fault_labels(plant.ground_truth().labels, scenario.name, settings)
         return _window(from_frame(readings, source), start, end)
     if source.startswith(PI):
         hist = settings.historian

@@ -89,6 +89,36 @@ class FeastSettings(BaseSettings):
     )
 
 
+class ModelSettings(BaseSettings):
+    """How features are built and models are trained, calibrated and promoted."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}MODELS_", extra="forbid")
+
+    cadence_s: float = Field(default=600.0, gt=0, description="Feature cadence per pump in s.")
+    short_window_s: float = Field(default=3600.0, gt=0, description="Short rolling window of the features in s.")
+    long_window_s: float = Field(default=86400.0, gt=0, description="Long rolling window of the features in s.")
+    target_far: float = Field(
+        default=0.002,
+        gt=0,
+        lt=1,
+        description="False-alarm rate the anomaly threshold is calibrated to, per feature row on healthy data.",
+    )
+    min_run: int = Field(default=3, ge=1, description="Feature rows an anomaly must persist before it alarms.")
+    train_fraction: float = Field(
+        default=0.6,
+        gt=0,
+        lt=1,
+        description="Share of the feature window (in time) used for training; the rest is the held-out window.",
+    )
+    seed: int = Field(default=7, description="Seed of every model: the same data gives the same model.")
+    min_improvement: float = Field(
+        default=0.0,
+        ge=0,
+        description="How much a challenger must beat the champion's held-out score by to be promoted.",
+    )
+    autoencoder: bool = Field(default=True, description="Include the PyTorch autoencoder in the anomaly ensemble.")
+
+
 class QdrantSettings(BaseSettings):
     """The vector store: a Qdrant server when `url` is set, else Qdrant local mode on disk."""
 
@@ -139,6 +169,7 @@ _GROUPS: dict[str, type[BaseSettings]] = {
     "twin": TwinSettings,
     "mlflow": MlflowSettings,
     "feast": FeastSettings,
+    "models": ModelSettings,
     "qdrant": QdrantSettings,
     "prefect": PrefectSettings,
 }
@@ -160,11 +191,12 @@ class Settings(BaseSettings):
     twin: TwinSettings = Field(default_factory=TwinSettings, description="Physics twin and hydraulic solver.")
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings, description="Experiment tracking and registry.")
     feast: FeastSettings = Field(default_factory=FeastSettings, description="Feature store.")
+    models: ModelSettings = Field(default_factory=ModelSettings, description="Features, training and promotion.")
     qdrant: QdrantSettings = Field(default_factory=QdrantSettings, description="Vector store for the agent.")
     prefect: PrefectSettings = Field(default_factory=PrefectSettings, description="Orchestration API.")
     historian: HistorianSettings = Field(default_factory=HistorianSettings, description="PI Web API historian.")
 
-    @field_validator("twin", "mlflow", "feast", "qdrant", "prefect", "historian", mode="before")
+    @field_validator("twin", "mlflow", "feast", "models", "qdrant", "prefect", "historian", mode="before")
     @classmethod
     def _build_group(cls, value: object, info: ValidationInfo) -> object:
         """Build a group from a dict, so its own `PUMPTWIN_<GROUP>_*` variables fill the other fields."""
@@ -196,6 +228,26 @@ class Settings(BaseSettings):
     def feast_dir(self) -> Path:
         """Folder for Feast's embedded registry, online store and offline data."""
         return self.home / "feast"
+
+    @property
+    def labels_dir(self) -> Path:
+        """Folder of fault labels (simulator ground truth, maintenance records) for training."""
+        return self.home / "labels"
+
+    @property
+    def scores_dir(self) -> Path:
+        """Folder of model scores written by the score flow for the twin."""
+        return self.home / "scores"
+
+    @property
+    def state_dir(self) -> Path:
+        """Folder of the twin's state: calibration, health table and alerts."""
+        return self.home / "twin"
+
+    @property
+    def whatif_dir(self) -> Path:
+        """Folder of what-if results (tables, JSON, plots)."""
+        return self.home / "whatif"
 
     @property
     def prefect_home(self) -> Path:

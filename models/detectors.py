@@ -52,6 +52,33 @@ def causal_mean(values: np.ndarray, window: int) -> np.ndarray:
     return out / counts
 
 
+def lagged_difference(values: np.ndarray, lag: int) -> np.ndarray:
+    """Change of each column over the last ``lag`` rows (against the first row at the start), along axis 0.
+
+    A slow state (a water or bearing temperature drifting with ambient and operating hours) is
+    better watched through its rate of change than through its level against a short training
+    stretch: the level of a healthy pump drifts, a fault (hot water, a failing bearing) shows as a
+    change faster than that drift.
+
+    Args:
+        values: 1-d or 2-d array, rows in time order.
+        lag: Rows between the compared values, at least 1.
+
+    Returns:
+        ``values[t] - values[max(t - lag, 0)]``, the same shape.
+
+    Raises:
+        ValueError: When ``lag`` is below 1.
+    """
+    if lag < 1:
+        raise ValueError(f"lag={lag} must be at least 1")
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return v.copy()
+    past = np.concatenate([np.repeat(v[:1], min(lag, len(v)), axis=0), v[:-lag]], axis=0)[: len(v)]
+    return v - past
+
+
 def hold_persistent(alarm: np.ndarray, min_run: int) -> np.ndarray:
     """Keep only alarms that last at least ``min_run`` consecutive rows (the whole run is kept).
 

@@ -24,6 +24,9 @@ for _name, _value in OFFLINE_ENVIRONMENT.items():
     os.environ.setdefault(_name, _value)
 # Persistent across runs, so numba compiles each kernel once per machine, not once per session.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO_ROOT / ".pumptwin" / "numba"))
+# One OpenMP thread per test process: scikit-learn's gradient boosting otherwise spins a thread per
+# core and, on a busy machine, spends most of its time waiting for them.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Headless plotting; effective for any later `import matplotlib`.
 os.environ["MPLBACKEND"] = "Agg"
 if "matplotlib" in sys.modules:  # imported before this file (by a plugin): switch it too

@@ -293,3 +293,20 @@ _PERSISTENCE = {
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_skab_features_watch_thermal_channels_by_their_change():
+    df = tiny_file(30).drop(columns=["anomaly", "changepoint"])
+    X = bench.skab_features(df)
+    assert X.shape == (30, len(FEATURES))
+    t = FEATURES.index("Temperature")
+    # the tiny file's columns rise by 1 per row: a 10-row change is 10 once 10 rows have passed
+    np.testing.assert_allclose(X[10:, t], 10.0)
+    np.testing.assert_allclose(X[:10, t], np.arange(10.0))
+    np.testing.assert_allclose(X[:, 0], df[FEATURES[0]].to_numpy())  # other sensors unchanged
+
+
+def test_predict_file_scores_test_rows_after_the_training_rows():
+    f = split_file(tiny_file(60, onset=50), "v/0.csv", train_rows=40)
+    pred = bench.predict_file(f, PcaT2QDetector(n_components=2))
+    assert pred.shape == (20,) and set(np.unique(pred)) <= {0, 1}

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,7 @@ HV_VOLTAGE_V = 6600.0
 LV_VOLTAGE_V = 400.0
 FALLBACK_PRESSURE_BAR = 100.0
 _NAME = re.compile(r"[^A-Z0-9_]")
+_STATION_NUMBER = re.compile(rf"^{STATION_PREFIX}(\d+)$")
 _TAG = re.compile(r"^[A-Z0-9_]+\.[A-Z0-9_]+\.[A-Z0-9_]+$")
 
 
@@ -481,6 +482,24 @@ def build_registry(
             meter_specs.append(MeterSpec(line, element, measure, spec_m.tag))
             tags.append(spec_m)
     return Registry(network.name, n_lines, tuple(stations), tuple(pumps), tuple(meter_specs), tuple(tags))
+
+
+def lines_for_stations(network: Network, stations: Iterable[str]) -> int:
+    """How many lines a fleet of ``network`` copies needs to hold stations named ``stations``.
+
+    Stations are numbered line by line (`build_registry`), so ``PS05`` on a two-station network
+    lies on line 3. Names that are not ``PSnn`` (``LINE01`` meters, ``SITE``) are ignored.
+
+    Args:
+        network: The network every line copies.
+        stations: Station names seen in the data, e.g. the raw store's partitions.
+
+    Returns:
+        The number of lines, at least 1.
+    """
+    per_line = max(len(network_stations(network)), 1)
+    numbers = [int(m.group(1)) for s in stations if (m := _STATION_NUMBER.match(s))]
+    return max(1, math.ceil(max(numbers, default=1) / per_line))
 
 
 def _pump_tags(network: Network, pump: PumpSpec, periods: Mapping[str, float]) -> list[TagSpec]:

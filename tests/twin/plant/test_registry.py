@@ -92,3 +92,14 @@ def test_bad_files_and_entries(network: Network, tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="not a pipe|needs a pipe|does not exist"):
         build_registry(network, meters=[("NOPE", "FLOW")])
     assert sanitize("DEL-IN") == "DEL_IN"
+
+
+def test_lines_for_stations_counts_lines_from_station_numbers():
+    from twin.io import load_network
+    from twin.plant.registry import lines_for_stations
+
+    net = load_network()  # two stations per line
+    assert lines_for_stations(net, ["PS01", "PS02"]) == 1
+    assert lines_for_stations(net, ["PS01", "PS03", "LINE02", "junk"]) == 2
+    assert lines_for_stations(net, ["PS20"]) == 10
+    assert lines_for_stations(net, []) == 1

@@ -1,0 +1,160 @@
+"""Anomaly detection over a fleet: one calibrated detector per pump, on that pump's own history.
+
+Detectors in `models` read one time series (rows in time order; their scores may depend on
+earlier rows). A fleet's feature frame interleaves many pumps, each with its own baseline: the
+same vibration is normal on one pump and high on another. `FleetDetector` therefore
+
+1. keeps only rows where the pump ran through the whole short window (``running_column`` at
+   least ``running_fraction``) and every detector feature is present: a stopped or starting pump
+   has no meaningful physics residuals, and its rows are neither trained on nor scored;
+2. fits a clone of the template detector per pump on that pump's rows, in time order;
+3. falls back, for a pump with fewer than ``min_rows`` training rows (a standby that hardly ran),
+   to a pooled clone fitted on every pump's rows, so every pump that runs is watched; the output
+   says which model scored each row.
+
+The template is usually a `models.ensemble.CalibratedEnsemble`, whose ``score_samples`` is minus
+the fused score over its alarm threshold, so the fleet's ``score`` column is 1 at the threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils.validation import check_is_fitted
+
+POOLED = "pooled"
+"""Model key of the pooled fallback detector."""
+KEYS = ("pump_id", "event_timestamp")
+
+
+class FleetError(ValueError):
+    """Bad parameters or a frame the fleet detector cannot read; the message names the problem."""
+
+
+class FleetDetector(BaseEstimator):
+    """Per-pump clones of an outlier detector over a fleet feature frame.
+
+    Args:
+        detector: Unfitted template (a scikit-learn outlier detector with ``score_samples``,
+            lower is more abnormal, and ``predict`` returning -1 for an anomaly).
+        features: Feature columns the detector reads, in order.
+        running_column: Column with the fraction of the window the pump ran.
+        running_fraction: Rows below this running fraction are not trained on or scored.
+        min_rows: Fewest usable rows for a pump's own model; below it the pooled model scores it.
+
+    Attributes:
+        models_: Fitted detectors by pump id, and `POOLED` for the fallback.
+        pumps_: Pumps with their own model.
+        n_train_rows_: Usable training rows per pump.
+    """
+
+    def __init__(
+        self,
+        detector: BaseEstimator | None = None,
+        features: Sequence[str] = (),
+        running_column: str = "running_frac_1h",
+        running_fraction: float = 0.99,
+        min_rows: int = 100,
+    ) -> None:
+        self.detector = detector
+        self.features = features
+        self.running_column = running_column
+        self.running_fraction = running_fraction
+        self.min_rows = min_rows
+
+    def _check(self, frame: pd.DataFrame) -> None:
+        if self.detector is None:
+            raise FleetError("FleetDetector needs a template detector")
+        if len(self.features) == 0:
+            raise FleetError("FleetDetector needs at least one feature column")
+        if not isinstance(frame, pd.DataFrame):
+            raise FleetError(f"FleetDetector reads a feature frame (pandas DataFrame), not {type(frame).__name__}")
+        missing = [c for c in (*KEYS, self.running_column, *self.features) if c not in frame.columns]
+        if missing:
+            raise FleetError(f"feature frame lacks column(s) {missing}")
+
+    def usable(self, frame: pd.DataFrame) -> np.ndarray:
+        """Rows that are trained on and scored: the pump ran the whole window, every feature present."""
+        self._check(frame)
+        running = frame[self.running_column].to_numpy(dtype=float, na_value=np.nan) >= self.running_fraction
+        values = frame[list(self.features)].to_numpy(dtype=float, na_value=np.nan)
+        return running & np.isfinite(values).all(axis=1)
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> FleetDetector:
+        """Fit one detector per pump on its usable rows (all taken as healthy), plus the pooled fallback.
+
+        Args:
+            X: Feature frame of healthy operation: keys, running column and the features.
+            y: Ignored.
+
+        Returns:
+            The fitted fleet detector.
+
+        Raises:
+            FleetError: Missing columns, or fewer than ``min_rows`` usable rows in the whole frame.
+        """
+        ok = self.usable(X)
+        rows = X[ok].sort_values(list(KEYS), kind="stable")
+        if len(rows) < self.min_rows:
+            raise FleetError(f"only {len(rows)} usable training rows; the fleet detector needs {self.min_rows}")
+        self.models_: dict[str, BaseEstimator] = {}
+        self.n_train_rows_: dict[str, int] = {}
+        for pump, group in rows.groupby("pump_id", sort=True):
+            self.n_train_rows_[str(pump)] = len(group)
+            if len(group) >= self.min_rows:
+                self.models_[str(pump)] = clone(self.detector).fit(self._matrix(group))
+        pooled = rows.sort_values("event_timestamp", kind="stable")
+        self.models_[POOLED] = clone(self.detector).fit(self._matrix(pooled))
+        self.pumps_ = sorted(p for p in self.models_ if p != POOLED)
+        return self
+
+    def _matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        return frame[list(self.features)].to_numpy(dtype=np.float64)
+
+    def score(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Score every row: the detector's anomaly score and its persistent alarm, per pump in time order.
+
+        Args:
+            X: Feature frame (any pumps, any order).
+
+        Returns:
+            In the input's row order: ``pump_id``, ``event_timestamp``, ``score`` (minus the
+            detector's ``score_samples``; 1 is the alarm threshold of a `CalibratedEnsemble`; NaN
+            where the row is not usable), ``alarm`` (bool) and ``model`` (the pump id or
+            `POOLED`; empty where not scored).
+        """
+        check_is_fitted(self, "models_")
+        ok = self.usable(X)
+        score = np.full(len(X), np.nan)
+        alarm = np.zeros(len(X), dtype=bool)
+        model = np.full(len(X), "", dtype=object)
+        pos = np.arange(len(X))
+        frame = X.assign(_pos=pos)[ok].sort_values(list(KEYS), kind="stable")
+        for pump, group in frame.groupby("pump_id", sort=False):
+            key = str(pump) if str(pump) in self.models_ else POOLED
+            detector = self.models_[key]
+            matrix = self._matrix(group)
+            idx = group["_pos"].to_numpy()
+            score[idx] = -np.asarray(detector.score_samples(matrix), dtype=float)
+            alarm[idx] = np.asarray(detector.predict(matrix)) == -1
+            model[idx] = key
+        return pd.DataFrame(
+            {
+                "pump_id": X["pump_id"].to_numpy(),
+                "event_timestamp": X["event_timestamp"].reset_index(drop=True),
+                "score": score,
+                "alarm": alarm,
+                "model": model,
+            }
+        )
+
+    def score_samples(self, X: pd.DataFrame) -> np.ndarray:
+        """Minus `score`'s ``score`` column (lower is more abnormal; NaN where a row is not scored)."""
+        return -self.score(X)["score"].to_numpy()
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """-1 where a pump's detector alarms, 1 elsewhere (rows not scored are 1)."""
+        return np.where(self.score(X)["alarm"].to_numpy(), -1, 1)

@@ -1,0 +1,69 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.detectors import PcaT2QDetector
+from models.ensemble import CalibratedEnsemble
+from models.fleet import POOLED, FleetDetector, FleetError
+
+FEATURES = ("a", "b", "c")
+
+
+def _pump(name: str, n: int, level: float, seed: int, fault_from: int | None = None) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(n, 1))
+    X = level + np.hstack([base, 0.8 * base + 0.3 * rng.normal(size=(n, 1)), rng.normal(size=(n, 1))])
+    if fault_from is not None:
+        X[fault_from:, 1] += np.linspace(0, 6, n - fault_from)  # drift breaks the a-b correlation
+    ts = pd.date_range("2024-01-01", periods=n, freq="10min", tz="UTC")
+    frame = pd.DataFrame(X, columns=list(FEATURES))
+    frame.insert(0, "event_timestamp", ts)
+    frame.insert(0, "pump_id", name)
+    frame["running_frac_1h"] = 1.0
+    return frame
+
+
+def _detector(**kw) -> FleetDetector:
+    template = CalibratedEnsemble([PcaT2QDetector(n_components=2)], target_far=0.01, min_run=3)
+    return FleetDetector(template, FEATURES, **kw)
+
+
+def test_each_pump_is_judged_against_its_own_baseline():
+    train = pd.concat([_pump("PS01.P1", 600, 0.0, 1), _pump("PS01.P2", 600, 5.0, 2)])
+    fleet = _detector().fit(train)
+    assert fleet.pumps_ == ["PS01.P1", "PS01.P2"]
+    # later data: P2 drifts; P1 stays healthy. Interleave and shuffle rows: output follows input order.
+    test = pd.concat([_pump("PS01.P1", 400, 0.0, 3), _pump("PS01.P2", 400, 5.0, 4, fault_from=200)])
+    test = test.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    out = fleet.score(test)
+    assert list(out["pump_id"]) == list(test["pump_id"])
+    p1 = out[out["pump_id"] == "PS01.P1"]
+    p2 = out[out["pump_id"] == "PS01.P2"].sort_values("event_timestamp")
+    assert p1["alarm"].mean() < 0.03
+    assert p2["alarm"].iloc[:180].mean() < 0.03
+    assert p2["alarm"].iloc[300:].mean() > 0.9
+    # a pooled model would see P2's level as normal only because P2 trained on it: per-pump baselines
+    assert set(out["model"]) == {"PS01.P1", "PS01.P2"}
+
+
+def test_rows_not_running_or_incomplete_are_not_scored_and_standby_uses_pooled_model():
+    train = pd.concat([_pump("PS01.P1", 500, 0.0, 1), _pump("PS01.P3", 30, 0.0, 5)])
+    fleet = _detector(min_rows=100).fit(train)
+    assert fleet.pumps_ == ["PS01.P1"] and fleet.n_train_rows_["PS01.P3"] == 30
+    test = _pump("PS01.P3", 50, 0.0, 6)
+    test.loc[3, "running_frac_1h"] = 0.5
+    test.loc[4, "b"] = np.nan
+    out = fleet.score(test)
+    assert np.isnan(out.loc[3, "score"]) and np.isnan(out.loc[4, "score"])
+    assert not out.loc[[3, 4], "alarm"].any()
+    assert set(out.loc[out["score"].notna(), "model"]) == {POOLED}
+    assert (fleet.predict(test) == np.where(out["alarm"], -1, 1)).all()
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(FleetError, match="lacks column"):
+        _detector().fit(_pump("PS01.P1", 200, 0.0, 1).drop(columns="b"))
+    with pytest.raises(FleetError, match="usable training rows"):
+        _detector().fit(_pump("PS01.P1", 50, 0.0, 1))
+    with pytest.raises(FleetError, match="DataFrame"):
+        _detector().fit(np.zeros((200, 3)))

@@ -1,0 +1,111 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.training import (
+    ANOMALY_FEATURES,
+    RUNNING_COLUMN,
+    TrainConfig,
+    TrainingError,
+    time_split,
+    train_anomaly,
+    train_diagnosis,
+    train_ttf,
+)
+
+N = 1400  # rows per pump, 10-minute cadence: about 9.7 days
+
+
+def _pump(name: str, seed: int, mode: str | None, onset: int = 700, failure: int = 1300) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    load = rng.normal(size=(N, 1))
+    X = 0.5 * load + 0.3 * rng.normal(size=(N, len(ANOMALY_FEATURES)))
+    anomaly = np.zeros(N, dtype=int)
+    ttf = np.full(N, np.nan)
+    modes = np.array(["healthy"] * N, dtype=object)
+    if mode is not None:
+        grow = np.clip((np.arange(N) - onset) / (failure - onset), 0, None)
+        column = {"bearing_wear": 6, "impeller_wear": 0}[mode]  # vibration ratio or head residual
+        X[:, column] += 4.0 * grow**1.5
+        anomaly[onset:] = 1
+        modes[onset:] = mode
+        ttf[onset:failure] = (failure - np.arange(onset, failure)) * 600.0
+    frame = pd.DataFrame(X, columns=list(ANOMALY_FEATURES))
+    frame.insert(0, "event_timestamp", pd.date_range("2024-03-01", periods=N, freq="10min", tz="UTC"))
+    frame.insert(0, "pump_id", name)
+    frame[RUNNING_COLUMN] = 1.0
+    frame["anomaly"] = anomaly
+    frame["mode"] = modes
+    frame["ttf_s"] = ttf
+    frame["failed"] = np.arange(N) >= failure if mode is not None else False
+    return frame
+
+
+@pytest.fixture(scope="module")
+def labelled() -> pd.DataFrame:
+    return pd.concat(
+        [
+            _pump("PS01.P1", 1, "bearing_wear", onset=500, failure=1000),
+            _pump("PS01.P2", 2, None),
+            _pump("PS02.P1", 3, "impeller_wear", onset=600, failure=1300),
+            _pump("PS02.P2", 4, "bearing_wear", onset=900, failure=1350),
+        ],
+        ignore_index=True,
+    )
+
+
+def test_time_split_cuts_the_span_and_refuses_bad_fractions(labelled):
+    split = time_split(labelled["event_timestamp"], 0.6)
+    span = labelled["event_timestamp"].max() - labelled["event_timestamp"].min()
+    assert abs((split.train_end - split.train_start) - span * 0.6) < pd.Timedelta(seconds=1)
+    assert split.heldout_start == split.train_end and "/" in split.window
+    with pytest.raises(TrainingError):
+        time_split(labelled["event_timestamp"], 1.0)
+    with pytest.raises(TrainingError, match="single instant"):
+        time_split(labelled["event_timestamp"].iloc[:1], 0.5)
+
+
+def test_anomaly_family_alarms_on_faults_and_its_gate_evaluates_any_model(labelled, tmp_path):
+    split = time_split(labelled["event_timestamp"], 0.6)
+    result = train_anomaly(labelled, split, TrainConfig(autoencoder=False, target_far=0.01, min_run=3), tmp_path)
+    assert result.metrics["recall"] > 0.5
+    assert result.metrics["precision"] > 0.8
+    assert result.metrics["f1"] == pytest.approx(result.evaluate(result.model))
+    assert set(result.plots) >= {"confusion_matrix", "precision_recall"}
+    assert all(p.is_file() for p in result.plots.values())
+    assert result.gate_metric == "f1" and result.higher_is_better
+    assert list(result.input_example.columns[:2]) == ["pump_id", "event_timestamp"]
+
+
+def test_anomaly_family_with_autoencoder_is_reproducible(labelled, tmp_path):
+    split = time_split(labelled["event_timestamp"], 0.6)
+    small = labelled[labelled["pump_id"].isin(["PS01.P1", "PS01.P2"])]
+    config = TrainConfig(autoencoder=True, target_far=0.01, min_run=3, seed=3)
+    a = train_anomaly(small, split, config, tmp_path / "a")
+    b = train_anomaly(small, split, config, tmp_path / "b")
+    sa, sb = a.model.score(small)["score"].to_numpy(), b.model.score(small)["score"].to_numpy()
+    np.testing.assert_array_equal(sa, sb)
+
+
+def test_diagnosis_and_ttf_families_learn_from_the_training_window(labelled, tmp_path):
+    split = time_split(labelled["event_timestamp"], 0.6)
+    config = TrainConfig(autoencoder=False)
+    diagnosis = train_diagnosis(labelled, split, config, tmp_path)
+    assert set(diagnosis.model.classes_) == {"healthy", "bearing_wear", "impeller_wear"}
+    assert diagnosis.metrics["accuracy"] > 0.6
+    ttf = train_ttf(labelled, split, config, tmp_path)
+    assert ttf.metrics["median_abs_error_h"] == pytest.approx(ttf.evaluate(ttf.model))
+    assert not ttf.higher_is_better and "ttf" in ttf.plots
+
+
+def test_missing_columns_or_no_faults_are_clear_errors(labelled, tmp_path):
+    split = time_split(labelled["event_timestamp"], 0.6)
+    with pytest.raises(TrainingError, match="lacks column"):
+        train_anomaly(labelled.drop(columns="mode"), split, TrainConfig(), tmp_path)
+    with pytest.raises(TrainingError, match="anomaly features"):
+        train_anomaly(labelled.drop(columns=ANOMALY_FEATURES[0]), split, TrainConfig(), tmp_path)
+    healthy = labelled[labelled["pump_id"] == "PS01.P2"]
+    with pytest.raises(TrainingError, match="two classes"):
+        train_diagnosis(healthy, split, TrainConfig(), tmp_path)
+    with pytest.raises(TrainingError, match="developing faults"):
+        train_ttf(healthy, split, TrainConfig(), tmp_path)
