@@ -12,7 +12,8 @@ Views (all keyed by the entity ``pump`` with join key ``pump_id``, rows every 10
   running fraction and hourly means of the residuals;
 - ``pump_rolling_long``: the same over the last 24 hours.
 
-Services: ``anomaly_detector`` (physics + short), ``failure_diagnosis`` (all three views),
+Services: ``anomaly_detector`` (all three views: its inputs are 24 h means of residuals),
+``failure_diagnosis`` (all three views),
 ``time_to_failure`` (physics + long).
 """
 
@@ -42,7 +43,7 @@ VIEW_GROUPS = {
 }
 """Feature view name -> feature group of `features.transforms.feature_groups`."""
 SERVICES = {
-    "anomaly_detector": ("pump_physics", "pump_rolling_short"),
+    "anomaly_detector": ("pump_physics", "pump_rolling_short", "pump_rolling_long"),
     "failure_diagnosis": ("pump_physics", "pump_rolling_short", "pump_rolling_long"),
     "time_to_failure": ("pump_physics", "pump_rolling_long"),
 }

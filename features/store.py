@@ -16,7 +16,11 @@ reads the latest values. Feast is imported inside the functions.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import warnings
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,9 +143,19 @@ def write_offline(frame: pd.DataFrame, feast_dir: Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[io.StringIO]:
+    """Keep Feast's progress printing off stdout and the offline engine's deprecation notices off stderr."""
+    out = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(out):
+        warnings.filterwarnings("ignore", message=".*fetch_arrow_table.*", category=DeprecationWarning)
+        yield out
+
+
 def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
     """Load the online store with the latest features in [start, end] (a full, not incremental, load)."""
-    store.materialize(start_date=pd.Timestamp(start).to_pydatetime(), end_date=pd.Timestamp(end).to_pydatetime())
+    with _quiet():
+        store.materialize(start_date=pd.Timestamp(start).to_pydatetime(), end_date=pd.Timestamp(end).to_pydatetime())
 
 
 def _service(store: FeatureStore, service: str) -> Any:  # noqa: ANN401 - feast's FeatureService
@@ -172,7 +186,8 @@ def training_set(store: FeatureStore, entity_df: pd.DataFrame, service: str) -> 
     fs = _service(store, service)
     entities = _keys_utc(entity_df, "entity rows").reset_index(drop=True)
     entities["_row"] = np.arange(len(entities))
-    out = store.get_historical_features(entity_df=entities, features=fs).to_df()
+    with _quiet():
+        out = store.get_historical_features(entity_df=entities, features=fs).to_df()
     out = out.sort_values("_row").drop(columns="_row").reset_index(drop=True)
     out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
     return out

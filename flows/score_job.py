@@ -7,7 +7,8 @@ causal (smoothing, persistence, windows), so each pump's recent history (``histo
 from the offline store and the online row is scored at its end. The champions of the three
 families (`models.registry.load_model`, alias ``champion``) give per pump: ``anomaly_score``
 (1 = alarm threshold) and ``alarm``, failure-mode probabilities ``p_<mode>``, and time to failure
-``ttf_s`` with ``ttf_low_s`` / ``ttf_high_s``, with the versions that produced them. The latest
+``ttf_s`` with ``ttf_low_s`` / ``ttf_high_s`` (only for a pump in alarm or diagnosed with a fault: the
+model learnt from developing faults only), with the versions that produced them. The latest
 scores go to ``<scores_dir>/latest.parquet`` (what the twin reads) and are appended to
 ``<scores_dir>/history.parquet``. A family without a champion is left out, not invented.
 """
@@ -59,10 +60,13 @@ def _recent_history(settings: Settings, since: pd.Timestamp) -> pd.DataFrame:
 
 
 def _champion(settings: Settings, name: str) -> tuple[Any, str] | None:
-    from models.registry import champion_version, load_model
+    from models.registry import RegistryError, champion_version, load_model
 
     track = tracking(settings)
-    version = champion_version(track, name)
+    try:
+        version = champion_version(track, name)
+    except RegistryError:  # never registered: no champion to score with
+        return None
     if version is None:
         return None
     return load_model(track, name), str(version.version)
@@ -118,7 +122,13 @@ def score_fleet(settings: Settings, now: pd.Timestamp | None = None) -> ScoreRep
                     out[f"p_{cls}"] = proba[:, j]
         else:
             low, med, high = model.predict_interval(rows)
-            out["ttf_s"], out["ttf_low_s"], out["ttf_high_s"] = med, low, high
+            # time to failure means something only for a pump with a fault developing: alarmed or diagnosed
+            developing = out["alarm"].to_numpy(bool) if "alarm" in out else np.zeros(len(out), dtype=bool)
+            if "mode" in out:
+                developing |= (out["mode"] != "healthy").to_numpy()
+            out["ttf_s"] = np.where(developing, med, np.nan)
+            out["ttf_low_s"] = np.where(developing, low, np.nan)
+            out["ttf_high_s"] = np.where(developing, high, np.nan)
     out["model_version"] = ", ".join(f"{k}:v{v}" for k, v in versions.items())
     path = write_scores(settings, out) if versions else None
     return ScoreReport(out, versions, path)

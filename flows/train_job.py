@@ -129,7 +129,7 @@ def train_family(settings: Settings, family: str) -> FamilyOutcome:
         split = time_split(frame["event_timestamp"], config.train_fraction)
         plot_dir = settings.home / "plots" / family / pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%S")
         result = trainer(frame, split, config, plot_dir)
-    except TrainingError as exc:
+    except (TrainingError, ValueError) as exc:  # one family's bad data must not stop the others
         return FamilyOutcome(family, "skipped", str(exc))
     lineage = Lineage(
         feature_service=service,
@@ -157,6 +157,7 @@ def train_family(settings: Settings, family: str) -> FamilyOutcome:
         input_example=result.input_example,
         registered_name=name,
         pip_requirements=requirements,
+        tags={"pumptwin.notes": "; ".join(result.notes)} if result.notes else None,
         run_name=f"{family}-{split.train_end:%Y%m%d}",
     )
     version = str(run.version)

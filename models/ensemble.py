@@ -97,11 +97,19 @@ class CalibratedEnsemble(OutlierMixin, BaseEstimator):
         refit: After calibration, refit the members on all training rows (their scores are
             ratios to thresholds calibrated on their own training rows, so the calibration
             carries over); otherwise keep the members fitted on the first rows only.
+        min_scale: Floor of each member's scale. Members whose score is already a ratio to a
+            boundary of their own (every detector in `models`: 1 is their own threshold) take
+            1.0, so a member that stayed quiet on every held-out row (a CUSUM at 0) is judged
+            against its own boundary rather than against a vanishing scale that would turn any
+            later non-zero score into a huge alarm. The default only guards a division by zero.
+        min_threshold: Floor of the fused alarm threshold, in normalised units (1.0 with
+            ``min_scale=1.0`` and ``fusion="max"``: no alarm below every member's own boundary).
 
     Attributes:
         detectors_: Fitted clones of the members.
-        scales_: Per member, its ``1 - target_far`` anomaly-score quantile on the held-out rows.
-        threshold_: Alarm threshold of the fused normalised score.
+        scales_: Per member, its ``1 - target_far`` anomaly-score quantile on the held-out rows,
+            at least ``min_scale``.
+        threshold_: Alarm threshold of the fused normalised score, at least ``min_threshold``.
         n_features_in_: Number of sensors seen in `fit`.
         offset_: Always -1: ``score_samples`` is minus the fused score over ``threshold_``.
     """
@@ -114,6 +122,8 @@ class CalibratedEnsemble(OutlierMixin, BaseEstimator):
         fusion: str = "max",
         calibration_fraction: float = 0.25,
         refit: bool = False,
+        min_scale: float = 1e-12,
+        min_threshold: float = 1e-12,
     ) -> None:
         self.detectors = detectors
         self.target_far = target_far
@@ -121,6 +131,8 @@ class CalibratedEnsemble(OutlierMixin, BaseEstimator):
         self.fusion = fusion
         self.calibration_fraction = calibration_fraction
         self.refit = refit
+        self.min_scale = min_scale
+        self.min_threshold = min_threshold
 
     def _check_params(self) -> None:
         if len(self.detectors) == 0:
@@ -133,6 +145,8 @@ class CalibratedEnsemble(OutlierMixin, BaseEstimator):
             raise EnsembleError(f"fusion={self.fusion!r} must be one of {FUSIONS}")
         if not 0 < self.calibration_fraction < 1:
             raise EnsembleError(f"calibration_fraction={self.calibration_fraction} must lie in (0, 1)")
+        if not self.min_scale > 0 or not self.min_threshold > 0:
+            raise EnsembleError(f"min_scale={self.min_scale} and min_threshold={self.min_threshold} must be positive")
 
     def fit(self, X: ArrayLike, y: object = None) -> CalibratedEnsemble:
         """Fit the members on the first rows of ``X`` and calibrate on the held-out last rows.
@@ -156,8 +170,10 @@ class CalibratedEnsemble(OutlierMixin, BaseEstimator):
         # Members are scored over all training rows so causal members carry their history into
         # the calibration rows, as they do when monitoring.
         raw = self._member_scores(X)[-n_cal:]
-        self.scales_ = np.array([max(calibrate_threshold(col, self.target_far), 1e-12) for col in raw.T])
-        self.threshold_ = max(calibrate_threshold(self._fuse(raw / self.scales_), self.target_far), 1e-12)
+        scales = [max(calibrate_threshold(col, self.target_far), self.min_scale) for col in raw.T]
+        self.scales_ = np.array(scales)
+        fused = self._fuse(raw / self.scales_)
+        self.threshold_ = max(calibrate_threshold(fused, self.target_far), self.min_threshold)
         if self.refit:
             self.detectors_ = [clone(d).fit(X) for d in self.detectors]
         self.offset_ = -1.0

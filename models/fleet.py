@@ -12,13 +12,18 @@ same vibration is normal on one pump and high on another. `FleetDetector` theref
    to a pooled clone fitted on every pump's rows, so every pump that runs is watched; the output
    says which model scored each row.
 
+An optional ``inputs`` step derives the detector's columns from the feature frame before anything
+else (`models.monitoring.add_detector_inputs`: temperature differences and the time axis of a
+drift-aware baseline), so the fitted fleet detector scores the same feature frames it was
+trained on, whatever columns its detector reads.
+
 The template is usually a `models.ensemble.CalibratedEnsemble`, whose ``score_samples`` is minus
 the fused score over its alarm threshold, so the fleet's ``score`` column is 1 at the threshold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -44,6 +49,9 @@ class FleetDetector(BaseEstimator):
         running_column: Column with the fraction of the window the pump ran.
         running_fraction: Rows below this running fraction are not trained on or scored.
         min_rows: Fewest usable rows for a pump's own model; below it the pooled model scores it.
+        inputs: Optional function of the feature frame returning it with the ``features``
+            columns added (a module-level function, so the fitted detector pickles); None reads
+            ``features`` from the frame as it is.
 
     Attributes:
         models_: Fitted detectors by pump id, and `POOLED` for the fallback.
@@ -58,12 +66,14 @@ class FleetDetector(BaseEstimator):
         running_column: str = "running_frac_1h",
         running_fraction: float = 0.99,
         min_rows: int = 100,
+        inputs: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     ) -> None:
         self.detector = detector
         self.features = features
         self.running_column = running_column
         self.running_fraction = running_fraction
         self.min_rows = min_rows
+        self.inputs = inputs
 
     def _check(self, frame: pd.DataFrame) -> None:
         if self.detector is None:
@@ -76,9 +86,24 @@ class FleetDetector(BaseEstimator):
         if missing:
             raise FleetError(f"feature frame lacks column(s) {missing}")
 
+    def _prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The frame with the detector's columns (through ``inputs``), checked."""
+        if self.inputs is not None and isinstance(frame, pd.DataFrame):
+            missing = [c for c in (*KEYS, self.running_column) if c not in frame.columns]
+            if missing:
+                raise FleetError(f"feature frame lacks column(s) {missing}")
+            try:
+                frame = self.inputs(frame)
+            except (KeyError, ValueError) as exc:
+                raise FleetError(f"feature frame: {exc}") from exc
+        self._check(frame)
+        return frame
+
     def usable(self, frame: pd.DataFrame) -> np.ndarray:
         """Rows that are trained on and scored: the pump ran the whole window, every feature present."""
-        self._check(frame)
+        return self._usable(self._prepare(frame))
+
+    def _usable(self, frame: pd.DataFrame) -> np.ndarray:
         running = frame[self.running_column].to_numpy(dtype=float, na_value=np.nan) >= self.running_fraction
         values = frame[list(self.features)].to_numpy(dtype=float, na_value=np.nan)
         return running & np.isfinite(values).all(axis=1)
@@ -96,7 +121,8 @@ class FleetDetector(BaseEstimator):
         Raises:
             FleetError: Missing columns, or fewer than ``min_rows`` usable rows in the whole frame.
         """
-        ok = self.usable(X)
+        X = self._prepare(X)
+        ok = self._usable(X)
         rows = X[ok].sort_values(list(KEYS), kind="stable")
         if len(rows) < self.min_rows:
             raise FleetError(f"only {len(rows)} usable training rows; the fleet detector needs {self.min_rows}")
@@ -127,7 +153,8 @@ class FleetDetector(BaseEstimator):
             `POOLED`; empty where not scored).
         """
         check_is_fitted(self, "models_")
-        ok = self.usable(X)
+        X = self._prepare(X)
+        ok = self._usable(X)
         score = np.full(len(X), np.nan)
         alarm = np.zeros(len(X), dtype=bool)
         model = np.full(len(X), "", dtype=object)

@@ -11,10 +11,11 @@ and an ``evaluate`` function that scores any model of the family on the same hel
 the promotion gate (`models.registry.promote_if_better`) runs it on the challenger and on the
 champion so both are judged on identical data.
 
-- ``anomaly``: `models.fleet.FleetDetector` over a `models.ensemble.CalibratedEnsemble` of PCA
-  T-squared + Q, a CUSUM on the physics residuals and (optionally) the convolutional autoencoder,
-  trained on healthy rows only and calibrated to ``target_far``. Gate metric: point F1 of the
-  persistent alarms on the held-out rows.
+- ``anomaly``: `models.fleet.FleetDetector` over the production pump detector of
+  `models.monitoring` (a CUSUM on drift-aware, tolerance-scaled physics inputs, optionally with
+  the convolutional autoencoder, in a `models.ensemble.CalibratedEnsemble`), trained per pump on
+  healthy rows only and calibrated to ``target_far``; the same detector the early-warning
+  benchmark measures. Gate metric: point F1 of the persistent alarms on the held-out rows.
 - ``diagnosis``: `models.diagnosis.FailureModeClassifier` on every feature. Gate metric: macro F1
   over the classes of the held-out window.
 - ``ttf``: `models.ttf.TimeToFailureRegressor` on rows of developing faults. Gate metric: median
@@ -29,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -46,26 +47,29 @@ from models.evaluation import (
     point_scores,
 )
 
+if TYPE_CHECKING:
+    from models.fleet import FleetDetector
+    from models.monitoring import MonitorConfig
+
 KEYS = ("pump_id", "event_timestamp")
 LABELS = ("anomaly", "mode", "ttf_s", "failed")
 HEALTHY = "healthy"
 HOUR_S = 3600.0
 
 RESIDUAL_FEATURES = (
-    "head_residual_pct_mean_1h",
-    "power_residual_pct_mean_1h",
-    "efficiency_residual_mean_1h",
-    "brg_de_rise_norm_k_mean_1h",
-    "brg_nde_rise_norm_k_mean_1h",
-    "winding_rise_norm_k_mean_1h",
-    "vib_de_baseline_ratio_mean_1h",
-    "vib_nde_baseline_ratio_mean_1h",
-    "seal_leak_l_h_mean_1h",
+    "vib_de_baseline_ratio_mean_24h",
+    "vib_nde_baseline_ratio_mean_24h",
+    "seal_leak_l_h_mean_24h",
+    "strainer_dp_bar_mean_24h",
+    "head_residual_pct_mean_24h",
+    "efficiency_residual_mean_24h",
+    "npsh_margin_m_mean_24h",
 )
-"""Physics residuals that stay level on a healthy pump at any operating point."""
-CONTEXT_FEATURES = ("npsh_margin_m_mean_1h", "strainer_dp_bar_mean_1h", "percent_bep_mean_1h")
-"""Operating-point features whose correlations with the residuals T-squared + Q learn."""
+"""Physics residuals (24 h means) that stay level on a healthy pump at any operating point."""
+CONTEXT_FEATURES = ("brg_de_temp_c_mean_24h", "brg_nde_temp_c_mean_24h", "winding_temp_c_mean_24h")
+"""Temperatures (24 h means) the detector compares with each other (`models.monitoring.INPUTS`)."""
 ANOMALY_FEATURES = (*RESIDUAL_FEATURES, *CONTEXT_FEATURES)
+"""Feature columns the anomaly detector reads (`models.monitoring.SOURCE_FEATURES`)."""
 RUNNING_COLUMN = "running_frac_1h"
 MERGE_GAP_S = 6 * HOUR_S
 """Alarm runs closer than this are one episode when counting false alarms."""
@@ -84,7 +88,8 @@ class TrainConfig:
         min_run: Rows an anomaly must persist to alarm.
         seed: Seed of every model.
         train_fraction: Share of the frame's time span used for training.
-        autoencoder: Include the PyTorch autoencoder in the anomaly ensemble.
+        autoencoder: Add the PyTorch autoencoder to the pump detector as a second member
+            (`models.monitoring.build_pump_detector`); measured by ``benchmarks.early_warning``.
     """
 
     target_far: float = 0.005
@@ -182,40 +187,34 @@ def _example(frame: pd.DataFrame, columns: Sequence[str], n: int = 5) -> pd.Data
 # --------------------------------------------------------------------------------------------
 
 
-def anomaly_template(config: TrainConfig, n_residuals: int, n_features: int) -> BaseEstimator:
-    """The calibrated ensemble one pump's detector is cloned from.
+def monitor_config(config: TrainConfig) -> MonitorConfig:
+    """The pump detector's settings from the training settings."""
+    from models.monitoring import MonitorConfig
 
-    Members: PCA T-squared + Q on every detector feature; a two-sided CUSUM on the physics
-    residuals (the first ``n_residuals`` columns); and, when ``config.autoencoder``, a small 1-D
-    convolutional autoencoder over 12-row (2 h) windows.
+    return MonitorConfig(
+        target_far=config.target_far, min_run=config.min_run, autoencoder=config.autoencoder, seed=config.seed
+    )
+
+
+def anomaly_template(config: TrainConfig) -> BaseEstimator:
+    """The pump detector each pump's model is cloned from (`models.monitoring.build_pump_detector`).
+
+    With ``config.autoencoder`` the convolutional autoencoder joins the drift-aware CUSUM as a
+    second member of the calibrated ensemble (either may alarm).
     """
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
+    from models.monitoring import build_pump_detector
 
-    from models.autoencoder import WindowAutoencoder
-    from models.detectors import PcaT2QDetector
-    from models.ensemble import CalibratedEnsemble
-    from models.residual import ResidualCusumDetector
+    return build_pump_detector(monitor_config(config))
 
-    residuals = ColumnTransformer([("residuals", "passthrough", list(range(n_residuals)))])
-    members: list[BaseEstimator] = [
-        PcaT2QDetector(n_components=0.9, score_smooth=6, quantile=0.99, scale_floor=0.02),
-        Pipeline([("select", residuals), ("cusum", ResidualCusumDetector(k=0.5, quantile=0.99, min_threshold=1.0))]),
-    ]
-    if config.autoencoder:
-        members.append(
-            WindowAutoencoder(
-                window=12,
-                hidden=8,
-                latent=max(2, min(8, n_features // 2)),
-                epochs=30,
-                patience=5,
-                score_smooth=6,
-                scale_floor=0.02,
-                random_state=config.seed,
-            )
-        )
-    return CalibratedEnsemble(members, target_far=config.target_far, min_run=config.min_run)
+
+def anomaly_detector(config: TrainConfig) -> FleetDetector:
+    """The unfitted fleet anomaly detector: per-pump clones of `anomaly_template` on the monitoring inputs."""
+    from models.fleet import FleetDetector
+    from models.monitoring import DETECTOR_COLUMNS, add_detector_inputs
+
+    return FleetDetector(
+        anomaly_template(config), DETECTOR_COLUMNS, running_column=RUNNING_COLUMN, inputs=add_detector_inputs
+    )
 
 
 def anomaly_metrics(scored: pd.DataFrame, labels: pd.DataFrame) -> dict[str, float]:
@@ -259,7 +258,8 @@ def train_anomaly(frame: pd.DataFrame, split: TimeSplit, config: TrainConfig, pl
     Raises:
         TrainingError: Missing feature columns or too few healthy running rows.
     """
-    from models.fleet import FleetDetector, FleetError
+    from models.fleet import FleetError
+    from models.monitoring import describe
 
     check_labelled(frame)
     missing = [c for c in (*ANOMALY_FEATURES, RUNNING_COLUMN) if c not in frame.columns]
@@ -268,8 +268,7 @@ def train_anomaly(frame: pd.DataFrame, split: TimeSplit, config: TrainConfig, pl
     frame = frame.sort_values(list(KEYS), kind="stable").reset_index(drop=True)
     train = _train_part(frame, split)
     healthy = train[(train["anomaly"] == 0) & ~train["failed"].astype(bool)]
-    template = anomaly_template(config, len(RESIDUAL_FEATURES), len(ANOMALY_FEATURES))
-    detector = FleetDetector(template, ANOMALY_FEATURES, running_column=RUNNING_COLUMN)
+    detector = anomaly_detector(config)
     try:
         detector.fit(healthy)
     except FleetError as exc:
@@ -291,6 +290,7 @@ def train_anomaly(frame: pd.DataFrame, split: TimeSplit, config: TrainConfig, pl
         model=detector,
         params={
             "features": list(ANOMALY_FEATURES),
+            "detector": describe(monitor_config(config)),
             "target_far": config.target_far,
             "min_run": config.min_run,
             "autoencoder": config.autoencoder,
@@ -430,7 +430,7 @@ def train_ttf(frame: pd.DataFrame, split: TimeSplit, config: TrainConfig, plot_d
     Raises:
         TrainingError: Too few rows of developing faults in the training window.
     """
-    from models.ttf import TimeToFailureRegressor
+    from models.ttf import TimeToFailureRegressor, TtfError
 
     check_labelled(frame)
     columns = feature_matrix_columns(frame)
@@ -440,9 +440,17 @@ def train_ttf(frame: pd.DataFrame, split: TimeSplit, config: TrainConfig, plot_d
     if len(train) < 50:  # noqa: PLR2004 - fewer rows than a quantile model can learn an interval from
         raise TrainingError(f"time to failure needs rows of developing faults to learn from; got {len(train)}")
     groups = train["pump_id"].astype(str) + "|" + train["mode"].astype(str)
-    model = TimeToFailureRegressor(random_state=config.seed).fit(
-        train[columns].astype(float), train["ttf_s"].to_numpy(float), groups=groups.to_numpy()
-    )
+    notes = []
+    if groups.nunique() < 2:  # noqa: PLR2004 - one history cannot be held out whole
+        notes.append("one fault history only: the interval is calibrated on held-out rows of that same history")
+    try:
+        model = TimeToFailureRegressor(random_state=config.seed).fit(
+            train[columns].astype(float),
+            train["ttf_s"].to_numpy(float),
+            groups=groups.to_numpy() if groups.nunique() >= 2 else None,  # noqa: PLR2004
+        )
+    except TtfError as exc:
+        raise TrainingError(f"time to failure: {exc}") from exc
 
     def evaluate(m: Any) -> float:  # noqa: ANN401 - any regressor of the family
         if held.empty:
@@ -469,6 +477,7 @@ def train_ttf(frame: pd.DataFrame, split: TimeSplit, config: TrainConfig, plot_d
         evaluate=evaluate,
         train_rows=len(train),
         heldout_rows=len(held),
+        notes=notes,
     )
 
 

@@ -93,7 +93,9 @@ def plot_pump_curves(model: HydraulicModel, report: WhatIfReport, path: str | Pa
         if ax2 is not None:
             ax2.set_ylabel("efficiency (%, dotted)")
             ax2.set_ylim(0, 100)
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.12, 1.0))
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    if handles:  # no running pump on the last curve: nothing to label
+        axes[0][-1].legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.12, 1.0))
     fig.suptitle(f"Pump curves and operating points: {report.network[:80]}", fontsize=9)
     return _save(fig, path)
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import early_warning as ew
+from models.monitoring import SOURCE_FEATURES
 
 T0 = pd.Timestamp("2024-03-01", tz="UTC")
 
@@ -67,26 +68,34 @@ def test_cases_cover_every_mode_and_seed_with_lives_in_range():
     assert sc.duration_s == fault.failure_s + ew.AFTER_FAILURE_S
 
 
-def test_tolerance_scaler_clips_against_the_direction_of_deterioration():
-    X = np.array([[0.0, 10.0, 5.0], [0.2, 10.0, 5.0], [-0.2, 10.0, 5.0], [0.0, 10.0, 5.0]])
-    scaler = ew.ToleranceScaler([1.0, 0.5, 2.0], [1, -1, 0]).fit(X)
-    np.testing.assert_allclose(scaler.median_, [0.0, 10.0, 5.0])
-    assert scaler.scale_[1] == 0.5 and scaler.scale_[2] == 2.0  # tolerance floors a zero spread
-    z = scaler.transform(np.array([[3.0, 11.0, 1.0], [-3.0, 9.0, 9.0]]))
-    np.testing.assert_allclose(z, [[3.0 / scaler.scale_[0], 0.0, -2.0], [0.0, -2.0, 2.0]])
-    with pytest.raises(ValueError, match="tolerances"):
-        ew.ToleranceScaler([1.0], [1]).fit(X)
+def _features(days: float, fault_pump: str | None = None, onset_day: float = 7.0) -> pd.DataFrame:
+    """`pump_features`-like rows of the duty pumps: healthy levels, small noise, a seal leak growing on one."""
+    n = int(days * 144)
+    frames = []
+    for i, pump in enumerate(ew.DUTY_PUMPS):
+        rng = np.random.default_rng(i)
+        f = pd.DataFrame({c: 1.0 + 0.01 * rng.normal(size=n) for c in SOURCE_FEATURES})
+        f["brg_nde_temp_c_mean_24h"] += 40.0
+        f["winding_temp_c_mean_24h"] += 80.0
+        if pump == fault_pump:
+            grow = np.clip((np.arange(n) / 144 - onset_day) / 3.0, 0.0, 1.0)
+            f["seal_leak_l_h_mean_24h"] += 20.0 * grow
+        f.insert(0, "event_timestamp", pd.date_range(T0, periods=n, freq="10min"))
+        f.insert(0, "pump_id", pump)
+        f["running_frac_1h"] = 1.0
+        frames.append(f)
+    return pd.concat(frames, ignore_index=True)
 
 
-def test_detector_inputs_cancel_a_common_temperature_offset():
-    cols = {name: [1.0, 1.0] for name in ew.TOLERANCES}
-    cols.update(
-        brg_de_temp_c_mean_24h=[50.0, 55.0], brg_nde_temp_c_mean_24h=[45.0, 50.0], winding_temp_c_mean_24h=[80.0, 85.0]
-    )
-    out = ew.detector_inputs(pd.DataFrame(cols))
-    assert list(out.columns) == list(ew.TOLERANCES)
-    assert out["brg_de_minus_nde_k"].tolist() == [5.0, 5.0]
-    assert out["winding_minus_brg_nde_k"].tolist() == [35.0, 35.0]
+def test_score_run_trains_the_production_detector_per_pump_and_scores_after_training():
+    scored = ew.score_run(_features(12.0, "PS01.P2"), ew.DUTY_PUMPS, T0, ew.VARIANTS["pump"])
+    assert set(scored) == set(ew.DUTY_PUMPS)
+    train_end = T0 + pd.Timedelta(seconds=ew.TRAIN_END_S)
+    for pump, s in scored.items():
+        assert (s["ts"] >= train_end).all() and len(s) == 6 * 144
+        assert s["alarm"].any() == (pump == "PS01.P2")
+    warn = ew.first_alarm(scored["PS01.P2"]["ts"], scored["PS01.P2"]["alarm"].to_numpy(), after=T0)
+    assert T0 + pd.Timedelta(days=7) < warn < T0 + pd.Timedelta(days=10)
 
 
 def _result(mode: str, lead_f: float, lead_t: float | None, detected: bool = True) -> dict:

@@ -66,7 +66,9 @@ def test_training_set_is_point_in_time_correct(store):
     assert list(out["pump_id"]) == list(entities["pump_id"])
     values = out["head_residual_m"].tolist()
     assert values[0] == 1.0 and values[1] == 12.0 and pd.isna(values[2]) and values[3] == 0.0
-    assert "vib_de_rms_mm_s_mean_1h" in out.columns and "flow_m3h_mean_24h" not in out.columns
+    assert "vib_de_rms_mm_s_mean_1h" in out.columns and "flow_m3h_mean_24h" in out.columns
+    ttf = st.training_set(fs, entities, "time_to_failure")
+    assert "flow_m3h_mean_24h" in ttf.columns and "vib_de_rms_mm_s_mean_1h" not in ttf.columns
     with pytest.raises(st.StoreError, match="not one of"):
         st.training_set(fs, entities, "nope")
 

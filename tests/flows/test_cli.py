@@ -87,3 +87,57 @@ def test_broken_inp_exits_2_naming_the_file(runner: CliRunner, tmp_path: Path) -
 def test_no_arguments_shows_help(runner: CliRunner) -> None:
     result = runner.invoke(app, [])
     assert "Usage" in result.output
+
+
+# --------------------------------------------------------------------------------------------
+# pumptwin whatif
+# --------------------------------------------------------------------------------------------
+
+
+def test_whatif_within_limits_exits_0_and_writes_results(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "wi"
+    result = runner.invoke(app, ["whatif", "--speed", "all=0.95", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "| base case |" in result.output and "speed all=0.95" in result.output
+    for name in ("whatif.json", "whatif.md", "whatif.csv", "pump_curves.png", "pressure_profile.png"):
+        assert (out / name).is_file(), name
+    data = json.loads((out / "whatif.json").read_text())
+    assert [s["scenario"] for s in data["scenarios"]] == ["base case", "speed all=0.95"]
+    assert data["within_limits"] is True
+
+
+def test_whatif_violation_exits_1_with_json(runner: CliRunner, tmp_path: Path) -> None:
+    scenarios = tmp_path / "s.yaml"
+    scenarios.write_text("version: 1\nscenarios:\n  - name: more\n    flow: +10%\n")
+    result = runner.invoke(app, ["whatif", "--file", str(scenarios), "--json"])
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.output)
+    more = data["scenarios"][1]
+    assert more["scenario"] == "more" and {v["limit"] for v in more["violations"]} >= {"MAOP", "SPEED"}
+    runs = list((tmp_path / "home" / "whatif").iterdir())  # default folder under PUMPTWIN_HOME
+    assert len(runs) == 1 and (runs[0] / "whatif.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--stop", "NOPE"], "pump 'NOPE' does not exist"),
+        (["--flow", "fast"], "--flow"),
+        (["--leak", "500=10m3/h"], "km 500 is outside"),
+        (["--file", "no_such.yaml"], "no_such.yaml: no such scenario file"),
+        (["--network", "no_such.inp"], "no_such.inp"),
+    ],
+)
+def test_whatif_bad_input_exits_2(runner: CliRunner, tmp_path: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["whatif", *args, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_whatif_surge_flag_simulates_trips(runner: CliRunner, tmp_path: Path) -> None:
+    pytest.importorskip("twin.transients")
+    result = runner.invoke(app, ["whatif", "--trip", "PS1-P1", "--surge", "--json", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1, result.output  # the trip overloads PS1-P2 (POR, NPSH)
+    trip = json.loads(result.output)["scenarios"][1]
+    assert any("station trip at PS1-D" in n for n in trip["notes"])

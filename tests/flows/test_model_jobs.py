@@ -81,3 +81,21 @@ def test_training_registers_gates_and_scoring_uses_the_champions(settings: Setti
     assert any(c.startswith("p_") for c in scores.columns)
     assert "anomaly:v1" in scores["model_version"].iloc[0]
     assert isinstance(Path(report.path), Path)
+
+
+def test_the_prefect_flows_run_the_same_steps(settings: Settings, built, monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.build_features import build_features
+    from flows.score import score
+    from flows.train import train
+
+    monkeypatch.setenv("PUMPTWIN_HOME", str(settings.home))
+    monkeypatch.setenv("PUMPTWIN_MODELS__AUTOENCODER", "false")
+    with prefect_test_harness(server_startup_timeout=120):
+        summary = build_features(start=pd.Timestamp("2024-03-08T00:00:00Z").to_pydatetime())
+        outcomes = train(families=["diagnosis"])
+        scored = score()
+    assert summary["pumps"] == 6 and summary["start"].startswith("2024-03-08")
+    assert outcomes[0]["family"] == "diagnosis" and outcomes[0]["status"] == "trained"
+    assert scored["pumps"] == 6 and "diagnosis" in scored["versions"]

@@ -184,3 +184,20 @@ _CAUSAL_PERSISTENT = {
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_a_member_quiet_on_every_held_out_row_is_judged_against_its_own_boundary():
+    # A CUSUM with a large allowance stays at 0 on healthy rows: its held-out quantile is 0.
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 2))
+    template = ResidualCusumDetector(k=5.0, min_threshold=1.0)
+    later = X[:50] + np.array([0.0, 5.05])  # the CUSUM grows by 0.05 per row: ratio 0.05..2.5
+    ratio = -template.fit(X[:300]).score_samples(later)
+    floored = CalibratedEnsemble([template], target_far=0.01, min_scale=1.0, min_threshold=1.0).fit(X)
+    assert floored.scales_[0] == 1.0 and floored.threshold_ == 1.0
+    np.testing.assert_allclose(-floored.score_samples(later), ratio)  # alarm exactly at the member's boundary
+    unfloored = CalibratedEnsemble([template], target_far=0.01).fit(X)
+    assert unfloored.scales_[0] == pytest.approx(1e-12)
+    assert (-unfloored.score_samples(later)).max() > 1e9  # the flaw the floor removes
+    with pytest.raises(EnsembleError, match="min_scale"):
+        CalibratedEnsemble([template], min_scale=0.0).fit(X)

@@ -1,3 +1,5 @@
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,7 +25,7 @@ def _pump(name: str, n: int, level: float, seed: int, fault_from: int | None = N
     return frame
 
 
-def _detector(**kw) -> FleetDetector:
+def _detector(**kw: Any) -> FleetDetector:
     template = CalibratedEnsemble([PcaT2QDetector(n_components=2)], target_far=0.01, min_run=3)
     return FleetDetector(template, FEATURES, **kw)
 
@@ -67,3 +69,19 @@ def test_bad_input_is_a_clear_error():
         _detector().fit(_pump("PS01.P1", 50, 0.0, 1))
     with pytest.raises(FleetError, match="DataFrame"):
         _detector().fit(np.zeros((200, 3)))
+
+
+def _with_sum(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(total=frame["a"] + frame["b"])
+
+
+def test_an_input_step_derives_the_detector_columns_from_the_feature_frame():
+    template = CalibratedEnsemble([PcaT2QDetector(n_components=2)], target_far=0.01, min_run=3)
+    fleet = FleetDetector(template, ("a", "b", "total"), inputs=_with_sum).fit(_pump("PS01.P1", 600, 0.0, 1))
+    test = _pump("PS01.P1", 400, 0.0, 4, fault_from=200)
+    assert "total" not in test.columns
+    out = fleet.score(test)
+    assert out["alarm"].iloc[300:].mean() > 0.9 and out["alarm"].iloc[:180].mean() < 0.03
+    assert "total" not in test.columns  # the caller's frame is not modified
+    with pytest.raises(FleetError, match="'b'"):
+        fleet.score(test.drop(columns="b"))

@@ -10,6 +10,7 @@ import pytest
 import wntr
 
 from twin.eps import simulate
+from twin.estimation import TwinCalibration
 from twin.hydraulics import compile_network
 from twin.inp import read_inp
 from twin.io import load_network, reference_pipeline_path, solution_to_dict
@@ -189,3 +190,114 @@ def test_solution_dict_picks_the_scenario() -> None:
     first, second = solution_to_dict(model, out, 0), solution_to_dict(model, out, 1)
     assert second["links"]["10"]["flow_m3s"] != pytest.approx(first["links"]["10"]["flow_m3s"])
     assert second["links"]["10"]["flow_m3s"] == pytest.approx(out.flow_m3s[0, 1, model.link_index["10"]])
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration and twin state files
+# --------------------------------------------------------------------------------------------
+
+
+def _calibration() -> TwinCalibration:
+    """A calibration built in code with every kind of value (NaN, infinities, nanoseconds, two lines)."""
+    import math
+
+    import pandas as pd
+
+    from twin.estimation import Estimate, VibrationBaseline, initial_calibration
+    from twin.plant.registry import build_registry
+
+    registry = build_registry(load_network(), 2)
+    cal = initial_calibration(registry)
+    p1 = cal.pumps["PS01.P1"]
+    from dataclasses import replace
+
+    worn = replace(
+        p1,
+        impeller_wear=Estimate(0.0123456789012345, 1e-17),
+        efficiency_loss=Estimate(-0.1 / 3, 0.02),
+        vib_de=VibrationBaseline(tuple(float(i) / 7 for i in range(9)), (1.0 / 3, 2.0 / 3, 0.1), 123.456, 0.321),
+        vib_de_mm_s=2.5,
+        vib_excess_de_mm_s=math.nan,
+        thermal_de=Estimate(41.0000000001, math.inf),
+        thermal_ref_de_k=-math.inf,
+        npsh_margin_m=7.25,
+        running_fraction=0.5,
+        n_samples=42,
+        last_running_ts=pd.Timestamp("2024-03-01T12:34:56.123456789Z"),
+    )
+    line = replace(cal.lines[2], flow_m3s=0.5, maop_margin=0.2, maop_element="PS3-D", segments=("a>b", "b>c"))
+    return replace(
+        cal,
+        ts=pd.Timestamp("2024-03-02T00:00:00Z"),
+        pumps={**cal.pumps, "PS01.P1": worn},
+        lines={**cal.lines, 2: line},
+        n_updates=7,
+    )
+
+
+def test_calibration_round_trips_exactly_through_json(tmp_path: Path) -> None:
+    from twin.io import calibration_from_dict, calibration_to_dict, read_calibration, write_calibration
+
+    cal = _calibration()
+    data = calibration_to_dict(cal)
+    text = json.dumps(data, allow_nan=False)  # JSON-safe: NaN and inf are named, not written raw
+    back = calibration_from_dict(json.loads(text))
+    assert json.dumps(calibration_to_dict(back), allow_nan=False) == text
+    p = back.pumps["PS01.P1"]
+    assert p.impeller_wear.value == 0.0123456789012345  # every bit kept
+    assert p.impeller_wear.sd == 1e-17
+    assert p.thermal_de.sd == float("inf") and p.thermal_ref_de_k == float("-inf")
+    assert p.vib_excess_de_mm_s != p.vib_excess_de_mm_s  # NaN
+    assert p.vib_de == cal.pumps["PS01.P1"].vib_de
+    assert p.last_running_ts == cal.pumps["PS01.P1"].last_running_ts  # nanoseconds kept
+    assert back.ts == cal.ts and back.n_updates == 7
+    assert set(back.lines) == {1, 2} and back.lines[2].segments == ("a>b", "b>c")
+    assert back.lines[1].meter_bias_m3s == cal.lines[1].meter_bias_m3s
+    path = write_calibration(cal, tmp_path / "twin" / "calibration.json")
+    assert json.dumps(calibration_to_dict(read_calibration(path)), allow_nan=False) == text
+    assert data["format"] == "pumptwin.calibration" and data["version"] == 1
+
+
+def test_calibration_files_refuse_other_versions_and_malformed_fields(tmp_path: Path) -> None:
+    from twin.io import calibration_from_dict, calibration_to_dict, read_calibration
+
+    data = calibration_to_dict(_calibration())
+    with pytest.raises(NetworkError, match="version 2"):
+        calibration_from_dict({**data, "version": 2})
+    with pytest.raises(NetworkError, match="format"):
+        calibration_from_dict({**data, "format": "other"})
+    broken = json.loads(json.dumps(data))
+    broken["pumps"]["PS01.P1"]["impeller_wear"]["value"] = "a lot"
+    with pytest.raises(NetworkError, match=r"PS01\.P1\.impeller_wear\.value"):
+        calibration_from_dict(broken)
+    broken = json.loads(json.dumps(data))
+    del broken["pumps"]["PS01.P2"]["vib_nde"]
+    with pytest.raises(NetworkError, match="vib_nde"):
+        calibration_from_dict(broken)
+    with pytest.raises(NetworkError, match="no such calibration file"):
+        read_calibration(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(NetworkError, match="bad.json: not valid JSON"):
+        read_calibration(tmp_path / "bad.json")
+
+
+def test_twin_state_round_trips_with_its_alerts(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from twin.io import read_state, write_state
+    from twin.state import update_state
+
+    cal = _calibration()
+    scores = pd.DataFrame({"asset": ["PS01.P2"], "anomaly_score": [1.4], "model_version": ["anomaly:v3"]})
+    state = update_state(None, cal, scores, pd.Timestamp("2024-03-02T00:00:00Z"))
+    assert state.alerts  # the anomaly score is over its alarm threshold
+    path = write_state(state, tmp_path / "state.json")
+    back = read_state(path, cal)
+    assert back.to_json() == state.to_json()
+    assert back.alerts == state.alerts
+    assert back.calibration is cal
+    later = update_state(back, cal, scores, pd.Timestamp("2024-03-02T01:00:00Z"))
+    assert later.alerts[0].since == state.alerts[0].since  # carried across the file
+    (tmp_path / "broken.json").write_text(json.dumps({"ts": "2024-03-02T00:00:00Z", "health": []}))
+    with pytest.raises(NetworkError, match="alerts"):
+        read_state(tmp_path / "broken.json")

@@ -1,0 +1,39 @@
+"""Every deployment in prefect.yaml points at a real Prefect flow of the same name."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _deployments() -> list[dict]:
+    return yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+
+
+@pytest.mark.parametrize("deployment", _deployments(), ids=lambda d: d["name"])
+def test_entrypoint_is_a_flow_named_like_its_deployment(deployment: dict) -> None:
+    from prefect import Flow
+
+    path, attribute = deployment["entrypoint"].split(":")
+    spec = importlib.util.spec_from_file_location(f"deployment_{deployment['name']}", REPO / path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    flow = getattr(module, attribute)
+    assert isinstance(flow, Flow)
+    assert flow.name == deployment["name"]
+    assert deployment["work_pool"]["name"] == "local-process"
+
+
+def test_scheduled_flows_use_valid_cron_expressions() -> None:
+    from prefect.client.schemas.schedules import CronSchedule
+
+    crons = [s["cron"] for d in _deployments() for s in d.get("schedules", [])]
+    assert len(crons) >= 4
+    for cron in crons:
+        CronSchedule(cron=cron)  # raises on an invalid expression
