@@ -40,7 +40,7 @@ from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from models.detectors import causal_mean, hold_persistent
+from models.detectors import ThresholdAlarmMixin, causal_mean
 
 if TYPE_CHECKING:
     import torch
@@ -137,7 +137,7 @@ def window_errors(model: torch.nn.Module, windows: torch.Tensor, batch_size: int
     return np.concatenate(out) if out else np.zeros(0)
 
 
-class WindowAutoencoder(OutlierMixin, BaseEstimator):
+class WindowAutoencoder(ThresholdAlarmMixin, OutlierMixin, BaseEstimator):
     """Reconstruction-error detector: a 1-D convolutional autoencoder over causal row windows.
 
     Scores follow `models.detectors.PcaT2QDetector`: ``score_samples`` is minus the (smoothed)
@@ -328,26 +328,3 @@ class WindowAutoencoder(OutlierMixin, BaseEstimator):
             Scores, lower is more abnormal; below -1 is beyond the threshold.
         """
         return -self._ratio(X)
-
-    def decision_function(self, X: ArrayLike) -> np.ndarray:
-        """Signed distance to the alarm boundary: negative where the threshold is exceeded.
-
-        Args:
-            X: Rows in time order.
-
-        Returns:
-            ``1 - error / threshold`` per row.
-        """
-        return self.score_samples(X) - self.offset_
-
-    def predict(self, X: ArrayLike) -> np.ndarray:
-        """Label rows: -1 for an anomaly (persistent threshold crossing), 1 for normal.
-
-        Args:
-            X: Rows in time order.
-
-        Returns:
-            Labels in scikit-learn's outlier convention.
-        """
-        alarm = hold_persistent(self._ratio(X) > 1.0, self.min_run)
-        return np.where(alarm, -1, 1)

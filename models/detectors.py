@@ -101,7 +101,48 @@ def hold_persistent(alarm: np.ndarray, min_run: int) -> np.ndarray:
     return out
 
 
-class PcaT2QDetector(OutlierMixin, BaseEstimator):
+class ThresholdAlarmMixin:
+    """Alarm boundary and labels of a detector whose ``score_samples`` is minus a statistic over its threshold.
+
+    The detectors of this package score a row by its statistic (T-squared and Q, a reconstruction
+    error, a CUSUM, a fused ensemble score) divided by the statistic's alarm threshold, negated so
+    that lower is more abnormal. A row lies beyond the boundary where ``score_samples < -1``, and an
+    alarm is such a crossing that persists ``min_run`` rows. Subclasses define ``score_samples`` and
+    set ``offset_ = -1`` and ``min_run``.
+    """
+
+    offset_: float
+    min_run: int
+
+    def score_samples(self, X: ArrayLike) -> np.ndarray:
+        """Normality of each row (minus the statistic over its threshold); defined by each detector."""
+        raise NotImplementedError
+
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
+        """Signed distance to the alarm boundary: negative where the threshold is exceeded.
+
+        Args:
+            X: Rows in time order.
+
+        Returns:
+            ``1 - statistic / threshold`` per row.
+        """
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """Label rows: -1 for an anomaly (a threshold crossing that persists ``min_run`` rows), 1 for normal.
+
+        Args:
+            X: Rows in time order.
+
+        Returns:
+            Labels in scikit-learn's outlier convention.
+        """
+        alarm = hold_persistent(np.asarray(self.score_samples(X)) < -1.0, self.min_run)
+        return np.where(alarm, -1, 1)
+
+
+class PcaT2QDetector(ThresholdAlarmMixin, OutlierMixin, BaseEstimator):
     """PCA T-squared + Q (SPE) detector with thresholds calibrated on fault-free training rows.
 
     Args:
@@ -222,29 +263,6 @@ class PcaT2QDetector(OutlierMixin, BaseEstimator):
             Scores, lower is more abnormal; below -1 is beyond a threshold.
         """
         return -self._ratio(X)
-
-    def decision_function(self, X: ArrayLike) -> np.ndarray:
-        """Signed distance to the alarm boundary: negative where a threshold is exceeded.
-
-        Args:
-            X: Rows in time order.
-
-        Returns:
-            ``1 - max(T2 / T2_threshold, Q / Q_threshold)`` per row.
-        """
-        return self.score_samples(X) - self.offset_
-
-    def predict(self, X: ArrayLike) -> np.ndarray:
-        """Label rows: -1 for an anomaly (persistent threshold crossing), 1 for normal.
-
-        Args:
-            X: Rows in time order.
-
-        Returns:
-            Labels in scikit-learn's outlier convention.
-        """
-        alarm = hold_persistent(self._ratio(X) > 1.0, self.min_run)
-        return np.where(alarm, -1, 1)
 
 
 def skab_detector() -> PcaT2QDetector:

@@ -39,7 +39,7 @@ from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, OutlierMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from models.detectors import PcaT2QDetector, hold_persistent
+from models.detectors import PcaT2QDetector, ThresholdAlarmMixin
 
 
 class EnsembleError(ValueError):
@@ -81,7 +81,7 @@ def calibrate_threshold(scores: ArrayLike, target_far: float) -> float:
     return float(s[max(k, 1) - 1])
 
 
-class CalibratedEnsemble(OutlierMixin, BaseEstimator):
+class CalibratedEnsemble(ThresholdAlarmMixin, OutlierMixin, BaseEstimator):
     """Fuse detectors' normalised scores and alarm at a threshold calibrated to ``target_far``.
 
     Members are scikit-learn outlier detectors whose ``score_samples`` is lower for more abnormal
@@ -216,29 +216,6 @@ class CalibratedEnsemble(OutlierMixin, BaseEstimator):
             Scores, lower is more abnormal; below -1 is beyond the threshold.
         """
         return -self._fuse(self._normalised(X)) / self.threshold_
-
-    def decision_function(self, X: ArrayLike) -> np.ndarray:
-        """Signed distance to the alarm boundary: negative where the threshold is exceeded.
-
-        Args:
-            X: Rows in time order.
-
-        Returns:
-            ``1 - fused / threshold`` per row.
-        """
-        return self.score_samples(X) - self.offset_
-
-    def predict(self, X: ArrayLike) -> np.ndarray:
-        """Label rows: -1 for an anomaly (persistent threshold crossing), 1 for normal.
-
-        Args:
-            X: Rows in time order.
-
-        Returns:
-            Labels in scikit-learn's outlier convention.
-        """
-        alarm = hold_persistent(-self.score_samples(X) > 1.0, self.min_run)
-        return np.where(alarm, -1, 1)
 
 
 def skab_ensemble() -> CalibratedEnsemble:

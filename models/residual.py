@@ -36,7 +36,7 @@ from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from models.detectors import hold_persistent
+from models.detectors import ThresholdAlarmMixin
 
 MAD_TO_STD = 1.4826
 """Factor from the median absolute deviation to the standard deviation of a normal distribution."""
@@ -66,7 +66,7 @@ def two_sided_cusum(z: np.ndarray, k: float) -> np.ndarray:
     return out
 
 
-class ResidualCusumDetector(OutlierMixin, BaseEstimator):
+class ResidualCusumDetector(ThresholdAlarmMixin, OutlierMixin, BaseEstimator):
     """Two-sided CUSUM per residual column, thresholds calibrated on fault-free training rows.
 
     Scores follow `models.detectors.PcaT2QDetector`: ``score_samples`` is minus the largest
@@ -170,26 +170,3 @@ class ResidualCusumDetector(OutlierMixin, BaseEstimator):
             Scores, lower is more abnormal; below -1 is beyond a threshold.
         """
         return -self.contributions(X).max(axis=1)
-
-    def decision_function(self, X: ArrayLike) -> np.ndarray:
-        """Signed distance to the alarm boundary: negative where a threshold is exceeded.
-
-        Args:
-            X: Residual columns in time order.
-
-        Returns:
-            ``1 - max ratio`` per row.
-        """
-        return self.score_samples(X) - self.offset_
-
-    def predict(self, X: ArrayLike) -> np.ndarray:
-        """Label rows: -1 for an anomaly (persistent threshold crossing), 1 for normal.
-
-        Args:
-            X: Residual columns in time order.
-
-        Returns:
-            Labels in scikit-learn's outlier convention.
-        """
-        alarm = hold_persistent(self.score_samples(X) < -1.0, self.min_run)
-        return np.where(alarm, -1, 1)
