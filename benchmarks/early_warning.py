@@ -12,15 +12,17 @@ three pumps each, two on duty) at 60 s steps:
 Per run: plant readings -> `features.transforms.pump_features` (10-minute rows) -> the production
 pump detector, exactly as the ``train`` flow trains and registers it: `models.fleet.FleetDetector`
 over `models.monitoring.build_pump_detector` with `models.monitoring.add_detector_inputs` (nine
-tolerance-scaled physics inputs against a drift-aware straight-line baseline, a two-sided CUSUM,
-threshold calibrated on the held-out last quarter of the training rows to ``TARGET_FAR``, never
-below the CUSUM's own boundary), trained per duty pump on its own rows from day 1 to day 6 (the
-first day fills the 24 h windows). Variants (`VARIANTS`): ``pump`` (the headline) and
+tolerance-scaled physics inputs, head and efficiency residuals relative to the running sister
+pumps of the station, against a drift-aware straight-line baseline; a two-sided CUSUM, threshold
+calibrated on the held-out last quarter of the training rows to ``TARGET_FAR``, never below the
+CUSUM's own boundary), trained per duty pump on its own rows from day 1 to day 6 (the first day
+fills the 24 h windows). Variants (`VARIANTS`): ``pump`` (the headline) and
 ``constant_baseline`` (the same with the training median as baseline, to show what the
 drift-aware baseline buys); ``--autoencoder`` adds ``pump_autoencoder``.
 
-Settings were chosen on the seeds `TUNING_SEEDS` and `TUNING_HEALTHY_SEEDS`; the figures are
-reported on other seeds (`SEEDS`, `HEALTHY_SEEDS`).
+The detector's design (straight-line baseline with its prediction band, sister-pump reference for
+the head and efficiency residuals) was chosen on the seeds `TUNING_SEEDS` and
+`TUNING_HEALTHY_SEEDS`; the figures are reported on other seeds (`SEEDS`, `HEALTHY_SEEDS`).
 
 An alarm must persist ``MIN_RUN`` rows (1 h). Only rows where the pump ran the whole hour are
 scored. The warning is the first alarm that begins at or after the onset (an alarm already

@@ -116,7 +116,13 @@ class ModelSettings(BaseSettings):
         ge=0,
         description="How much a challenger must beat the champion's held-out score by to be promoted.",
     )
-    autoencoder: bool = Field(default=True, description="Include the PyTorch autoencoder in the anomaly ensemble.")
+    autoencoder: bool = Field(
+        default=False,
+        description=(
+            "Add the PyTorch autoencoder to the pump detector as a second member (off: it raised healthy-run false "
+            "alarms from 0 to about 3 per asset-month in `benchmarks.early_warning --autoencoder`)."
+        ),
+    )
 
 
 class QdrantSettings(BaseSettings):

@@ -67,7 +67,7 @@ class FamilyOutcome:
 def train_config(settings: Settings) -> TrainConfig:
     """The training settings of the settings object."""
     m = settings.models
-    return TrainConfig(m.target_far, m.min_run, m.seed, m.train_fraction, m.autoencoder)
+    return TrainConfig(m.target_far, m.min_run, m.seed, m.train_fraction, m.autoencoder, warmup_s=m.long_window_s)
 
 
 def tracking(settings: Settings) -> Any:  # noqa: ANN401 - models.registry.Tracking, imported lazily

@@ -46,7 +46,8 @@ baseline; retraining on recent healthy history keeps the line short.
 alarm threshold set on the held-out last quarter to ``target_far``, never below the CUSUM's own
 boundary (``min_scale = min_threshold = 1``), and an alarm must persist ``min_run`` rows. With
 ``autoencoder`` a `models.autoencoder.WindowAutoencoder` on the same scaled inputs joins as a
-second member (max fusion: either member may alarm).
+second member (max fusion: either member may alarm); it is off by default because, measured by
+``benchmarks.early_warning --autoencoder``, it raised many false alarms on healthy runs.
 
 `build_pump_detector` returns that template; `models.fleet.FleetDetector` clones it per pump
 with `add_detector_inputs` as its input step, which is how the ``train`` flow trains and
@@ -105,10 +106,10 @@ INPUTS: dict[str, InputSpec] = {
         0.25, 1, "DE vibration over its baseline; ISO 10816-3 calls a 25 % change significant"
     ),
     "vib_nde_baseline_ratio_mean_24h": InputSpec(0.25, 1, "NDE vibration over its baseline; 25 % as for DE"),
-    "seal_leak_l_h_mean_24h": InputSpec(2.0, 1, "seal leak, L/h; 2 L/h, about a weeping seal's healthy spread"),
-    "strainer_dp_bar_mean_24h": InputSpec(0.05, 1, "strainer loss, bar; 0.05 bar, a transmitter's resolution"),
-    "head_residual_pct_mean_24h": InputSpec(2.0, -1, "head residual, % of the curve; 2 % of head"),
-    "efficiency_residual_mean_24h": InputSpec(0.02, -1, "efficiency residual, fraction; 2 points"),
+    "seal_leak_l_h_mean_24h": InputSpec(2.0, 1, "seal leak, L/h; 2 L/h"),
+    "strainer_dp_bar_mean_24h": InputSpec(0.05, 1, "strainer loss, bar; 0.05 bar"),
+    "head_residual_pct_mean_24h": InputSpec(2.0, -1, "head residual vs sister pumps, % of the curve; 2 % of head"),
+    "efficiency_residual_mean_24h": InputSpec(0.02, -1, "efficiency residual vs sister pumps, fraction; 2 points"),
     "npsh_margin_m_mean_24h": InputSpec(2.0, -1, "NPSH available minus required, m; 2 m of margin"),
 }
 """Detector inputs with their tolerance and direction of deterioration (order = matrix columns)."""
@@ -371,6 +372,7 @@ def describe(config: MonitorConfig | None = None) -> str:
     baseline = f"straight-line baseline, correlated_rows={config.correlated_rows}" if config.trend else "median"
     extra = " + WindowAutoencoder" if config.autoencoder else ""
     return (
-        f"CalibratedEnsemble(ResidualCusumDetector(k=0.5){extra} on tolerance-scaled inputs, {baseline};"
+        f"CalibratedEnsemble(ResidualCusumDetector(k=0.5){extra} on tolerance-scaled inputs"
+        f" (head, efficiency vs sister pumps), {baseline};"
         f" target_far={config.target_far}, min_run={config.min_run})"
     )

@@ -557,6 +557,15 @@ def _copy_plots(plots: Mapping[str, Path], folder: Path) -> None:
         shutil.copyfile(source, target)
 
 
+def _naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every timezone-aware datetime column converted to UTC and made naive."""
+    out = frame.copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.DatetimeTZDtype):
+            out[col] = out[col].dt.tz_convert("UTC").dt.tz_localize(None)
+    return out
+
+
 def log_training_run(
     tracking: Tracking,
     *,
@@ -612,6 +621,8 @@ def log_training_run(
         raise RegistryError(f"params {clash} clash with the lineage params (prefix 'lineage.')")
     predict_fn = predict_fn_for(model)
     output = np.asarray(getattr(model, predict_fn)(input_example))
+    # MLflow's schema holds timezone-naive datetimes only: record UTC instants without their zone
+    input_example = _naive_utc(input_example)
     signature = infer_signature(input_example, output)
     run_tags = {**lineage.tags(), **dict(tags or {}), "pumptwin.predict_fn": predict_fn}
     experiment_id = ensure_experiment(tracking, experiment)

@@ -70,7 +70,9 @@ def test_time_split_cuts_the_span_and_refuses_bad_fractions(labelled):
 
 def test_anomaly_family_alarms_on_faults_and_its_gate_evaluates_any_model(labelled, tmp_path):
     split = time_split(labelled["event_timestamp"], 0.6)
-    result = train_anomaly(labelled, split, TrainConfig(autoencoder=False, target_far=0.01, min_run=3), tmp_path)
+    # the synthetic features have no filling windows: train from the first row
+    config = TrainConfig(autoencoder=False, target_far=0.01, min_run=3, warmup_s=0.0)
+    result = train_anomaly(labelled, split, config, tmp_path)
     assert result.metrics["recall"] > 0.5
     assert result.metrics["precision"] > 0.8
     assert result.metrics["f1"] == pytest.approx(result.evaluate(result.model))
@@ -112,3 +114,10 @@ def test_missing_columns_or_no_faults_are_clear_errors(labelled, tmp_path):
         train_diagnosis(healthy, split, TrainConfig(), tmp_path)
     with pytest.raises(TrainingError, match="developing faults"):
         train_ttf(healthy, split, TrainConfig(), tmp_path)
+
+
+def test_anomaly_family_skips_the_warm_up_of_the_long_windows(labelled, tmp_path):
+    split = time_split(labelled["event_timestamp"], 0.6)
+    cold = train_anomaly(labelled, split, TrainConfig(min_run=3, warmup_s=0.0), tmp_path / "cold")
+    warm = train_anomaly(labelled, split, TrainConfig(min_run=3, warmup_s=86_400.0), tmp_path / "warm")
+    assert cold.train_rows - warm.train_rows == 4 * 144  # a day of 10-minute rows per pump
