@@ -595,7 +595,9 @@ class Plant:
         c = self._col
         flowing = hyd_speed > 0
         values[:, c["SUCT_PRESS"]] = suction / BAR_PA
-        values[:, c["DISCH_PRESS"]] = np.where(flowing, pumps["discharge_pa"], suction) / BAR_PA
+        # the strainer sits between the suction header and the pump: the pump adds its head to the
+        # pressure after the strainer (the line's hydraulics leave the strainer out)
+        values[:, c["DISCH_PRESS"]] = np.where(flowing, pumps["discharge_pa"] - strainer, suction) / BAR_PA
         values[:, c["FLOW"]] = np.where(flowing, pumps["flow_m3s"], 0.0) * M3H_PER_M3S
         values[:, c["SPEED"]] = ops.speed * self._rpm
         values[:, c["SPEED_SP"]] = ops.setpoint * self._rpm
