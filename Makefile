@@ -5,7 +5,7 @@ BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-slow test-integration lint format bench bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak clean
+.PHONY: help venv demo test test-slow test-integration lint format bench bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak bench-estimation clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -34,7 +34,7 @@ format: venv ## Fix lint findings and format the code
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak ## Every benchmark
+bench: bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak bench-estimation ## Every benchmark
 
 bench-accuracy: venv ## Accuracy against EPANET 2.2 (steady and 24 h)
 	$(BIN)/python -m benchmarks.accuracy
@@ -61,6 +61,9 @@ bench-transients: venv ## Surge solver speed (x real time) and surge figures
 
 bench-leak: venv ## Leak detection: API RP 1130 sensitivity, reliability, accuracy
 	$(BIN)/python -m benchmarks.leak
+
+bench-estimation: venv ## Twin calibration: estimated impeller wear against the plant's hidden truth
+	$(BIN)/python -m benchmarks.estimation
 
 clean: ## Remove build outputs and caches (keeps .venv and .pumptwin)
 	scripts/clean.sh
