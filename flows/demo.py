@@ -2,9 +2,10 @@
 
 A fault develops in the simulated plant and the twin catches it:
 
-1. plant: the ``bearing_failure`` scenario (the drive-end bearing of PS01.P1 starts to wear on
-   day 4 and would fail on day 18) is simulated up to day 14 and its readings go through the
-   Prefect ``ingest`` flow (validation, raw store, quarantine);
+1. plant: the ``developing_faults`` scenario (the drive-end bearing of PS01.P1 starts to wear on
+   day 7 and would fail on day 17; the impeller of PS02.P1 wears slowly from day 3) is simulated up
+   to day 15.5 and its readings go through the Prefect ``ingest`` flow (validation, raw store,
+   quarantine);
 2. features: the ``build-features`` flow computes per-pump features and physics residuals,
    checks them and writes them to Feast (offline store, materialised online);
 3. models: the ``train`` flow trains the anomaly detector, the failure-mode classifier and the
@@ -32,12 +33,12 @@ from twin.hydraulics import compile_network
 from twin.io import load_network
 from twin.whatif import WhatIf, evaluate
 
-DEMO_SCENARIO = "bearing_failure"
-DEMO_WINDOW_END = "2024-03-15T00:00:00Z"
-"""Day 14 of the scenario: the bearing has worn for ten days, four before its functional failure."""
+DEMO_SCENARIO = "developing_faults"
+DEMO_WINDOW_END = "2024-03-16T12:00:00Z"
+"""Day 15.5 of the scenario: a day and a half before the bearing's functional failure."""
 SYNC_WINDOW_S = 3600.0
-"""The demo folds two weeks of readings in hourly windows (the deployment runs every 15 min)."""
-SYNC_HISTORY_S = 14 * 86_400.0
+"""The demo folds 16 days of readings in hourly windows (the deployment runs every 15 min)."""
+SYNC_HISTORY_S = 16 * 86_400.0
 
 HEALTH_COLUMNS = ("asset", "health_index", "status", "driver", "alerts")
 WHATIF_COLUMNS = {
@@ -61,10 +62,11 @@ def _print_table(frame: pd.DataFrame, indent: str = "   ") -> None:
 
 
 def ingest_plant_data(settings: Settings) -> dict[str, object]:
-    """Simulate the demo scenario up to day 14 and ingest it through the Prefect flow."""
+    """Simulate the demo scenario up to day 15.5 and ingest it through the Prefect flow."""
     from flows.ingest import ingest
 
-    print(f"1. plant: scenario {DEMO_SCENARIO!r} (PS01.P1's drive-end bearing wears from day 4, fails on day 18),")
+    print(f"1. plant: scenario {DEMO_SCENARIO!r} (PS01.P1's bearing wears from day 7 and fails on day 17;")
+    print("   PS02.P1's impeller wears slowly from day 3),")
     print(f"   simulated up to {DEMO_WINDOW_END} and ingested through the Prefect flow 'ingest' ...")
     summary = ingest(
         source=f"simulator:{DEMO_SCENARIO}", end=datetime.fromisoformat(DEMO_WINDOW_END), incremental=False
