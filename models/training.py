@@ -46,6 +46,7 @@ from models.evaluation import (
     plot_score_timeline,
     point_scores,
 )
+from models.monitoring import SOURCE_FEATURES
 
 if TYPE_CHECKING:
     from models.fleet import FleetDetector
@@ -56,19 +57,8 @@ LABELS = ("anomaly", "mode", "ttf_s", "failed")
 HEALTHY = "healthy"
 HOUR_S = 3600.0
 
-RESIDUAL_FEATURES = (
-    "vib_de_baseline_ratio_mean_24h",
-    "vib_nde_baseline_ratio_mean_24h",
-    "seal_leak_l_h_mean_24h",
-    "strainer_dp_bar_mean_24h",
-    "head_residual_pct_mean_24h",
-    "efficiency_residual_mean_24h",
-    "npsh_margin_m_mean_24h",
-)
-"""Physics residuals (24 h means) that stay level on a healthy pump at any operating point."""
-CONTEXT_FEATURES = ("brg_de_temp_c_mean_24h", "brg_nde_temp_c_mean_24h", "winding_temp_c_mean_24h")
-"""Temperatures (24 h means) the detector compares with each other (`models.monitoring.INPUTS`)."""
-ANOMALY_FEATURES = (*RESIDUAL_FEATURES, *CONTEXT_FEATURES)
+ANOMALY_FEATURES = SOURCE_FEATURES
+"""`pump_features` columns the pump detector reads (`models.monitoring`)."""
 """Feature columns the anomaly detector reads (`models.monitoring.SOURCE_FEATURES`)."""
 RUNNING_COLUMN = "running_frac_1h"
 MERGE_GAP_S = 6 * HOUR_S
