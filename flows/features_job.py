@@ -84,13 +84,26 @@ def fleet_registry(settings: Settings, stations: list[str]) -> Registry:
     return build_registry(network, lines_for_stations(network, stations))
 
 
+VIB_BASELINE_FILE = "vib_baseline.parquet"
+"""Each pump's vibration reference (`features.transforms.vibration_baseline`), in the feast folder."""
+
+
+def _stored_baseline(settings: Settings) -> pd.DataFrame | None:
+    path = settings.feast_dir / VIB_BASELINE_FILE
+    return pd.read_parquet(path) if path.is_file() else None
+
+
 def compute_features(
     settings: Settings,
     start: datetime | pd.Timestamp | str | None = None,
     end: datetime | pd.Timestamp | str | None = None,
 ) -> pd.DataFrame:
-    """Per-pump features over [start, end) from the raw store (all of it when both are None)."""
-    from features.transforms import pump_features
+    """Per-pump features over [start, end) from the raw store (all of it when both are None).
+
+    Vibration is compared with each pump's stored reference (``<feast_dir>/vib_baseline.parquet``),
+    fitted on the first build that saw the pump running and kept from then on.
+    """
+    from features.transforms import pump_features, vibration_baseline
 
     first, last = _utc(start), _utc(end)
     cfg = settings.models
@@ -100,6 +113,7 @@ def compute_features(
     readings = store.read(None, read_from, last)
     network = load_network(settings.twin.network)
     registry = build_registry(network, lines_for_stations(network, stations))
+    baseline = _stored_baseline(settings)
     frame = pump_features(
         readings,
         registry,
@@ -107,7 +121,17 @@ def compute_features(
         cadence_s=cfg.cadence_s,
         short_window_s=cfg.short_window_s,
         long_window_s=cfg.long_window_s,
+        vib_baseline=baseline,
     )
+    # each pump's vibration reference is fitted once, on the first build that sees it running,
+    # and reused: a window-by-window build would otherwise refit it on data that may be degraded
+    fitted = vibration_baseline(readings, registry, network, cadence_s=cfg.cadence_s)
+    if baseline is not None:
+        fitted = pd.concat([baseline, fitted[~fitted["pump_id"].isin(baseline["pump_id"])]], ignore_index=True)
+    if len(fitted):
+        path = settings.feast_dir / VIB_BASELINE_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fitted.to_parquet(path, index=False)
     if first is not None:
         frame = frame[frame["event_timestamp"] >= first]
     if last is not None:

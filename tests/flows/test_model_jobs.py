@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -59,6 +60,11 @@ def test_features_are_checked_stored_and_materialised(settings: Settings, built)
     assert windowed["event_timestamp"].max() < pd.Timestamp("2024-03-06T00:00:00Z")
     # the 24 h window is filled from readings before the window start
     assert windowed["running_frac_24h"].notna().all()
+    # vibration is judged against the reference stored by the first build, not refitted per window
+    assert (settings.feast_dir / "vib_baseline.parquet").is_file()
+    both = frame.merge(windowed, on=["pump_id", "event_timestamp"], suffixes=("", "_w"))
+    assert len(both) == len(windowed)
+    np.testing.assert_allclose(both["vib_de_baseline_ratio"], both["vib_de_baseline_ratio_w"], rtol=1e-9)
 
 
 def test_training_registers_gates_and_scoring_uses_the_champions(settings: Settings, built) -> None:
