@@ -88,6 +88,20 @@ VIB_BASELINE_FILE = "vib_baseline.parquet"
 """Each pump's vibration reference (`features.transforms.vibration_baseline`), in the feast folder."""
 
 
+def last_feature_time(settings: Settings) -> pd.Timestamp | None:
+    """The newest feature row in the offline store (None before the first build)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from features.store import offline_path
+
+    path = offline_path(settings.feast_dir)
+    if not path.is_file():
+        return None
+    newest = pc.max(pq.read_table(path, columns=["event_timestamp"]).column(0)).as_py()
+    return None if newest is None else _utc(newest)
+
+
 def _stored_baseline(settings: Settings) -> pd.DataFrame | None:
     path = settings.feast_dir / VIB_BASELINE_FILE
     return pd.read_parquet(path) if path.is_file() else None
@@ -98,7 +112,11 @@ def compute_features(
     start: datetime | pd.Timestamp | str | None = None,
     end: datetime | pd.Timestamp | str | None = None,
 ) -> pd.DataFrame:
-    """Per-pump features over [start, end) from the raw store (all of it when both are None).
+    """Per-pump features over [start, end) from the raw store.
+
+    Without ``start`` a build resumes at the newest stored feature row (that row is recomputed, as
+    its windows may have been partly filled), so a scheduled build does only new work; the first
+    build covers the whole raw store.
 
     Vibration is compared with each pump's stored reference (``<feast_dir>/vib_baseline.parquet``),
     fitted on the first build that saw the pump running and kept from then on.
@@ -106,6 +124,8 @@ def compute_features(
     from features.transforms import pump_features, vibration_baseline
 
     first, last = _utc(start), _utc(end)
+    if first is None:
+        first = last_feature_time(settings)
     cfg = settings.models
     store = RawStore(settings.raw_dir)
     stations = sorted({s for s, _ in store.partitions()})
@@ -125,13 +145,16 @@ def compute_features(
     )
     # each pump's vibration reference is fitted once, on the first build that sees it running,
     # and reused: a window-by-window build would otherwise refit it on data that may be degraded
-    fitted = vibration_baseline(readings, registry, network, cadence_s=cfg.cadence_s)
-    if baseline is not None:
-        fitted = pd.concat([baseline, fitted[~fitted["pump_id"].isin(baseline["pump_id"])]], ignore_index=True)
-    if len(fitted):
-        path = settings.feast_dir / VIB_BASELINE_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fitted.to_parquet(path, index=False)
+    known = set() if baseline is None else set(baseline["pump_id"])
+    if set(frame["pump_id"]) - known:
+        fitted = vibration_baseline(readings, registry, network, cadence_s=cfg.cadence_s)
+        fitted = fitted[~fitted["pump_id"].isin(known)]
+        if baseline is not None:
+            fitted = pd.concat([baseline, fitted], ignore_index=True)
+        if len(fitted):
+            path = settings.feast_dir / VIB_BASELINE_FILE
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fitted.to_parquet(path, index=False)
     if first is not None:
         frame = frame[frame["event_timestamp"] >= first]
     if last is not None:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flows.features_job import last_feature_time
 from flows.settings import Settings
 from flows.train_job import FAMILIES, tracking
 
@@ -48,15 +49,24 @@ class ScoreReport:
         return f"# Scores\n\nchampions: {versions}\n\n{self.scores[cols].to_markdown(index=False)}"
 
 
-def _recent_history(settings: Settings, since: pd.Timestamp) -> pd.DataFrame:
+def _recent_history(settings: Settings, now: pd.Timestamp | None) -> pd.DataFrame:
+    """Offline feature rows of the last ``HISTORY_S`` before ``now`` (default: the newest row); only those are read."""
+    import pyarrow.parquet as pq
+
     from features.store import offline_path
 
     path = offline_path(settings.feast_dir)
     if not path.is_file():
         return pd.DataFrame()
-    frame = pd.read_parquet(path)
-    ts = pd.to_datetime(frame["event_timestamp"], utc=True)
-    return frame[ts >= since].assign(event_timestamp=ts[ts >= since])
+    newest = last_feature_time(settings) if now is None else pd.Timestamp(now)
+    if newest is None:
+        return pd.DataFrame()
+    end = pd.Timestamp(newest)
+    end = end.tz_localize("UTC") if end.tz is None else end.tz_convert("UTC")
+    since = end - pd.Timedelta(seconds=HISTORY_S)
+    frame = pq.read_table(path, filters=[("event_timestamp", ">=", since), ("event_timestamp", "<=", end)]).to_pandas()
+    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
+    return frame
 
 
 def _champion(settings: Settings, name: str) -> tuple[Any, str] | None:
@@ -83,11 +93,9 @@ def latest_features(settings: Settings, service: str, pump_ids: list[str]) -> pd
 
 def score_fleet(settings: Settings, now: pd.Timestamp | None = None) -> ScoreReport:
     """Score every pump's latest features with the champions and write the scores for the twin."""
-    history = _recent_history(settings, pd.Timestamp(0, tz="UTC"))
+    history = _recent_history(settings, now)
     if history.empty:
         return ScoreReport(pd.DataFrame(), {}, None)
-    end = history["event_timestamp"].max() if now is None else pd.Timestamp(now)
-    history = history[history["event_timestamp"] >= end - pd.Timedelta(seconds=HISTORY_S)]
     pumps = sorted(history["pump_id"].unique())
     latest = history.sort_values("event_timestamp").groupby("pump_id").tail(1).set_index("pump_id")
     out = pd.DataFrame({"asset": pumps, "event_timestamp": latest.loc[pumps, "event_timestamp"].to_numpy()})
