@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks.hydraulics import FLOW_TOL_M3S, FLOW_TOL_REL, HEAD_TOL_M, STAGNANT_M3S, wntr_network
-from twin.eps import simulate
-from twin.hydraulics import compile_network
-from twin.io import load_network, reference_pipeline_path
+from pumptwin.twin.hydraulic.eps import simulate
+from pumptwin.twin.hydraulic.io import load_network, reference_pipeline_path
+from pumptwin.twin.hydraulic.solver import compile_network
 
 DAY_S = 86_400
 TANK_LEVEL_TOL_M = 0.05
@@ -63,7 +63,7 @@ def compare(label: str, path: Path, duration_s: int) -> dict[str, Any]:
 
 def main() -> int:
     """Print the table, write the JSON; exit 1 if a tolerance is missed."""
-    from flows.settings import get_settings
+    from pumptwin.flows.settings import get_settings
 
     settings = get_settings()
     cases = [

@@ -3,7 +3,7 @@
 ``python -m benchmarks.early_warning`` simulates one line of the reference pipeline (two stations,
 three pumps each, two on duty) at 60 s steps:
 
-- **Run-to-failure histories**: for every pump degradation mode (`twin.plant.health.PUMP_MODES`)
+- **Run-to-failure histories**: for every pump degradation mode (`pumptwin.plant.health.PUMP_MODES`)
   and every seed, one duty pump degrades from ``ONSET_S`` (7 days of healthy running first) to
   functional failure 8 to 12 days later (drawn from the seed); the run ends a day after failure.
   The faulty pump rotates between duty pumps with the seed.
@@ -51,7 +51,7 @@ separately on the pumps without a fault in the faulty runs before the fault's fa
 median warning >= 24 h ahead of the threshold alarm, <= 0.1 false alarms per asset-month.
 Figures go to ``<PUMPTWIN_HOME>/bench/early_warning.json``. ``--no-drift`` repeats the benchmark
 with the instruments' linear drift turned off (``sensors.drift_fraction = 0``; by default 5 % of
-the analogue tags drift, `twin.plant.sensors.SensorConfig`), to show how much of the false-alarm
+the analogue tags drift, `pumptwin.plant.sensors.SensorConfig`), to show how much of the false-alarm
 rate is instrument drift, and writes ``early_warning_no_drift.json``.
 """
 
@@ -71,10 +71,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.transforms import pump_features
-from models.evaluation import MONTH_S, alarm_episodes, false_alarms_per_asset_month, first_alarm, lead_time_s
-from models.fleet import POOLED, FleetDetector
-from models.monitoring import (
+from pumptwin.features.transforms import pump_features
+from pumptwin.models.evaluation import MONTH_S, alarm_episodes, false_alarms_per_asset_month, first_alarm, lead_time_s
+from pumptwin.models.fleet import POOLED, FleetDetector
+from pumptwin.models.monitoring import (
     DETECTOR_COLUMNS,
     INPUTS,
     RUNNING_COLUMN,
@@ -83,9 +83,9 @@ from models.monitoring import (
     build_pump_detector,
     describe,
 )
-from twin.plant.health import PUMP_MODES
-from twin.plant.scenario import Scenario, scenario_from_dict
-from twin.plant.simulator import GroundTruth, Plant
+from pumptwin.plant.health import PUMP_MODES
+from pumptwin.plant.scenario import Scenario, scenario_from_dict
+from pumptwin.plant.simulator import GroundTruth, Plant
 
 DAY_S = 86_400.0
 START = "2024-03-01T00:00:00Z"
@@ -484,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         help="diagnostic: instruments do not drift (writes early_warning_no_drift.json)",
     )
     args = parser.parse_args(argv)
-    from flows.settings import get_settings
+    from pumptwin.flows.settings import get_settings
 
     variants = dict(VARIANTS)
     if args.autoencoder:

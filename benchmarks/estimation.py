@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flows.settings import get_settings
-from twin.estimation import TwinCalibration, update_calibration
-from twin.io import load_network
-from twin.plant.scenario import shipped_scenario
-from twin.plant.simulator import Plant
+from pumptwin.flows.settings import get_settings
+from pumptwin.plant.scenario import shipped_scenario
+from pumptwin.plant.simulator import Plant
+from pumptwin.twin.health.estimation import TwinCalibration, update_calibration
+from pumptwin.twin.hydraulic.io import load_network
 
 WINDOW = "15min"
 WORN = "PS02.P2"

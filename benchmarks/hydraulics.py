@@ -23,9 +23,17 @@ import numba
 import numpy as np
 
 from benchmarks.epanet_reference import EpanetResult, ScenarioSet, random_scenarios, solve_scenarios
-from twin.eps import initial_batch
-from twin.hydraulics import CLOSED, OPEN, BatchResult, HydraulicModel, ScenarioBatch, compile_network, solve_batch
-from twin.io import load_network, reference_pipeline_path
+from pumptwin.twin.hydraulic.eps import initial_batch
+from pumptwin.twin.hydraulic.io import load_network, reference_pipeline_path
+from pumptwin.twin.hydraulic.solver import (
+    CLOSED,
+    OPEN,
+    BatchResult,
+    HydraulicModel,
+    ScenarioBatch,
+    compile_network,
+    solve_batch,
+)
 
 STAGNANT_M3S = 1e-6
 """Nodes whose every link carries less than this (m3/s) in EPANET's solution have no defined head."""
@@ -167,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accuracy", type=float, default=1e-6, help="convergence limit for both solvers")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many timed runs")
     args = parser.parse_args(argv)
-    from flows.settings import get_settings
+    from pumptwin.flows.settings import get_settings
 
     settings = get_settings()
     networks = [("Net3", wntr_network("Net3.inp")), ("reference pipeline", reference_pipeline_path())]

@@ -31,8 +31,8 @@ MINUTES_PER_DAY = 1440
 
 def make_data(rows: int, path: Path, seed: int) -> int:
     """Simulate enough fleet data for ``rows`` readings and write it to ``path``; return its row count."""
-    from twin.plant.scenario import shipped_scenario
-    from twin.plant.simulator import Plant
+    from pumptwin.plant.scenario import shipped_scenario
+    from pumptwin.plant.simulator import Plant
 
     scenario = shipped_scenario("fleet_month")
     plant = Plant(dataclasses.replace(scenario, seed=seed))
@@ -46,11 +46,11 @@ def make_data(rows: int, path: Path, seed: int) -> int:
 
 def worker(data: Path, store_root: Path, report_dir: Path) -> dict[str, Any]:
     """Read the data, then time ingestion with validation; return the figures (run in a fresh process)."""
-    from features.ingest.pipeline import ingest_frame
-    from features.ingest.rawstore import RawStore
-    from features.validation import TagValidator
-    from twin.io import load_network
-    from twin.plant.registry import build_registry, measure_ranges
+    from pumptwin.features.ingest.pipeline import ingest_frame
+    from pumptwin.features.ingest.rawstore import RawStore
+    from pumptwin.features.validation import TagValidator
+    from pumptwin.twin.assets import build_registry, measure_ranges
+    from pumptwin.twin.hydraulic.io import load_network
 
     frame = pd.read_parquet(data)
     ranges = measure_ranges(build_registry(load_network()))
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         data, store, reports = (Path(p) for p in args.worker)
         print(json.dumps(worker(data, store, reports)))
         return 0
-    from flows.settings import get_settings
+    from pumptwin.flows.settings import get_settings
 
     settings = get_settings()
     with tempfile.TemporaryDirectory(prefix="pumptwin-bench-") as tmp:

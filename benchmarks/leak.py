@@ -1,7 +1,7 @@
 """Benchmark: leak detection on a 50 km liquid line, with API RP 1130 style figures.
 
 ``python -m benchmarks.leak`` uses the slow-transient line simulator
-(`twin.plant.line_dynamics`) as the plant and `twin.leak` as the detector. For each of
+(`pumptwin.plant.line_dynamics`) as the plant and `twin.leak` as the detector. For each of
 ``--meter-sets`` independent sets of meters (each set keeps its fixed biases in every run):
 
 1. **Training** (leak-free, 7 days, its own noise seed, 8 shutdowns plus speed and delivery
@@ -43,8 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from twin.leak import LeakConfig, LeakMonitor, LineModel, MeterLayout, fit_noise_model, monitor_frame, summarise_alarm
-from twin.plant.line_dynamics import (
+from pumptwin.plant.line_dynamics import (
     InitialConditions,
     LeakSpec,
     LineRun,
@@ -53,6 +52,15 @@ from twin.plant.line_dynamics import (
     Operation,
     simulate_line,
     start_stop_operations,
+)
+from pumptwin.twin.leak.detection import (
+    LeakConfig,
+    LeakMonitor,
+    LineModel,
+    MeterLayout,
+    fit_noise_model,
+    monitor_frame,
+    summarise_alarm,
 )
 
 LINE = LineSpec(profile=((0.0, 50.0), (12_000.0, 85.0), (25_000.0, 70.0), (38_000.0, 110.0), (50_000.0, 95.0)))
@@ -305,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         "--meter-sets", type=int, default=4, help="independent sets of meters (each trained on its own)"
     )
     args = parser.parse_args(argv)
-    from flows.settings import get_settings
+    from pumptwin.flows.settings import get_settings
 
     result = run(args.days, args.seeds, args.start_stops, args.meter_sets)
     heads = ("leak %", "det", "tta med", "tta max", "loc med km", "loc max km", "rate med %", "rate max %")

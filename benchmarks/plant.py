@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from twin.plant.scenario import shipped_scenario
-from twin.plant.simulator import Plant
+from pumptwin.plant.scenario import shipped_scenario
+from pumptwin.plant.simulator import Plant
 
 TARGET_S = 60.0
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step", type=float, default=60.0, help="time step in s")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
-    from flows.settings import get_settings
+    from pumptwin.flows.settings import get_settings
 
     result = run(args.lines, args.days, args.step, args.seed)
     print(

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from models.detectors import lagged_difference
-from models.ensemble import skab_ensemble
-from models.skab import FEATURES, SkabFile, load_skab, prediction_table, score_predictions
+from pumptwin.models.detectors import lagged_difference
+from pumptwin.models.ensemble import skab_ensemble
+from pumptwin.models.skab import FEATURES, SkabFile, load_skab, prediction_table, score_predictions
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "skab"
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="SKAB data folder (holds valve1/, ...)")
     parser.add_argument("--out", type=Path, default=None, help="CSV of every scored row's prediction")
     args = parser.parse_args(argv)
-    from flows.settings import get_settings
+    from pumptwin.flows.settings import get_settings
 
     settings = get_settings()
     figures = run(args.data, args.out)

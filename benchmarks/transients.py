@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from twin.io import load_network
-from twin.network import FLUIDS
-from twin.pumps import fit_efficiency_curve, fit_head_curve
-from twin.transients import (
+from pumptwin.twin.hydraulic.io import load_network
+from pumptwin.twin.hydraulic.network import FLUIDS
+from pumptwin.twin.hydraulic.pumps import fit_efficiency_curve, fit_head_curve
+from pumptwin.twin.surge.transients import (
     PipeElasticity,
     PumpStation,
     Reach,
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grids", type=float, nargs="+", default=[1000.0, 100.0], help="reach lengths in m")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per case (best is kept)")
     args = parser.parse_args(argv)
-    from flows.settings import get_settings
+    from pumptwin.flows.settings import get_settings
 
     t0 = time.perf_counter()
     rows = run_synthetic(args.duration, args.grids, args.repeat)

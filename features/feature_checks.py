@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from features.validation import gx_checkpoint, gx_context, run_checkpoint
+from pumptwin.features.validation import gx_checkpoint, gx_context, run_checkpoint
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from features.transforms import KEY_COLUMNS, feature_names
+from pumptwin.features.transforms import KEY_COLUMNS, feature_names
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -44,7 +44,7 @@ class StoreError(ValueError):
 
 def offline_path(feast_dir: Path) -> Path:
     """The offline parquet file of a feast folder."""
-    from features.definitions import DATA_FILE  # noqa: PLC0415 - imports feast
+    from pumptwin.features.definitions import DATA_FILE  # noqa: PLC0415 - imports feast
 
     return Path(feast_dir) / DATA_DIR / DATA_FILE
 
@@ -57,7 +57,7 @@ def open_store(feast_dir: Path) -> FeatureStore:
     """
     from feast import FeatureStore, RepoConfig  # noqa: PLC0415 - heavy import
 
-    from features.definitions import PROJECT  # noqa: PLC0415
+    from pumptwin.features.definitions import PROJECT  # noqa: PLC0415
 
     root = Path(feast_dir).absolute()
     (root / DATA_DIR).mkdir(parents=True, exist_ok=True)
@@ -79,7 +79,7 @@ def open_store(feast_dir: Path) -> FeatureStore:
 
 def apply_definitions(store: FeatureStore) -> None:
     """Register the entity, source, views and services, with the offline file of the store's folder."""
-    from features.definitions import build_definitions  # noqa: PLC0415
+    from pumptwin.features.definitions import build_definitions  # noqa: PLC0415
 
     root = Path(store.config.repo_path or ".").absolute()
     store.apply(build_definitions(str(offline_path(root))))
@@ -159,7 +159,7 @@ def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
 
 
 def _service(store: FeatureStore, service: str) -> Any:  # noqa: ANN401 - feast's FeatureService
-    from features.definitions import SERVICES  # noqa: PLC0415
+    from pumptwin.features.definitions import SERVICES  # noqa: PLC0415
 
     if service not in SERVICES:
         raise StoreError(f"feature service {service!r} is not one of {sorted(SERVICES)}")

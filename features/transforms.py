@@ -75,8 +75,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from twin.network import G_M_S2, Network
-from twin.plant.registry import Registry
+from pumptwin.twin.assets import Registry
+from pumptwin.twin.hydraulic.network import G_M_S2, Network
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -281,9 +281,9 @@ def pump_physics(registry: Registry, network: Network) -> PumpPhysics:
         registry: The fleet's registry (pumps name their network pump in ``pump_id``).
         network: The network the fleet copies.
     """
-    from twin.hydraulics import compile_network  # noqa: PLC0415 - keeps module import light
-    from twin.metrics import pump_assets  # noqa: PLC0415
-    from twin.pumps import fit_head_curve  # noqa: PLC0415
+    from pumptwin.twin.hydraulic.metrics import pump_assets  # noqa: PLC0415
+    from pumptwin.twin.hydraulic.pumps import fit_head_curve  # noqa: PLC0415
+    from pumptwin.twin.hydraulic.solver import compile_network  # noqa: PLC0415 - keeps module import light
 
     assets = pump_assets(compile_network(network))
     index = {p.id: i for i, p in enumerate(network.pumps)}

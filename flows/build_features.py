@@ -1,7 +1,7 @@
 """The Prefect ``build-features`` flow: raw readings to checked features in the feature store.
 
 Deployed from ``prefect.yaml`` as ``flows/build_features.py:build_features``. The steps are the
-plain functions of `flows.features_job`: compute per-pump features over the window, check them
+plain functions of `flows.build_features_steps`: compute per-pump features over the window, check them
 (Great Expectations; failing rows go to quarantine with their reasons), write the good rows to
 Feast's offline store, register the definitions and materialise them to the online store. The run
 publishes a markdown artifact with the counts and the checks.
@@ -15,8 +15,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.features_job import compute_features, store_features
-from flows.settings import get_settings
+from pumptwin.flows.build_features_steps import compute_features, store_features
+from pumptwin.flows.settings import get_settings
 
 compute_features_task = task(name="compute-features")(compute_features)
 store_features_task = task(name="check-store-materialise")(store_features)

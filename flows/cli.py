@@ -29,20 +29,20 @@ def solve(
     accuracy: Annotated[float | None, typer.Option(help="Convergence limit (sum|dq|/sum|q|).")] = None,
 ) -> None:
     """Solve a network's steady state (or an extended period) and report every node and link."""
-    from flows.settings import get_settings
+    from pumptwin.flows.settings import get_settings
 
     settings = get_settings()
-    from flows import hydraulics_job
-    from twin.network import NetworkError
+    from pumptwin.flows import solve_steps
+    from pumptwin.twin.hydraulic.network import NetworkError
 
     try:
-        report = hydraulics_job.solve_file(
+        report = solve_steps.solve_file(
             network, duration_s=duration_h * 3600.0, accuracy=accuracy or settings.twin.accuracy
         )
     except NetworkError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(hydraulics_job.describe(report))
+    typer.echo(solve_steps.describe(report))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, indent=1))
@@ -62,10 +62,10 @@ def ingest(
 
     Exit code 0 when every row was stored, 1 when rows were quarantined or files refused, 2 on error.
     """
-    from flows.settings import get_settings
+    from pumptwin.flows.settings import get_settings
 
     settings = get_settings()
-    from flows.ingest_job import read_source, store_source
+    from pumptwin.flows.ingest_steps import read_source, store_source
 
     try:
         report = store_source(read_source(source, settings, start, end), settings, incremental=not full)
@@ -82,10 +82,10 @@ def demo(
     network: Annotated[Path | None, typer.Option(help="Network file; default the reference pipeline.")] = None,
 ) -> None:
     """Run the main job on the embedded default: solve the reference pipeline and its what-ifs."""
-    from flows.settings import get_settings
+    from pumptwin.flows.settings import get_settings
 
     settings = get_settings()
-    from flows import demo as demo_job
+    from pumptwin.flows import demo as demo_job
 
     code = demo_job.run(settings, network)
     sys.stdout.flush()
@@ -125,13 +125,13 @@ def whatif(  # noqa: PLR0913 - one parameter per command-line option
     Exit code 0 when every scenario stays within its limits, 1 when one violates a limit (or does
     not solve), 2 on bad input.
     """
-    from flows.settings import get_settings
+    from pumptwin.flows.settings import get_settings
 
     settings = get_settings()
-    from twin.io import load_network
-    from twin.network import NetworkError
-    from twin.plots import plot_pressure_profile, plot_pump_curves
-    from twin.scenarios import (
+    from pumptwin.twin.hydraulic.io import load_network
+    from pumptwin.twin.hydraulic.network import NetworkError
+    from pumptwin.twin.whatif.plots import plot_pressure_profile, plot_pump_curves
+    from pumptwin.twin.whatif.scenarios import (
         DEFAULT_RATED_RPM,
         ScenarioError,
         read_scenarios,
@@ -169,7 +169,7 @@ def whatif(  # noqa: PLR0913 - one parameter per command-line option
     except (NetworkError, ScenarioError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    from twin.hydraulics import compile_network
+    from pumptwin.twin.hydraulic.solver import compile_network
 
     folder = out or settings.home / "whatif" / datetime.now().strftime("%Y%m%dT%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
@@ -200,10 +200,10 @@ def sync(
     Exit code 0 when every asset is normal or on watch, 1 when one is in warning or alarm, 2 on
     bad input (unreadable saved state, malformed readings).
     """
-    from flows.settings import get_settings
+    from pumptwin.flows.settings import get_settings
 
     settings = get_settings()
-    from flows.twin_job import sync_twin
+    from pumptwin.flows.twin_sync_steps import sync_twin
 
     try:
         report = sync_twin(settings, now=now, window_s=window_s, history_s=history_s)
@@ -220,10 +220,10 @@ def features(
     end: Annotated[datetime | None, typer.Option(help="Window end (UTC, exclusive).")] = None,
 ) -> None:
     """Build per-pump features from the raw store into the feature store; print the build's summary."""
-    from flows.settings import get_settings
+    from pumptwin.flows.settings import get_settings
 
     settings = get_settings()
-    from flows.features_job import compute_features, store_features
+    from pumptwin.flows.build_features_steps import compute_features, store_features
 
     try:
         build = store_features(settings, compute_features(settings, start, end))
@@ -240,10 +240,10 @@ def train(
     ] = None,
 ) -> None:
     """Train, evaluate and register the model families, promoting a challenger that beats the champion."""
-    from flows.settings import get_settings
+    from pumptwin.flows.settings import get_settings
 
     settings = get_settings()
-    from flows.train_job import FAMILIES, outcomes_markdown, train_family
+    from pumptwin.flows.train_steps import FAMILIES, outcomes_markdown, train_family
 
     chosen = family or list(FAMILIES)
     unknown = sorted(set(chosen) - set(FAMILIES))
@@ -256,10 +256,10 @@ def train(
 @app.command()
 def score() -> None:
     """Score every pump's latest features with the champion models and write the scores for the twin."""
-    from flows.settings import get_settings
+    from pumptwin.flows.settings import get_settings
 
     settings = get_settings()
-    from flows.score_job import score_fleet
+    from pumptwin.flows.score_steps import score_fleet
 
     report = score_fleet(settings)
     typer.echo(report.to_markdown())
@@ -281,7 +281,7 @@ def bench_skab(
     ] = None,
 ) -> None:
     """Score the anomaly detector on SKAB with SKAB's protocol: F1, FAR, MAR and the NAB scores."""
-    from flows.settings import get_settings
+    from pumptwin.flows.settings import get_settings
 
     get_settings()
     from benchmarks.skab import main as skab_main

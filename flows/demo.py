@@ -28,10 +28,10 @@ from typing import Any
 
 import pandas as pd
 
-from flows.settings import Settings
-from twin.hydraulics import compile_network
-from twin.io import load_network
-from twin.whatif import WhatIf, evaluate
+from pumptwin.flows.settings import Settings
+from pumptwin.twin.hydraulic.io import load_network
+from pumptwin.twin.hydraulic.solver import compile_network
+from pumptwin.twin.whatif.engine import WhatIf, evaluate
 
 DEMO_SCENARIO = "developing_faults"
 DEMO_WINDOW_END = "2024-03-16T12:00:00Z"
@@ -63,7 +63,7 @@ def _print_table(frame: pd.DataFrame, indent: str = "   ") -> None:
 
 def ingest_plant_data(settings: Settings) -> dict[str, object]:
     """Simulate the demo scenario up to day 15.5 and ingest it through the Prefect flow."""
-    from flows.ingest import ingest
+    from pumptwin.flows.ingest import ingest
 
     print(f"1. plant: scenario {DEMO_SCENARIO!r} (PS01.P1's bearing wears from day 7 and fails on day 17;")
     print("   PS02.P1's impeller wears slowly from day 3),")
@@ -81,9 +81,9 @@ def ingest_plant_data(settings: Settings) -> dict[str, object]:
 
 def build_and_train(settings: Settings) -> None:
     """Features into Feast, the three model families through MLflow and the gate, then scores."""
-    from flows.build_features import build_features
-    from flows.score import score
-    from flows.train import train
+    from pumptwin.flows.build_features import build_features
+    from pumptwin.flows.score import score
+    from pumptwin.flows.train import train
 
     print("2. features: flow 'build-features' (rolling statistics, physics residuals, checks, Feast) ...")
     built = build_features()
@@ -106,8 +106,8 @@ def build_and_train(settings: Settings) -> None:
 
 def conventional_alarms(settings: Settings, pump: str = "PS01.P1") -> str:
     """What a DCS would have said so far: the pump's worst vibration and bearing temperature against their limits."""
-    from features.ingest.rawstore import RawStore
-    from twin.whatif import IsoZones, Limits
+    from pumptwin.features.ingest.rawstore import RawStore
+    from pumptwin.twin.whatif.engine import IsoZones, Limits
 
     tags = [f"{pump}.VIB_DE_RMS", f"{pump}.VIB_NDE_RMS", f"{pump}.BRG_DE_TEMP", f"{pump}.BRG_NDE_TEMP"]
     readings = RawStore(settings.raw_dir).read(pump.split(".", maxsplit=1)[0], tags=tags)
@@ -126,14 +126,14 @@ def conventional_alarms(settings: Settings, pump: str = "PS01.P1") -> str:
 
 def sync_and_respond(settings: Settings) -> dict[str, Any]:
     """Run the twin-sync flow and print the health table, alerts and candidate responses."""
-    from flows.twin_sync import twin_sync
+    from pumptwin.flows.twin_sync import twin_sync
 
     print("4. twin: flow 'twin-sync' (calibration from tags, health index and alerts, candidate responses) ...")
     result = twin_sync(window_s=SYNC_WINDOW_S, history_s=SYNC_HISTORY_S)
     print(f"   {result['message']}")
     state_file = settings.state_dir / "state.json"
     if state_file.is_file():
-        from flows.twin_job import load_twin
+        from pumptwin.flows.twin_sync_steps import load_twin
 
         _, state = load_twin(settings)
         if state is not None:

@@ -1,7 +1,7 @@
 """The Prefect ``ingest`` flow: read a source over a window, validate, store, quarantine, report.
 
 Deployed from ``prefect.yaml`` as ``flows/ingest.py:ingest``. The steps are the plain functions
-of `flows.ingest_job`; reading retries on transient historian errors. Each run publishes a
+of `flows.ingest_steps`; reading retries on transient historian errors. Each run publishes a
 markdown artifact: rows in, stored, quarantined by reason, per station, and the validation
 summary.
 """
@@ -15,9 +15,9 @@ import requests
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from features.ingest.pi_web_api import PIWebAPITransientError
-from flows.ingest_job import read_source, store_source
-from flows.settings import get_settings
+from pumptwin.features.ingest.pi_web_api import PIWebAPITransientError
+from pumptwin.flows.ingest_steps import read_source, store_source
+from pumptwin.flows.settings import get_settings
 
 
 def _transient(exc: BaseException) -> bool:

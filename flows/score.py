@@ -1,7 +1,7 @@
 """The Prefect ``score`` flow: online features -> champion models -> scores written for the twin.
 
 Deployed from ``prefect.yaml`` as ``flows/score.py:score`` (after each feature build). The step is
-`flows.score_job.score_fleet`; the run publishes the scores per pump as a markdown artifact.
+`flows.score_steps.score_fleet`; the run publishes the scores per pump as a markdown artifact.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.score_job import score_fleet
-from flows.settings import get_settings
+from pumptwin.flows.score_steps import score_fleet
+from pumptwin.flows.settings import get_settings
 
 score_fleet_task = task(name="score-fleet")(score_fleet)
 

@@ -1,7 +1,7 @@
 """The Prefect ``train`` flow: train, evaluate, register and gate every model family.
 
 Deployed from ``prefect.yaml`` as ``flows/train.py:train`` (nightly). Each family is one task
-(`flows.train_job.train_family`): a point-in-time-correct training set through its Feast feature
+(`flows.train_steps.train_family`): a point-in-time-correct training set through its Feast feature
 service, labels from the simulator's ground truth and maintenance records, training on the
 earlier window and evaluation on the later held-out window, an MLflow run with parameters,
 metrics, plots and lineage, a new registered version, and the promotion gate, which moves the
@@ -18,8 +18,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.settings import get_settings
-from flows.train_job import FAMILIES, outcomes_markdown, train_family
+from pumptwin.flows.settings import get_settings
+from pumptwin.flows.train_steps import FAMILIES, outcomes_markdown, train_family
 
 train_family_task = task(name="train-family")(train_family)
 

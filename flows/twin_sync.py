@@ -1,7 +1,7 @@
 """The Prefect ``twin-sync`` flow: synchronise the twin with the plant, then weigh responses to its alerts.
 
 Deployed from ``prefect.yaml`` as ``flows/twin_sync.py:twin_sync`` (every 15 minutes, after
-ingestion and scoring). The steps are the plain functions of `flows.twin_job`: fold the readings
+ingestion and scoring). The steps are the plain functions of `flows.twin_sync_steps`: fold the readings
 since the last calibration into the twin and save its calibration and state, then evaluate the
 candidate responses (`twin.sync.candidate_responses`) of every line with an active alert on the
 calibrated twin. The run publishes one markdown artifact (``twin-state``): the health table, the
@@ -16,8 +16,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.settings import get_settings
-from flows.twin_job import DEFAULT_HISTORY_S, DEFAULT_WINDOW_S, respond_to_alerts, sync_markdown, sync_twin
+from pumptwin.flows.settings import get_settings
+from pumptwin.flows.twin_sync_steps import DEFAULT_HISTORY_S, DEFAULT_WINDOW_S, respond_to_alerts, sync_markdown, sync_twin
 
 sync_twin_task = task(name="sync-twin")(sync_twin)
 respond_task = task(name="candidate-responses")(respond_to_alerts)

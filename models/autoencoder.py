@@ -40,7 +40,7 @@ from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from models.detectors import ThresholdAlarmMixin, causal_mean
+from pumptwin.models.detectors import ThresholdAlarmMixin, causal_mean
 
 if TYPE_CHECKING:
     import torch

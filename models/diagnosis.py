@@ -2,7 +2,7 @@
 
 `FailureModeClassifier` classifies feature rows (rolling sensor statistics and physics residuals
 of one pump at one time) as ``healthy`` or as one of the pump degradation modes it was trained on
-(`twin.plant.health.PUMP_MODES`: bearing wear, impeller wear, cavitation, seal failure, motor
+(`pumptwin.plant.health.PUMP_MODES`: bearing wear, impeller wear, cavitation, seal failure, motor
 overheating, strainer clog). It standardises every feature on the training rows (mean and
 standard deviation, missing values ignored) and fits a histogram gradient-boosting classifier with
 class weights inversely proportional to class frequency, so the rare late stages of a fault weigh

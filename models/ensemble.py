@@ -39,7 +39,7 @@ from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, OutlierMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from models.detectors import PcaT2QDetector, ThresholdAlarmMixin
+from pumptwin.models.detectors import PcaT2QDetector, ThresholdAlarmMixin
 
 
 class EnsembleError(ValueError):

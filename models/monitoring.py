@@ -333,8 +333,8 @@ def build_pump_detector(config: MonitorConfig | None = None) -> BaseEstimator:
     """
     from sklearn.pipeline import Pipeline
 
-    from models.ensemble import CalibratedEnsemble
-    from models.residual import ResidualCusumDetector
+    from pumptwin.models.ensemble import CalibratedEnsemble
+    from pumptwin.models.residual import ResidualCusumDetector
 
     config = config or MonitorConfig()
     # Without a trend the time column is dropped before scaling.
@@ -343,7 +343,7 @@ def build_pump_detector(config: MonitorConfig | None = None) -> BaseEstimator:
         Pipeline([*head, ("scale", input_scaler(config)), ("cusum", ResidualCusumDetector(k=0.5, scale_floor=1.0))])
     ]
     if config.autoencoder:
-        from models.autoencoder import WindowAutoencoder
+        from pumptwin.models.autoencoder import WindowAutoencoder
 
         autoencoder = WindowAutoencoder(
             window=12, hidden=8, latent=4, epochs=30, patience=5, score_smooth=6, random_state=config.seed

@@ -36,7 +36,7 @@ from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from models.detectors import ThresholdAlarmMixin
+from pumptwin.models.detectors import ThresholdAlarmMixin
 
 MAD_TO_STD = 1.4826
 """Factor from the median absolute deviation to the standard deviation of a normal distribution."""

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from models.evaluation import (
+from pumptwin.models.evaluation import (
     MONTH_S,
     alarm_episodes,
     confusion_matrix,
@@ -46,11 +46,11 @@ from models.evaluation import (
     plot_score_timeline,
     point_scores,
 )
-from models.monitoring import SOURCE_FEATURES
+from pumptwin.models.monitoring import SOURCE_FEATURES
 
 if TYPE_CHECKING:
-    from models.fleet import FleetDetector
-    from models.monitoring import MonitorConfig
+    from pumptwin.models.fleet import FleetDetector
+    from pumptwin.models.monitoring import MonitorConfig
 
 KEYS = ("pump_id", "event_timestamp")
 LABELS = ("anomaly", "mode", "ttf_s", "failed")
@@ -184,7 +184,7 @@ def _example(frame: pd.DataFrame, columns: Sequence[str], n: int = 5) -> pd.Data
 
 def monitor_config(config: TrainConfig) -> MonitorConfig:
     """The pump detector's settings from the training settings."""
-    from models.monitoring import MonitorConfig
+    from pumptwin.models.monitoring import MonitorConfig
 
     return MonitorConfig(
         target_far=config.target_far, min_run=config.min_run, autoencoder=config.autoencoder, seed=config.seed
@@ -197,15 +197,15 @@ def anomaly_template(config: TrainConfig) -> BaseEstimator:
     With ``config.autoencoder`` the convolutional autoencoder joins the drift-aware CUSUM as a
     second member of the calibrated ensemble (either may alarm).
     """
-    from models.monitoring import build_pump_detector
+    from pumptwin.models.monitoring import build_pump_detector
 
     return build_pump_detector(monitor_config(config))
 
 
 def anomaly_detector(config: TrainConfig) -> FleetDetector:
     """The unfitted fleet anomaly detector: per-pump clones of `anomaly_template` on the monitoring inputs."""
-    from models.fleet import FleetDetector
-    from models.monitoring import DETECTOR_COLUMNS, add_detector_inputs
+    from pumptwin.models.fleet import FleetDetector
+    from pumptwin.models.monitoring import DETECTOR_COLUMNS, add_detector_inputs
 
     return FleetDetector(
         anomaly_template(config), DETECTOR_COLUMNS, running_column=RUNNING_COLUMN, inputs=add_detector_inputs
@@ -253,8 +253,8 @@ def train_anomaly(frame: pd.DataFrame, split: TimeSplit, config: TrainConfig, pl
     Raises:
         TrainingError: Missing feature columns or too few healthy running rows.
     """
-    from models.fleet import FleetError
-    from models.monitoring import describe
+    from pumptwin.models.fleet import FleetError
+    from pumptwin.models.monitoring import describe
 
     check_labelled(frame)
     missing = [c for c in (*ANOMALY_FEATURES, RUNNING_COLUMN) if c not in frame.columns]
@@ -369,7 +369,7 @@ def train_diagnosis(frame: pd.DataFrame, split: TimeSplit, config: TrainConfig, 
     Raises:
         TrainingError: Fewer than two classes in the training window.
     """
-    from models.diagnosis import FailureModeClassifier
+    from pumptwin.models.diagnosis import FailureModeClassifier
 
     check_labelled(frame)
     columns = feature_matrix_columns(frame)
@@ -427,7 +427,7 @@ def train_ttf(frame: pd.DataFrame, split: TimeSplit, config: TrainConfig, plot_d
     Raises:
         TrainingError: Too few rows of developing faults in the training window.
     """
-    from models.ttf import TimeToFailureRegressor, TtfError
+    from pumptwin.models.ttf import TimeToFailureRegressor, TtfError
 
     check_labelled(frame)
     columns = feature_matrix_columns(frame)

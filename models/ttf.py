@@ -1,7 +1,7 @@
 """Time to functional failure with a calibrated prediction interval (scikit-learn estimator).
 
 `TimeToFailureRegressor` predicts, from a pump's feature row while a fault is developing, the time
-left until the fault reaches functional failure (severity 1 in `twin.plant.health`), in seconds.
+left until the fault reaches functional failure (severity 1 in `pumptwin.plant.health`), in seconds.
 It is trained only on rows where a fault is developing (finite, positive ``ttf_s`` labels from
 `features.labels.pump_labels`): asking a healthy pump for its time to failure has no answer here,
 that is the detector's job.

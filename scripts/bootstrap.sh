@@ -43,9 +43,9 @@ echo "bootstrap: installing torch==${TORCH_VERSION}"
 "${VENV}/bin/python" -m pip install "${pip_args[@]}" "torch==${TORCH_VERSION}"
 
 echo "bootstrap: installing pumptwin in editable mode with dev extras"
-"${VENV}/bin/python" -m pip install "${pip_args[@]}" -e '.[dev]'
+"${VENV}/bin/python" -m pip install "${pip_args[@]}" -e '.[agents,dev]'
 
-"${VENV}/bin/python" -c "import twin, flows" || die "pumptwin packages are not importable from ${VENV}"
+"${VENV}/bin/python" -c "import pumptwin.twin, pumptwin.flows" || die "pumptwin packages are not importable from ${VENV}"
 
 touch "${VENV}/.installed"
 echo "bootstrap: ${VENV} is ready"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from flows.settings import OFFLINE_ENVIRONMENT
+from pumptwin.flows.settings import OFFLINE_ENVIRONMENT
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ steps between those pieces and the declarative what-ifs of `twin.scenarios`:
 
 **Machine condition** (`machine_condition`). The vibration baseline of the drive-end bearing is
 v^2 = a s^4 + b s^2 + c s^4 x(q)^2 ((mm/s)^2, s relative speed, x the hydraulic excitation). The
-what-if's closed form (`twin.plant.health.vibration_rms_mm_s`) is the root sum of squares of
+what-if's closed form (`pumptwin.plant.health.vibration_rms_mm_s`) is the root sum of squares of
 imbalance I s^2 (1 + 10 w), misalignment M s, hydraulic H s^2 x and bearing (0.15 + 7 d^2) s,
 so with the estimated impeller wear w:
 
@@ -39,7 +39,8 @@ from dataclasses import replace
 
 import pandas as pd
 
-from twin.estimation import (
+from pumptwin.twin.assets import Registry
+from pumptwin.twin.health.estimation import (
     EstimatorSettings,
     PumpEstimate,
     TwinCalibration,
@@ -47,11 +48,10 @@ from twin.estimation import (
     initial_calibration,
     update_calibration,
 )
-from twin.network import LinkStatus, Network
-from twin.plant.registry import Registry
-from twin.scenarios import BASE_NAME, ScenarioSpec, SpeedChange
-from twin.state import TwinState, update_state
-from twin.whatif import MachineCondition
+from pumptwin.twin.health.state import TwinState, update_state
+from pumptwin.twin.hydraulic.network import LinkStatus, Network
+from pumptwin.twin.whatif.engine import MachineCondition
+from pumptwin.twin.whatif.scenarios import BASE_NAME, ScenarioSpec, SpeedChange
 
 HEALTHY_BEARING_MM_S = 0.15
 """Vibration of a new bearing at rated speed, mm/s (the bearing term with d = 0)."""

@@ -53,7 +53,7 @@ import pandas as pd
 import requests
 from requests.auth import AuthBase
 
-from features.ingest.sources import SourceProblem, SourceResult, concat_results, readings_from_columns
+from pumptwin.features.ingest.sources import SourceProblem, SourceResult, concat_results, readings_from_columns
 
 logger = logging.getLogger(__name__)
 

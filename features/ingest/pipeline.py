@@ -29,9 +29,9 @@ from typing import Any
 
 import pandas as pd
 
-from features.ingest.contract import READING_COLUMNS, REJECTED_COLUMNS, TAG_PATTERN, raw_text
-from features.ingest.rawstore import RawStore
-from features.ingest.sources import SourceProblem, SourceResult, from_frame, read_path
+from pumptwin.features.ingest.contract import READING_COLUMNS, REJECTED_COLUMNS, TAG_PATTERN, raw_text
+from pumptwin.features.ingest.rawstore import RawStore
+from pumptwin.features.ingest.sources import SourceProblem, SourceResult, from_frame, read_path
 
 Validator = Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]
 """A validation hook: readings -> (good rows, quarantined rows with a `reason` column)."""

@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from features.ingest.contract import (
+from pumptwin.features.ingest.contract import (
     NAT_NS,
     QUALITIES,
     READING_COLUMNS,

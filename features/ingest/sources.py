@@ -43,7 +43,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.ingest.contract import (
+from pumptwin.features.ingest.contract import (
     NAT_NS,
     QUALITIES,
     READING_COLUMNS,

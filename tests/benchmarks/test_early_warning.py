@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import early_warning as ew
-from models.monitoring import SOURCE_FEATURES
+from pumptwin.models.monitoring import SOURCE_FEATURES
 
 T0 = pd.Timestamp("2024-03-01", tz="UTC")
 

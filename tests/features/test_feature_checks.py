@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.feature_checks import FeatureCheckError, check_features
+from pumptwin.features.feature_checks import FeatureCheckError, check_features
 
 
 def _frame(n: int = 6) -> pd.DataFrame:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.labels import LabelError, pump_labels
+from pumptwin.features.labels import LabelError, pump_labels
 
 T0 = pd.Timestamp("2024-03-01T00:00:00Z")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.transforms import feature_names
+from pumptwin.features.transforms import feature_names
 
 T0 = pd.Timestamp("2024-03-01T00:00:00Z")
 PUMPS = ("PS01.P1", "PS01.P2")
@@ -24,7 +24,7 @@ def _frame(values, times):
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     pytest.importorskip("feast")
-    from features import store as st
+    from pumptwin.features import store as st
 
     feast_dir = tmp_path_factory.mktemp("feast")
     fs = st.open_store(feast_dir)

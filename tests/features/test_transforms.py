@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.transforms import (
+from pumptwin.features.transforms import (
     KEY_COLUMNS,
     FeatureError,
     feature_columns,
@@ -18,9 +18,9 @@ from features.transforms import (
     pump_physics,
     vibration_baseline,
 )
-from twin.io import load_network
-from twin.network import G_M_S2
-from twin.plant.registry import build_registry
+from pumptwin.twin.assets import build_registry
+from pumptwin.twin.hydraulic.io import load_network
+from pumptwin.twin.hydraulic.network import G_M_S2
 
 START = pd.Timestamp("2024-03-01T00:00:00Z")
 
@@ -194,8 +194,8 @@ def test_empty_and_unknown_inputs(fleet):
 
 @pytest.fixture(scope="module")
 def bearing_day():
-    from twin.plant.scenario import shipped_scenario
-    from twin.plant.simulator import Plant
+    from pumptwin.plant.scenario import shipped_scenario
+    from pumptwin.plant.simulator import Plant
 
     scenario = shipped_scenario("bearing_failure")
     # the first day: the DE bearing of PS01.P1 is still healthy (wear starts on day 4)
@@ -219,9 +219,9 @@ def test_plant_day(bearing_day):
 
 
 def test_bearing_wear_shows_in_vibration_and_temperature():
-    from features.labels import pump_labels
-    from twin.plant.scenario import shipped_scenario
-    from twin.plant.simulator import Plant
+    from pumptwin.features.labels import pump_labels
+    from pumptwin.plant.scenario import shipped_scenario
+    from pumptwin.plant.simulator import Plant
 
     base = shipped_scenario("bearing_failure")
     fault = dataclasses.replace(base.faults[0], onset_s=86400.0, failure_s=3 * 86400.0, trip=False)

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.validation import (
+from pumptwin.features.validation import (
     ROWS_SUITE,
     TAGS_SUITE,
     TagRules,
@@ -317,7 +317,7 @@ def test_several_failures_on_one_row_are_all_named():
 
 @dataclass(frozen=True)
 class Spec:
-    """Stands in for `twin.plant.registry.TagSpec` (not imported: validation does not depend on it)."""
+    """Stands in for `pumptwin.twin.assets.TagSpec` (not imported: validation does not depend on it)."""
 
     tag: str
     station: str

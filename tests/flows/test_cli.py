@@ -12,8 +12,8 @@ import pytest
 import wntr
 from typer.testing import CliRunner
 
-from flows.cli import app
-from twin.inp import read_inp
+from pumptwin.flows.cli import app
+from pumptwin.twin.hydraulic.inp import read_inp
 
 NET1 = Path(wntr.__file__).parent / "library" / "networks" / "Net1.inp"
 
@@ -136,7 +136,7 @@ def test_whatif_bad_input_exits_2(runner: CliRunner, tmp_path: Path, args: list[
 
 
 def test_whatif_surge_flag_simulates_trips(runner: CliRunner, tmp_path: Path) -> None:
-    pytest.importorskip("twin.transients")
+    pytest.importorskip("pumptwin.twin.surge.transients")
     result = runner.invoke(app, ["whatif", "--trip", "PS1-P1", "--surge", "--json", "--out", str(tmp_path / "o")])
     assert result.exit_code == 1, result.output  # the trip overloads PS1-P2 (POR, NPSH)
     trip = json.loads(result.output)["scenarios"][1]

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.ingest.rawstore import RawStore
-from flows.cli import app
-from flows.ingest_job import read_source, store_source
-from flows.settings import Settings
+from pumptwin.features.ingest.rawstore import RawStore
+from pumptwin.flows.cli import app
+from pumptwin.flows.ingest_steps import read_source, store_source
+from pumptwin.flows.settings import Settings
 
 GOOD = """tag,ts,value,quality
 PS01.P1.VIB_DE_RMS,2026-11-01T00:00:00Z,2.1,good
@@ -109,7 +109,7 @@ def test_cli_ingests_simulated_plant_data(home: Path) -> None:
 def test_ingest_flow_smoke(home: Path, folder: Path) -> None:
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.ingest import ingest
+    from pumptwin.flows.ingest import ingest
 
     with prefect_test_harness(server_startup_timeout=120):
         summary = ingest(source=str(folder / "good.csv"), incremental=False)

@@ -10,7 +10,7 @@ from unittest import mock
 import pytest
 from pydantic import ValidationError
 
-from flows.settings import (
+from pumptwin.flows.settings import (
     OFFLINE_ENVIRONMENT,
     FeastSettings,
     MlflowSettings,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from models.autoencoder import AutoencoderError, WindowAutoencoder, sliding_windows
+from pumptwin.models.autoencoder import AutoencoderError, WindowAutoencoder, sliding_windows
 
 
 def correlated(n: int, seed: int) -> np.ndarray:

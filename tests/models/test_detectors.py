@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.detectors import PcaT2QDetector, lagged_difference
+from pumptwin.models.detectors import PcaT2QDetector, lagged_difference
 
 
 def correlated(n: int, seed: int) -> np.ndarray:

@@ -7,7 +7,7 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
-from models.diagnosis import HEALTHY, DiagnosisError, FailureModeClassifier, top_deviations
+from pumptwin.models.diagnosis import HEALTHY, DiagnosisError, FailureModeClassifier, top_deviations
 
 
 @pytest.fixture(autouse=True)

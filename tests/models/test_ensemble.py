@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from sklearn.ensemble import IsolationForest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from models.autoencoder import WindowAutoencoder
-from models.detectors import PcaT2QDetector
-from models.ensemble import CalibratedEnsemble, EnsembleError, calibrate_threshold, skab_ensemble
-from models.residual import ResidualCusumDetector
+from pumptwin.models.autoencoder import WindowAutoencoder
+from pumptwin.models.detectors import PcaT2QDetector
+from pumptwin.models.ensemble import CalibratedEnsemble, EnsembleError, calibrate_threshold, skab_ensemble
+from pumptwin.models.residual import ResidualCusumDetector
 
 
 def correlated(n: int, seed: int) -> np.ndarray:

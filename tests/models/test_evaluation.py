@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.evaluation import (
+from pumptwin.models.evaluation import (
     MONTH_S,
     EvaluationError,
     alarm_episodes,

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.detectors import PcaT2QDetector
-from models.ensemble import CalibratedEnsemble
-from models.fleet import POOLED, FleetDetector, FleetError
+from pumptwin.models.detectors import PcaT2QDetector
+from pumptwin.models.ensemble import CalibratedEnsemble
+from pumptwin.models.fleet import POOLED, FleetDetector, FleetError
 
 FEATURES = ("a", "b", "c")
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.ensemble import CalibratedEnsemble
-from models.fleet import FleetDetector
-from models.monitoring import (
+from pumptwin.models.ensemble import CalibratedEnsemble
+from pumptwin.models.fleet import FleetDetector
+from pumptwin.models.monitoring import (
     DETECTOR_COLUMNS,
     INPUTS,
     SOURCE_FEATURES,

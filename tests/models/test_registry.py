@@ -22,8 +22,8 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
-from models.detectors import PcaT2QDetector
-from models.registry import (
+from pumptwin.models.detectors import PcaT2QDetector
+from pumptwin.models.registry import (
     CHAMPION,
     LINEAGE_ARTIFACT,
     PROMOTION_EXPERIMENT,

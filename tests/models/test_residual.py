@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from models.residual import ResidualCusumDetector, ResidualError, two_sided_cusum
+from pumptwin.models.residual import ResidualCusumDetector, ResidualError, two_sided_cusum
 
 NAMES = ["head_residual_m", "power_residual_w", "efficiency_residual", "vibration_ratio"]
 

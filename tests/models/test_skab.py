@@ -16,8 +16,8 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from benchmarks import skab as bench
-from models.detectors import PcaT2QDetector, causal_mean, hold_persistent, skab_detector
-from models.skab import (
+from pumptwin.models.detectors import PcaT2QDetector, causal_mean, hold_persistent, skab_detector
+from pumptwin.models.skab import (
     FEATURES,
     NAB_PROFILES,
     NabProfile,

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.training import (
+from pumptwin.models.training import (
     ANOMALY_FEATURES,
     RUNNING_COLUMN,
     TrainConfig,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from models.evaluation import interval_coverage
-from models.ttf import TimeToFailureRegressor, TtfError, conformal_margin
+from pumptwin.models.evaluation import interval_coverage
+from pumptwin.models.ttf import TimeToFailureRegressor, TtfError, conformal_margin
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin.estimation import (
+from pumptwin.plant.health import vibration_rms_mm_s
+from pumptwin.twin.assets import Registry, build_registry
+from pumptwin.twin.health.estimation import (
     Estimate,
     PumpEstimate,
     TwinCalibration,
@@ -19,13 +21,10 @@ from twin.estimation import (
     hydraulic_excitation,
     initial_calibration,
 )
-from twin.io import load_network
-from twin.network import LinkStatus, Network
-from twin.plant.health import vibration_rms_mm_s
-from twin.plant.registry import Registry, build_registry
-from twin.scenarios import BASE_NAME, run_scenarios
-from twin.state import TwinState, update_state
-from twin.sync import (
+from pumptwin.twin.health.state import TwinState, update_state
+from pumptwin.twin.hydraulic.io import load_network
+from pumptwin.twin.hydraulic.network import LinkStatus, Network
+from pumptwin.twin.sync import (
     SyncError,
     alerted_lines,
     align_calibration,
@@ -39,7 +38,8 @@ from twin.sync import (
     operating_network,
     windows,
 )
-from twin.whatif import MachineCondition, predicted_bearing_c, predicted_vibration_mm_s
+from pumptwin.twin.whatif.engine import MachineCondition, predicted_bearing_c, predicted_vibration_mm_s
+from pumptwin.twin.whatif.scenarios import BASE_NAME, run_scenarios
 
 T0 = pd.Timestamp("2024-03-02T00:00:00Z")
 
@@ -222,7 +222,7 @@ def test_margins_table(registry: Registry) -> None:
 def test_scores_known_at_keeps_only_scores_computed_by_then():
     import pandas as pd
 
-    from twin.sync import scores_known_at
+    from pumptwin.twin.sync import scores_known_at
 
     scores = pd.DataFrame(
         {

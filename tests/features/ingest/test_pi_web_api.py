@@ -36,8 +36,8 @@ from urllib.parse import parse_qs, urlsplit
 import pandas as pd
 import pytest
 
-from features.ingest.contract import REASON_VALUE
-from features.ingest.pi_web_api import (
+from pumptwin.features.ingest.contract import REASON_VALUE
+from pumptwin.features.ingest.pi_web_api import (
     BasicAuth,
     BearerAuth,
     PIWebAPIClient,

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.ingest.contract import REASON_TS_NAIVE, REASON_VALUE
-from features.ingest.pipeline import NO_STATION, IngestSummary, ingest_frame, ingest_path, ingest_source
-from features.ingest.rawstore import RawStore
-from features.ingest.sources import SourceResult, from_frame
+from pumptwin.features.ingest.contract import REASON_TS_NAIVE, REASON_VALUE
+from pumptwin.features.ingest.pipeline import NO_STATION, IngestSummary, ingest_frame, ingest_path, ingest_source
+from pumptwin.features.ingest.rawstore import RawStore
+from pumptwin.features.ingest.sources import SourceResult, from_frame
 
 
 @pytest.fixture

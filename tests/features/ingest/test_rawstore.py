@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from features.ingest import rawstore
-from features.ingest.rawstore import RawStore, RawStoreError
+from pumptwin.features.ingest import rawstore
+from pumptwin.features.ingest.rawstore import RawStore, RawStoreError
 
 
 @pytest.fixture

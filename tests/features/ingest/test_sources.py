@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features.ingest.contract import (
+from pumptwin.features.ingest.contract import (
     QUALITIES,
     REASON_FIELDS,
     REASON_QUALITY,
@@ -23,7 +23,7 @@ from features.ingest.contract import (
     TS_DTYPE,
     is_readings,
 )
-from features.ingest.sources import from_frame, read_csv_file, read_file, read_parquet_file, read_path
+from pumptwin.features.ingest.sources import from_frame, read_csv_file, read_file, read_parquet_file, read_path
 
 LONG_CSV = """tag,ts,value,quality
 PS01.P1.FLOW_M3S,2026-11-01T00:00:00Z,0.52,good

@@ -1,0 +1,220 @@
+"""The steps of training: labelled training sets from Feast, three model families, MLflow and the gate.
+
+Plain functions over the settings: the Prefect flow ``train`` (`flows.train`) wraps them as tasks.
+For each family (anomaly, diagnosis, time to failure) a point-in-time-correct training set is
+read through the family's Feast feature service, joined with the fault labels (simulator ground
+truth and maintenance records, `features.labels.pump_labels`), split in time, trained and judged
+on the held-out window (`models.training`), logged to MLflow with its lineage and plots,
+registered, and put through the promotion gate (`models.registry.promote_if_better`).
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pumptwin.flows.build_features_steps import read_fault_labels
+from pumptwin.flows.settings import Settings
+from pumptwin.models.training import (
+    FamilyResult,
+    TimeSplit,
+    TrainConfig,
+    time_split,
+    train_anomaly,
+    train_diagnosis,
+    train_ttf,
+)
+
+Trainer = Callable[[pd.DataFrame, TimeSplit, TrainConfig, Path], FamilyResult]
+
+FAMILIES: dict[str, tuple[str, str, Trainer]] = {
+    "anomaly": ("anomaly_detector", "pump-anomaly", train_anomaly),
+    "diagnosis": ("failure_diagnosis", "pump-failure-mode", train_diagnosis),
+    "ttf": ("time_to_failure", "pump-time-to-failure", train_ttf),
+}
+"""Family -> (Feast feature service, registered model name, trainer)."""
+MAINTENANCE_FILE = "maintenance.csv"
+"""Maintenance records (``asset, ts, action[, mode, onset_ts, failure_ts]``) in the labels folder."""
+
+
+@dataclass(frozen=True)
+class FamilyOutcome:
+    """What training one family did.
+
+    Attributes:
+        family: Model family.
+        status: ``trained`` or ``skipped``.
+        reason: Why it was skipped, or the gate's reason.
+        metrics: Held-out metrics.
+        run_id: MLflow run.
+        version: Registered version.
+        decision: Gate decision (``promoted``, ``rejected``, ``not gated``).
+        challenger_score: The challenger's gate metric on the held-out window.
+        champion_score: The champion's, on the same window (NaN when there was none).
+        champion: Champion version after the gate.
+    """
+
+    family: str
+    status: str
+    reason: str = ""
+    metrics: dict[str, float] | None = None
+    run_id: str = ""
+    version: str = ""
+    decision: str = ""
+    challenger_score: float = math.nan
+    champion_score: float = math.nan
+    champion: str = ""
+
+
+def train_config(settings: Settings) -> TrainConfig:
+    """The training settings of the settings object."""
+    m = settings.models
+    return TrainConfig(m.target_far, m.min_run, m.seed, m.train_fraction, m.autoencoder, warmup_s=m.long_window_s)
+
+
+def tracking(settings: Settings) -> Any:  # noqa: ANN401 - models.registry.Tracking, imported lazily
+    """MLflow's tracking configuration from the settings."""
+    from pumptwin.models.registry import Tracking
+
+    return Tracking(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
+
+
+def code_version() -> str | None:
+    """Git commit of the working tree, or None outside a checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def read_maintenance(settings: Settings) -> pd.DataFrame | None:
+    """Maintenance records from ``<labels_dir>/maintenance.csv``, if there are any."""
+    path = settings.labels_dir / MAINTENANCE_FILE
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path)
+    for col in ("ts", "onset_ts", "failure_ts"):
+        if col in frame.columns:
+            frame[col] = pd.to_datetime(frame[col], utc=True)
+    return frame
+
+
+def labelled_training_set(settings: Settings, service: str) -> pd.DataFrame:
+    """Every offline feature row's features through ``service``, point-in-time joined, with labels."""
+    from pumptwin.features.labels import pump_labels
+    from pumptwin.features.store import apply_definitions, offline_path, open_store, training_set
+
+    path = offline_path(settings.feast_dir)
+    if not path.is_file():
+        return pd.DataFrame()
+    keys = pd.read_parquet(path, columns=["pump_id", "event_timestamp"]).drop_duplicates()
+    entity = pump_labels(keys, read_fault_labels(settings), read_maintenance(settings))
+    store = open_store(settings.feast_dir)
+    apply_definitions(store)
+    frame = training_set(store, entity, service)
+    return frame.sort_values(["pump_id", "event_timestamp"], kind="stable").reset_index(drop=True)
+
+
+def train_family(settings: Settings, family: str) -> FamilyOutcome:
+    """Train one family, log and register it, and gate its promotion; a family without data is skipped."""
+    from pumptwin.features.definitions import SERVICES
+    from pumptwin.models.registry import (
+        Lineage,
+        default_pip_requirements,
+        frame_digest,
+        log_training_run,
+        promote_if_better,
+    )
+    from pumptwin.models.training import TrainingError
+
+    service, name, trainer = FAMILIES[family]
+    frame = labelled_training_set(settings, service)
+    if frame.empty:
+        return FamilyOutcome(family, "skipped", "no features in the offline store: run build-features first")
+    config = train_config(settings)
+    try:
+        split = time_split(frame["event_timestamp"], config.train_fraction)
+        plot_dir = settings.home / "plots" / family / pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%S")
+        result = trainer(frame, split, config, plot_dir)
+    except (TrainingError, ValueError) as exc:  # one family's bad data must not stop the others
+        return FamilyOutcome(family, "skipped", str(exc))
+    lineage = Lineage(
+        feature_service=service,
+        feature_views=SERVICES[service],
+        train_start=split.train_start.to_pydatetime(),
+        train_end=split.train_end.to_pydatetime(),
+        holdout_start=split.heldout_start.to_pydatetime(),
+        holdout_end=(split.heldout_end + pd.Timedelta(microseconds=1)).to_pydatetime(),
+        train_rows=result.train_rows,
+        holdout_rows=result.heldout_rows,
+        dataset_digest=frame_digest(frame),
+        code_version=code_version(),
+    )
+    finite = {k: float(v) for k, v in result.metrics.items() if math.isfinite(v)}
+    requirements = [*default_pip_requirements(), "torch==2.13.0"] if family == "anomaly" else None
+    track = tracking(settings)
+    run = log_training_run(
+        track,
+        experiment=f"pumptwin-{family}",
+        model=result.model,
+        params=result.params,
+        metrics=finite,
+        plots=result.plots,
+        lineage=lineage,
+        input_example=result.input_example,
+        registered_name=name,
+        pip_requirements=requirements,
+        tags={"pumptwin.notes": "; ".join(result.notes)} if result.notes else None,
+        run_name=f"{family}-{split.train_end:%Y%m%d}",
+    )
+    version = str(run.version)
+    if not math.isfinite(result.metrics.get(result.gate_metric, math.nan)):
+        reason = f"{result.gate_metric} undefined on the held-out window ({result.heldout_rows} rows): champion kept"
+        return FamilyOutcome(family, "trained", reason, finite, run.run_id, version, "not gated")
+    decision = promote_if_better(
+        track,
+        name,
+        int(version),
+        evaluate=result.evaluate,
+        metric=result.gate_metric,
+        higher_is_better=result.higher_is_better,
+        window=split.window,
+        min_improvement=settings.models.min_improvement,
+    )
+    champion = version if decision.promoted else str(decision.champion_version or "")
+    return FamilyOutcome(
+        family,
+        "trained",
+        decision.reason,
+        finite,
+        run.run_id,
+        version,
+        "promoted" if decision.promoted else "rejected",
+        decision.challenger_score,
+        decision.champion_score if decision.champion_score is not None else math.nan,
+        champion,
+    )
+
+
+def outcomes_markdown(outcomes: list[FamilyOutcome]) -> str:
+    """The training run as markdown: one row per family with its gate decision and metrics."""
+    lines = [
+        "# Training",
+        "",
+        "| family | status | version | gate | challenger | champion score | champion | metrics |",
+        "|---|---|---|---|---:|---:|---|---|",
+    ]
+    for o in outcomes:
+        metrics = ", ".join(f"{k}={v:.3g}" for k, v in (o.metrics or {}).items())
+        lines.append(
+            f"| {o.family} | {o.status} | {o.version} | {o.decision}{': ' + o.reason if o.reason else ''} | "
+            f"{o.challenger_score:.4g} | {o.champion_score:.4g} | {o.champion} | {metrics} |"
+        )
+    return "\n".join(lines)

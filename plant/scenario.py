@@ -1,0 +1,487 @@
+"""Plant scenarios: the fleet, its operations, hidden faults and sensor settings, read from YAML.
+
+A scenario file looks like this (times are seconds, or strings such as ``90s``, ``15m``,
+``6h``, ``2d``, ``1w``, ``1d12h``; fault and event times may also be ISO timestamps)::
+
+    version: 1
+    name: bearing_failure
+    description: DE bearing of PS01.P1 wears out over two weeks; the protection trips it.
+    start: 2024-03-01T00:00:00Z
+    duration: 21d
+    step: 60s
+    seed: 11
+    fleet: {network: reference, lines: 1}      # or a path to an .inp, relative to this file
+    operations:
+      speed: 0.95              # relative duty speed
+      daily_swing: 0.03        # throughput nominations follow a daily cycle of +-3 % speed
+      nomination: 4h           # a new speed nomination every 4 h (0: none)
+      events:
+        - {at: 6d, target: PS02, action: speed, value: 0.9}
+        - {at: 9d, target: PS01.P2, action: switch, to: P3}
+    ambient: {mean_c: 12, daily_amplitude_c: 6}
+    sensors: {dropout_rate: 0.002}             # `SensorConfig` fields
+    faults:
+      - {mode: bearing_wear, target: PS01.P1, onset: 4d, failure: 18d}
+      - {mode: leak, target: LINE01.KP040, onset: 3d, failure: 3d, magnitude: 40}   # m3/h
+
+Fault magnitudes are in the unit `MODE_INFO` gives for the mode (leak m3/h, seal leak L/h,
+strainer loss bar, fractions otherwise); a missing magnitude, law or trip takes the mode's default.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import pandas as pd
+import yaml
+
+from pumptwin.plant.health import LAWS, MODE_INFO, Law, Mode
+from pumptwin.plant.sensors import SensorConfig, SensorError
+from pumptwin.twin.hydraulic.io import read_yaml_mapping
+
+SCENARIO_VERSION = 1
+"""Version of the scenario file layout."""
+
+Action = Literal["speed", "start", "stop", "switch"]
+ACTIONS: tuple[Action, ...] = ("speed", "start", "stop", "switch")
+MAX_RELATIVE_SPEED = 2.0
+_UNITS_S = {"w": 604_800.0, "d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0}
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([wdhms])")
+
+
+class ScenarioError(ValueError):
+    """A scenario is invalid; the message names the file and the field."""
+
+
+def parse_duration(value: object, what: str = "duration") -> float:
+    """Seconds from a number (s) or a string like ``90s``, ``15m``, ``6h``, ``2d``, ``1w`` or ``1d12h``.
+
+    Raises:
+        ScenarioError: Anything else, or a negative or non-finite number.
+    """
+    if isinstance(value, bool):
+        raise ScenarioError(f"{what}: expected a duration, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        parts = _DURATION.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            try:
+                seconds = float(text)
+            except ValueError:
+                raise ScenarioError(f"{what}: cannot read {value!r} as a duration (e.g. 90s, 15m, 6h, 2d)") from None
+        else:
+            seconds = sum(float(n) * _UNITS_S[u] for n, u in parts)
+    else:
+        raise ScenarioError(f"{what}: expected a duration, got {value!r}")
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ScenarioError(f"{what}: must be a finite duration >= 0, got {value!r}")
+    return seconds
+
+
+def parse_timestamp(value: object, what: str = "start") -> pd.Timestamp:
+    """A UTC timestamp from an ISO string or datetime (naive values are taken as UTC).
+
+    Raises:
+        ScenarioError: Not a timestamp.
+    """
+    try:
+        ts = pd.Timestamp(cast(Any, value))
+    except (ValueError, TypeError):
+        raise ScenarioError(f"{what}: cannot read {value!r} as a timestamp") from None
+    if ts is pd.NaT:
+        raise ScenarioError(f"{what}: cannot read {value!r} as a timestamp")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def parse_offset(value: object, start: pd.Timestamp, what: str) -> float:
+    """Seconds after ``start`` given a duration or an absolute timestamp.
+
+    Raises:
+        ScenarioError: Neither, or a timestamp before ``start``.
+    """
+    if isinstance(value, datetime) or (isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}", value.strip())):
+        seconds = (parse_timestamp(value, what) - start).total_seconds()
+        if seconds < 0:
+            raise ScenarioError(f"{what}: {value} is before the scenario start {start}")
+        return float(seconds)
+    return parse_duration(value, what)
+
+
+@dataclass(frozen=True, slots=True)
+class OpsEventSpec:
+    """An operator action at a time.
+
+    Attributes:
+        at_s: Time after the start, s.
+        target: A pump ``PS01.P1``, a station ``PS01``, a line ``LINE01`` or ``*`` (every station).
+        action: ``speed`` (relative speed ``value``), ``start``, ``stop``, or ``switch`` (stop the
+            target pump and start the standby ``to`` at the same station).
+        value: Relative speed for ``speed``.
+        to: Standby asset (``P3``) for ``switch``.
+    """
+
+    at_s: float
+    target: str
+    action: Action
+    value: float | None = None
+    to: str | None = None
+
+    def __post_init__(self) -> None:
+        """Check the action and its arguments."""
+        if self.action not in ACTIONS:
+            raise ScenarioError(f"event at {self.at_s} s: unknown action {self.action!r}; use one of {ACTIONS}")
+        if self.action == "speed" and (self.value is None or not 0 < self.value <= MAX_RELATIVE_SPEED):
+            raise ScenarioError(f"event at {self.at_s} s: a speed event needs a relative speed in (0, 2]")
+        if self.action == "switch" and (not self.to or self.target.count(".") != 1):
+            raise ScenarioError(f"event at {self.at_s} s: switch needs a pump target and `to` (a standby asset)")
+
+
+@dataclass(frozen=True, slots=True)
+class OperationsSpec:
+    """How the stations are run.
+
+    Attributes:
+        speed: Relative duty speed at the start.
+        daily_swing: Amplitude of the daily throughput cycle, as a fraction of speed.
+        nomination_s: Interval of throughput nominations (speed changes), s; 0 turns them off.
+        nomination_jitter: Standard deviation of each nomination around the daily cycle (relative speed).
+        ramp_per_s: Speed ramp rate, relative speed per s.
+        auto_standby: Start a station's standby pump when a duty pump trips.
+        standby_delay_s: Delay before the standby starts, s.
+        events: Scheduled operator actions.
+    """
+
+    speed: float = 0.95
+    daily_swing: float = 0.03
+    nomination_s: float = 14_400.0
+    nomination_jitter: float = 0.01
+    ramp_per_s: float = 0.02
+    auto_standby: bool = True
+    standby_delay_s: float = 120.0
+    events: tuple[OpsEventSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        """Check ranges."""
+        if not 0 < self.speed <= MAX_RELATIVE_SPEED:
+            raise ScenarioError(f"operations.speed must be a relative speed in (0, 2], got {self.speed}")
+        for name in ("daily_swing", "nomination_s", "nomination_jitter", "standby_delay_s"):
+            if not getattr(self, name) >= 0:
+                raise ScenarioError(f"operations.{name} must be >= 0")
+        if not self.ramp_per_s > 0:
+            raise ScenarioError("operations.ramp_per_s must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class AmbientSpec:
+    """Ambient temperature at the stations: a daily cycle and day-to-day weather.
+
+    Attributes:
+        mean_c: Mean temperature, degC.
+        daily_amplitude_c: Half the day-night difference, K.
+        day_sd_c: Standard deviation of the day-to-day variation, K.
+    """
+
+    mean_c: float = 15.0
+    daily_amplitude_c: float = 5.0
+    day_sd_c: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSpec:
+    """A hidden degradation.
+
+    Attributes:
+        mode: Degradation mode.
+        target: Pump ``PS01.P1``; for a leak, ``LINE01.<junction id>``.
+        onset_s: Onset, s after the start.
+        failure_s: Functional failure (severity 1), s after the start.
+        law: Progression law.
+        magnitude: Physical size at failure in the mode's `MODE_INFO` unit.
+        trip: Whether the protection trips the pump at failure.
+        bearing: ``DE`` or ``NDE``, the worn bearing (bearing wear only).
+    """
+
+    mode: Mode
+    target: str
+    onset_s: float
+    failure_s: float
+    law: Law
+    magnitude: float
+    trip: bool
+    bearing: str = "DE"
+
+    def __post_init__(self) -> None:
+        """Check times, law and magnitude."""
+        where = f"fault {self.mode.value} on {self.target}"
+        if self.law not in LAWS:
+            raise ScenarioError(f"{where}: unknown law {self.law!r}; use one of {LAWS}")
+        if not (0 <= self.onset_s <= self.failure_s) or (self.onset_s == self.failure_s and self.law != "step"):
+            raise ScenarioError(f"{where}: needs 0 <= onset < failure (equal only for the step law)")
+        if not (math.isfinite(self.magnitude) and self.magnitude > 0):
+            raise ScenarioError(f"{where}: magnitude must be > 0")
+        if self.mode is Mode.IMPELLER_WEAR and self.magnitude > 0.3:  # noqa: PLR2004 - physical limit
+            raise ScenarioError(f"{where}: impeller wear above 0.3 of the diameter is not a pump any more")
+        if self.mode is Mode.MOTOR_OVERHEATING and self.magnitude >= 0.95:  # noqa: PLR2004 - physical limit
+            raise ScenarioError(f"{where}: cooling loss must be < 0.95")
+        if self.bearing not in ("DE", "NDE"):
+            raise ScenarioError(f"{where}: bearing must be DE or NDE")
+        if self.target.count(".") < 1:
+            raise ScenarioError(f"{where}: target must be STATION.ASSET (or LINEnn.<junction> for a leak)")
+
+    @property
+    def magnitude_si(self) -> float:
+        """The magnitude in SI units (m3/s, Pa or a fraction)."""
+        return self.magnitude * MODE_INFO[self.mode].si_factor
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """Everything a `Plant` run needs besides the network.
+
+    Attributes:
+        name: Scenario name.
+        start: Start time (UTC).
+        duration_s: Length of `Plant.run`, s.
+        step_s: Simulation time step, s (1 s to 1 min is typical).
+        seed: Random seed: the same seed gives the same readings.
+        lines: Copies of the network in the fleet.
+        network: ``reference`` or a path to an EPANET file (relative to ``base_dir``).
+        description: What happens.
+        operations: How the stations are run.
+        ambient: Ambient temperature.
+        faults: Hidden degradations.
+        sensors: Sensor realism.
+        truth_period_s: Sampling period of the hidden-state truth table, s.
+        base_dir: Folder that relative network paths start from.
+    """
+
+    name: str
+    start: pd.Timestamp
+    duration_s: float
+    step_s: float = 60.0
+    seed: int = 0
+    lines: int = 1
+    network: str = "reference"
+    description: str = ""
+    operations: OperationsSpec = field(default_factory=OperationsSpec)
+    ambient: AmbientSpec = field(default_factory=AmbientSpec)
+    faults: tuple[FaultSpec, ...] = ()
+    sensors: SensorConfig = field(default_factory=SensorConfig)
+    truth_period_s: float = 600.0
+    base_dir: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        """Check times and sizes."""
+        if not (math.isfinite(self.step_s) and self.step_s > 0):
+            raise ScenarioError(f"scenario {self.name!r}: step must be > 0 s")
+        if not (math.isfinite(self.duration_s) and self.duration_s >= self.step_s):
+            raise ScenarioError(f"scenario {self.name!r}: duration must be at least one step")
+        if self.lines < 1:
+            raise ScenarioError(f"scenario {self.name!r}: the fleet needs at least one line")
+        if not self.truth_period_s > 0:
+            raise ScenarioError(f"scenario {self.name!r}: truth period must be > 0 s")
+
+    @property
+    def n_steps(self) -> int:
+        """Time steps in the scenario's duration."""
+        return int(self.duration_s // self.step_s)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and writing
+# --------------------------------------------------------------------------------------------
+
+
+def _known(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = set(data) - allowed
+    if unknown:
+        raise ScenarioError(f"{where}: unknown fields {sorted(unknown)}; allowed: {sorted(allowed)}")
+
+
+def _event(data: Mapping[str, Any], start: pd.Timestamp) -> OpsEventSpec:
+    _known(data, {"at", "target", "action", "value", "to"}, "operations.events")
+    return OpsEventSpec(
+        at_s=parse_offset(data.get("at", 0), start, "event time"),
+        target=str(data["target"]),
+        action=cast(Action, str(data["action"])),
+        value=None if data.get("value") is None else float(data["value"]),
+        to=None if data.get("to") is None else str(data["to"]),
+    )
+
+
+def _operations(data: Mapping[str, Any], start: pd.Timestamp) -> OperationsSpec:
+    allowed = {"speed", "daily_swing", "nomination", "nomination_jitter", "ramp_per_s", "auto_standby"}
+    _known(data, allowed | {"standby_delay", "events"}, "operations")
+    kw: dict[str, Any] = {k: float(data[k]) for k in allowed - {"nomination", "auto_standby"} if k in data}
+    if "nomination" in data:
+        kw["nomination_s"] = parse_duration(data["nomination"], "operations.nomination")
+    if "standby_delay" in data:
+        kw["standby_delay_s"] = parse_duration(data["standby_delay"], "operations.standby_delay")
+    if "auto_standby" in data:
+        kw["auto_standby"] = bool(data["auto_standby"])
+    events = tuple(_event(e, start) for e in data.get("events") or ())
+    return OperationsSpec(**kw, events=events)
+
+
+def _fault(data: Mapping[str, Any], start: pd.Timestamp) -> FaultSpec:
+    _known(data, {"mode", "target", "onset", "failure", "law", "magnitude", "trip", "bearing"}, "faults")
+    try:
+        mode = Mode(str(data["mode"]))
+    except ValueError:
+        raise ScenarioError(f"faults: unknown mode {data['mode']!r}; use one of {[m.value for m in Mode]}") from None
+    info = MODE_INFO[mode]
+    onset = parse_offset(data.get("onset", 0), start, f"fault {mode.value} onset")
+    failure = parse_offset(data.get("failure", onset), start, f"fault {mode.value} failure")
+    return FaultSpec(
+        mode=mode,
+        target=str(data["target"]),
+        onset_s=onset,
+        failure_s=failure,
+        law=cast(Law, str(data.get("law", info.law))),
+        magnitude=float(data.get("magnitude", info.magnitude)),
+        trip=bool(data.get("trip", info.trips)),
+        bearing=str(data.get("bearing", "DE")).upper(),
+    )
+
+
+def scenario_from_dict(data: Mapping[str, Any], base_dir: str | Path | None = None) -> Scenario:
+    """Build a scenario from parsed YAML.
+
+    Raises:
+        ScenarioError: Wrong version, missing or unknown fields, or invalid values.
+    """
+    if data.get("version", SCENARIO_VERSION) != SCENARIO_VERSION:
+        raise ScenarioError(f"scenario version {data.get('version')!r} is not supported (expected {SCENARIO_VERSION})")
+    top = {"version", "name", "description", "start", "duration", "step", "seed", "fleet", "operations"}
+    _known(data, top | {"ambient", "sensors", "faults", "truth_period"}, "scenario")
+    for required in ("name", "start", "duration"):
+        if required not in data:
+            raise ScenarioError(f"scenario: missing field {required!r}")
+    start = parse_timestamp(data["start"])
+    fleet = data.get("fleet") or {}
+    _known(fleet, {"network", "lines"}, "fleet")
+    ambient = data.get("ambient") or {}
+    _known(ambient, {f.name for f in fields(AmbientSpec)}, "ambient")
+    sensors = data.get("sensors") or {}
+    _known(sensors, {f.name for f in fields(SensorConfig)}, "sensors")
+    try:
+        sensor_config = SensorConfig(**sensors)
+    except SensorError as exc:
+        raise ScenarioError(str(exc)) from None
+    return Scenario(
+        name=str(data["name"]),
+        description=str(data.get("description", "")).strip(),
+        start=start,
+        duration_s=parse_duration(data["duration"], "duration"),
+        step_s=parse_duration(data.get("step", 60), "step"),
+        seed=int(data.get("seed", 0)),
+        lines=int(fleet.get("lines", 1)),
+        network=str(fleet.get("network", "reference")),
+        operations=_operations(data.get("operations") or {}, start),
+        ambient=AmbientSpec(**{k: float(v) for k, v in ambient.items()}),
+        faults=tuple(_fault(f, start) for f in data.get("faults") or ()),
+        sensors=sensor_config,
+        truth_period_s=parse_duration(data.get("truth_period", 600), "truth_period"),
+        base_dir=None if base_dir is None else str(base_dir),
+    )
+
+
+def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
+    """Plain-data form of a scenario (times in seconds), readable by `scenario_from_dict`."""
+
+    def drop_none(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in d.items() if v is not None}
+
+    ops = scenario.operations
+    return {
+        "version": SCENARIO_VERSION,
+        "name": scenario.name,
+        "description": scenario.description,
+        "start": scenario.start.isoformat(),
+        "duration": scenario.duration_s,
+        "step": scenario.step_s,
+        "seed": scenario.seed,
+        "fleet": {"network": scenario.network, "lines": scenario.lines},
+        "operations": {
+            "speed": ops.speed,
+            "daily_swing": ops.daily_swing,
+            "nomination": ops.nomination_s,
+            "nomination_jitter": ops.nomination_jitter,
+            "ramp_per_s": ops.ramp_per_s,
+            "auto_standby": ops.auto_standby,
+            "standby_delay": ops.standby_delay_s,
+            "events": [
+                drop_none({"at": e.at_s, "target": e.target, "action": e.action, "value": e.value, "to": e.to})
+                for e in ops.events
+            ],
+        },
+        "ambient": asdict(scenario.ambient),
+        "sensors": asdict(scenario.sensors),
+        "faults": [
+            {
+                "mode": f.mode.value,
+                "target": f.target,
+                "onset": f.onset_s,
+                "failure": f.failure_s,
+                "law": f.law,
+                "magnitude": f.magnitude,
+                "trip": f.trip,
+                "bearing": f.bearing,
+            }
+            for f in scenario.faults
+        ],
+        "truth_period": scenario.truth_period_s,
+    }
+
+
+def read_scenario(path: str | Path) -> Scenario:
+    """Read a scenario YAML file; relative network paths resolve against its folder.
+
+    Raises:
+        ScenarioError: Missing file, invalid YAML or content; the message names the file.
+    """
+    src = Path(path)
+    data = read_yaml_mapping(src, ScenarioError, "scenario file")
+    try:
+        return scenario_from_dict(data, base_dir=src.parent)
+    except (ScenarioError, KeyError, TypeError, ValueError) as exc:
+        raise ScenarioError(f"{src}: {exc}") from exc
+
+
+def write_scenario(scenario: Scenario, path: str | Path) -> Path:
+    """Write ``scenario`` as YAML and return the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(scenario_to_dict(scenario), sort_keys=False, width=120), encoding="utf-8")
+    return out
+
+
+def scenarios_dir() -> Path:
+    """Folder of the scenarios shipped with pumptwin."""
+    return Path(str(resources.files("pumptwin.plant") / "scenarios"))
+
+
+def shipped_scenarios() -> dict[str, Path]:
+    """Shipped scenario files by name (file stem)."""
+    return {p.stem: p for p in sorted(scenarios_dir().glob("*.yaml"))}
+
+
+def shipped_scenario(name: str) -> Scenario:
+    """Read a shipped scenario by name, e.g. ``shipped_scenario("bearing_failure")``.
+
+    Raises:
+        ScenarioError: No scenario of that name.
+    """
+    files = shipped_scenarios()
+    if name not in files:
+        raise ScenarioError(f"no shipped scenario {name!r}; available: {sorted(files)}")
+    return read_scenario(files[name])

@@ -1,0 +1,1 @@
+"""Hydraulic core: the network model, EPANET import, pump curves, the batched solver and extended period."""

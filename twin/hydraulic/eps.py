@@ -1,0 +1,530 @@
+"""Extended-period simulation: patterns, simple controls and tank levels over time.
+
+Each scenario of a batch advances on its own clock, with EPANET 2.2's time-step
+rules (hydraulic step, next pattern period, next report time, time for a tank
+to fill or drain, time for a tank to reach a control level, time controls),
+while every step's hydraulics is one batched solve. A steady state is the
+first step of this loop, so single-period solves see the same patterns and
+controls at time 0 that EPANET applies.
+
+Simplification: controls on junction pressures are evaluated between time
+steps, not inside the solver's iterations as EPANET's pswitch does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pumptwin.twin.hydraulic.network import LinkStatus
+from pumptwin.twin.hydraulic.solver import (
+    ACTIVE,
+    CLOSED,
+    GPV,
+    HTOL,
+    OPEN,
+    PIPE,
+    PUMP,
+    QZERO,
+    BatchResult,
+    FloatArray,
+    HydraulicModel,
+    IntArray,
+    ScenarioBatch,
+    base_batch,
+    solve_batch,
+)
+
+DAY_S = 86_400
+LOW, HIGH, TIMER, TIMEOFDAY = range(4)
+
+
+@dataclass(frozen=True)
+class _Controls:
+    """Simple controls as arrays: kind, link, node (-1 for time), grade head (m), time (s), status, setting."""
+
+    kind: IntArray
+    link: IntArray
+    node: IntArray
+    grade_m: FloatArray
+    time_s: IntArray
+    status: IntArray
+    setting: FloatArray
+
+
+@dataclass
+class EpsResult:
+    """Results at each reporting time (SI).
+
+    Attributes:
+        times_s: (T,) reporting times in s.
+        head_m: (T, B, n_nodes) heads in m.
+        flow_m3s: (T, B, n_links) flows in m3/s.
+        status: (T, B, n_links) link status codes.
+        demand_m3s: (T, B, n_junctions) junction demands applied in m3/s.
+        pump_speed: (T, B, n_pumps) relative pump speeds applied.
+        converged: (T, B) whether each solve converged.
+    """
+
+    times_s: IntArray
+    head_m: FloatArray
+    flow_m3s: FloatArray
+    status: IntArray
+    demand_m3s: FloatArray
+    converged: NDArray[np.bool_]
+    pump_speed: FloatArray
+
+
+def _compile_controls(model: HydraulicModel) -> _Controls:
+    net = model.network
+    rows: list[tuple[int, int, int, float, int, int, float]] = []
+    for c in net.controls:
+        k = model.link_index[c.link]
+        ltype = int(model.link_type[k])
+        status, setting = _control_action(ltype, c.status, c.setting)
+        if c.node is not None:
+            n = model.node_index[c.node]
+            level = c.above if c.above is not None else c.below
+            assert level is not None
+            rows.append((HIGH if c.above is not None else LOW, k, n, model.elevation_m[n] + level, -1, status, setting))
+        elif c.time_s is not None:
+            rows.append((TIMER, k, -1, 0.0, round(c.time_s), status, setting))
+        else:
+            assert c.clocktime_s is not None
+            rows.append((TIMEOFDAY, k, -1, 0.0, round(c.clocktime_s) % DAY_S, status, setting))
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 7
+    return _Controls(
+        kind=np.array(cols[0], np.int64),
+        link=np.array(cols[1], np.int64),
+        node=np.array(cols[2], np.int64),
+        grade_m=np.array(cols[3], np.float64),
+        time_s=np.array(cols[4], np.int64),
+        status=np.array(cols[5], np.int64),
+        setting=np.array(cols[6], np.float64),
+    )
+
+
+def _control_action(ltype: int, status: LinkStatus | None, setting: float | None) -> tuple[int, float]:
+    """Status code and setting a control imposes (EPANET setlinkstatus / setlinksetting)."""
+    if setting is not None:
+        if ltype == PUMP:
+            return (CLOSED if setting == 0.0 else OPEN), setting
+        if ltype in (PIPE, GPV):
+            return OPEN, np.nan
+        return ACTIVE, setting
+    is_open = status != LinkStatus.CLOSED
+    if ltype == PUMP:
+        return (OPEN, 1.0) if is_open else (CLOSED, 0.0)
+    return (OPEN if is_open else CLOSED), np.nan
+
+
+class _Patterns:
+    """Pattern multipliers by period, for demands, reservoir heads and pump speeds."""
+
+    def __init__(self, model: HydraulicModel) -> None:
+        net = model.network
+        self.step = int(round(net.options.pattern_step_s))
+        self.start = int(round(net.options.pattern_start_s))
+        ids = {p.id: p for p in net.patterns}
+        default = net.options.default_pattern if net.options.default_pattern in ids else None
+        self._ids = ids
+        self._cats = [
+            (j, d.base_m3s * net.options.demand_multiplier, d.pattern if d.pattern is not None else default)
+            for j, junction in enumerate(net.junctions)
+            for d in junction.demands
+        ]
+        self._res = [(i, r.head_m, r.pattern) for i, r in enumerate(net.reservoirs) if r.pattern is not None]
+        self._pumps = [(i, p.speed_pattern) for i, p in enumerate(net.pumps) if p.speed_pattern is not None]
+        self.nj = model.n_junctions
+        self._cache: dict[int, FloatArray] = {}
+
+    def _mult(self, pattern: str | None, period: int) -> float:
+        return 1.0 if pattern is None else self._ids[pattern].at(period)
+
+    def period(self, t_s: IntArray) -> IntArray:
+        """Pattern period index at times ``t_s``."""
+        return (t_s + self.start) // self.step
+
+    def demand(self, period: int) -> FloatArray:
+        """(n_junctions,) network demand in m3/s in a pattern period."""
+        if period not in self._cache:
+            d = np.zeros(self.nj)
+            for j, base, pat in self._cats:
+                d[j] += base * self._mult(pat, period)
+            self._cache[period] = d
+        return self._cache[period]
+
+    def apply(
+        self,
+        rows: IntArray,
+        periods: IntArray,
+        batch: ScenarioBatch,
+        scale: FloatArray,
+        speeds: FloatArray,
+        status: IntArray,
+        pump_link: IntArray,
+    ) -> None:
+        """Write demands, reservoir heads and pump speeds of ``rows`` at their periods into ``batch`` and state."""
+        for period in np.unique(periods):
+            sel = rows[periods == period]
+            batch.demand_m3s[sel] = self.demand(int(period)) * scale[sel]
+            for i, head, pat in self._res:
+                batch.fixed_head_m[sel, i] = head * self._mult(pat, int(period))
+            for i, pat in self._pumps:
+                s = self._mult(pat, int(period))
+                speeds[sel, i] = s
+                k = pump_link[i]
+                if s == 0.0:
+                    status[sel, k] = CLOSED
+                else:
+                    status[sel, k] = np.where(status[sel, k] <= CLOSED, OPEN, status[sel, k])
+
+
+class _Tanks:
+    """Tank geometry: volume (m3) from head (m) and back, cylindrical or from a volume curve."""
+
+    def __init__(self, model: HydraulicModel) -> None:
+        net = model.network
+        self.offset = len(net.reservoirs)
+        self.elev = np.array([t.elevation_m for t in net.tanks])
+        self.area = np.array([np.pi * t.diameter_m**2 / 4.0 for t in net.tanks])
+        self.hmin = np.array([t.elevation_m + t.min_level_m for t in net.tanks])
+        self.hmax = np.array([t.elevation_m + t.max_level_m for t in net.tanks])
+        self.overflow = np.array([t.overflow for t in net.tanks], dtype=bool)
+        self.curves = [net.curve(t.volume_curve) if t.volume_curve else None for t in net.tanks]
+        self.vmin = np.array(
+            [
+                self._curve_volume(i, t.min_level_m)
+                if self.curves[i] is not None
+                else (t.min_volume_m3 if t.min_volume_m3 > 0 else self.area[i] * t.min_level_m)
+                for i, t in enumerate(net.tanks)
+            ]
+        )
+        self.vmax = self.volume(self.hmax[None, :])[0] if len(net.tanks) else np.zeros(0)
+
+    def _curve_volume(self, i: int, depth: float | FloatArray) -> FloatArray:
+        c = self.curves[i]
+        assert c is not None
+        return np.asarray(np.interp(depth, c.x, c.y), dtype=np.float64)
+
+    def volume(self, head: FloatArray) -> FloatArray:
+        """(B, n_tanks) volumes in m3 at heads ``head`` (B, n_tanks) in m."""
+        v: FloatArray = self.vmin + (head - self.hmin) * self.area
+        for i, c in enumerate(self.curves):
+            if c is not None:
+                v[:, i] = self._curve_volume(i, head[:, i] - self.elev[i])
+        return v
+
+    def head(self, volume: FloatArray) -> FloatArray:
+        """(B, n_tanks) heads in m for volumes (B, n_tanks) in m3."""
+        h: FloatArray = self.hmin + (volume - self.vmin) / self.area
+        for i, c in enumerate(self.curves):
+            if c is not None:
+                h[:, i] = self.elev[i] + np.interp(volume[:, i], c.y, c.x)
+        return h
+
+
+def simulate(  # noqa: PLR0915 - the time loop reads best in one place
+    model: HydraulicModel,
+    batch: ScenarioBatch | None = None,
+    *,
+    duration_s: float | None = None,
+    accuracy: float = 1e-6,
+    max_trials: int | None = None,
+) -> EpsResult:
+    """Run an extended-period simulation of every scenario in ``batch``.
+
+    Args:
+        model: Compiled network (its patterns, controls and time options apply).
+        batch: Initial conditions per scenario (default: the network's own). Its
+            demands scale the network's patterned demands junction by junction
+            (a demand of twice the base doubles that junction's demand at every
+            step); its tank heads are the initial levels.
+        duration_s: Simulated time in s (default: the network's DURATION; 0 gives
+            the steady state at time 0).
+        accuracy: Convergence limit of each solve (relative flow change).
+        max_trials: Iteration limit per solve.
+
+    Returns:
+        Heads, flows, statuses and demands at each reporting time.
+    """
+    net = model.network
+    opts = net.options
+    batch = batch if batch is not None else base_batch(model)
+    n_b = batch.size
+    duration = int(round(opts.duration_s if duration_s is None else duration_s))
+    hstep = int(round(opts.hydraulic_step_s))
+    rstep = max(1, int(round(opts.report_step_s)))
+    rstart = int(round(opts.report_start_s))
+    tstart = int(round(opts.start_clocktime_s))
+    nj = model.n_junctions
+    nr = len(net.reservoirs)
+    patterns = _Patterns(model)
+    tanks = _Tanks(model)
+    controls = _compile_controls(model)
+
+    base = model.base_demand_m3s
+    scale = np.where(base != 0.0, batch.demand_m3s / np.where(base != 0.0, base, 1.0), 1.0)
+    work = batch.take(slice(None))
+    status = work.link_status.copy()
+    speeds = work.pump_speed.copy()
+    vset = work.valve_setting.copy()
+    tank_v = tanks.volume(work.fixed_head_m[:, nr:]) if len(net.tanks) else np.zeros((n_b, 0))
+    tank_inflow = np.zeros((n_b, len(net.tanks)))
+    htime = np.zeros(n_b, np.int64)
+    rtime = np.full(n_b, rstart, np.int64)
+    flows: FloatArray | None = None
+    report_times = list(range(rstart, duration + 1, rstep)) if duration > 0 else [0]
+    n_t = len(report_times)
+    out = EpsResult(
+        times_s=np.array(report_times, np.int64),
+        head_m=np.full((n_t, n_b, model.n_nodes), np.nan),
+        flow_m3s=np.full((n_t, n_b, model.n_links), np.nan),
+        status=np.zeros((n_t, n_b, model.n_links), np.int64),
+        demand_m3s=np.zeros((n_t, n_b, nj)),
+        pump_speed=np.zeros((n_t, n_b, len(model.pump_link))),
+        converged=np.zeros((n_t, n_b), dtype=bool),
+    )
+    report_index = {t: i for i, t in enumerate(report_times)}
+    heads = np.tile(model.elevation_m, (n_b, 1))
+    heads[:, nj:] = work.fixed_head_m
+    active = np.ones(n_b, dtype=bool)
+    while active.any():
+        rows = np.flatnonzero(active)
+        patterns.apply(rows, patterns.period(htime[rows]), work, scale, speeds, status, model.pump_link)
+        if len(net.tanks):
+            heads[rows, nj + nr :] = tanks.head(tank_v[rows])
+            work.fixed_head_m[rows, nr:] = heads[rows, nj + nr :]
+        heads[rows, nj : nj + nr] = work.fixed_head_m[rows, :nr]
+        _apply_controls(
+            controls, rows, htime, tstart, heads, tanks, tank_v, tank_inflow, nj, nr, status, speeds, vset, model
+        )
+        step = ScenarioBatch(
+            demand_m3s=work.demand_m3s[rows],
+            fixed_head_m=work.fixed_head_m[rows],
+            pump_speed=speeds[rows],
+            link_status=status[rows],
+            valve_setting=vset[rows],
+            emitter_coeff=work.emitter_coeff[rows],
+        )
+        res = solve_batch(
+            model,
+            step,
+            accuracy=accuracy,
+            max_trials=max_trials,
+            initial_flow_m3s=None if flows is None else flows[rows],
+        )
+        if flows is None:
+            flows = np.zeros((n_b, model.n_links))
+        flows[rows] = res.flow_m3s
+        status[rows] = res.status
+        heads[rows] = res.head_m
+        tank_inflow[rows] = res.fixed_inflow_m3s[:, nr:]
+        _record(out, report_index, rows, htime, res, step)
+        finished = htime[rows] >= duration
+        active[rows[finished]] = False
+        go = rows[~finished]
+        if go.size == 0:
+            break
+        tstep = _time_step(
+            go,
+            htime,
+            rtime,
+            duration,
+            hstep,
+            patterns,
+            tanks,
+            tank_v,
+            tank_inflow,
+            heads,
+            nj,
+            nr,
+            controls,
+            tstart,
+            status,
+            speeds,
+            vset,
+            model,
+        )
+        _update_tanks(go, tstep, tanks, tank_v, tank_inflow)
+        htime[go] += tstep
+        rtime[go] = np.where(htime[go] >= rtime[go], rtime[go] + rstep, rtime[go])
+    return out
+
+
+def _record(
+    out: EpsResult, report_index: dict[int, int], rows: IntArray, htime: IntArray, res: BatchResult, step: ScenarioBatch
+) -> None:
+    for j, b in enumerate(rows):
+        i = report_index.get(int(htime[b]))
+        if i is not None:
+            out.head_m[i, b] = res.head_m[j]
+            out.flow_m3s[i, b] = res.flow_m3s[j]
+            out.status[i, b] = res.status[j]
+            out.demand_m3s[i, b] = step.demand_m3s[j]
+            out.pump_speed[i, b] = step.pump_speed[j]
+            out.converged[i, b] = res.flag[j] == 0
+
+
+def _apply_controls(
+    c: _Controls,
+    rows: IntArray,
+    htime: IntArray,
+    tstart: int,
+    heads: FloatArray,
+    tanks: _Tanks,
+    tank_v: FloatArray,
+    inflow: FloatArray,
+    nj: int,
+    nr: int,
+    status: IntArray,
+    speeds: FloatArray,
+    vset: FloatArray,
+    model: HydraulicModel,
+) -> None:
+    """Apply simple controls whose condition holds (EPANET controls(), tank volumes within one second of flow)."""
+    for i in range(len(c.kind)):
+        kind = int(c.kind[i])
+        if kind == TIMER:
+            fire = htime[rows] == c.time_s[i]
+        elif kind == TIMEOFDAY:
+            fire = (htime[rows] + tstart) % DAY_S == c.time_s[i]
+        else:
+            n = int(c.node[i])
+            if n >= nj + nr:
+                t = n - nj - nr
+                v1 = tank_v[rows, t]
+                v2 = tanks.volume(np.full((1, len(tanks.elev)), c.grade_m[i]))[0, t]
+                vplus = np.abs(inflow[rows, t])
+                fire = v1 <= v2 + vplus if kind == LOW else v1 >= v2 - vplus
+            else:
+                h = heads[rows, n]
+                fire = h <= c.grade_m[i] + HTOL if kind == LOW else h >= c.grade_m[i] - HTOL
+        if not fire.any():
+            continue
+        sel = rows[fire]
+        _set_link(model, int(c.link[i]), sel, int(c.status[i]), float(c.setting[i]), status, speeds, vset)
+
+
+def _set_link(
+    model: HydraulicModel,
+    k: int,
+    sel: IntArray,
+    new_status: int,
+    new_setting: float,
+    status: IntArray,
+    speeds: FloatArray,
+    vset: FloatArray,
+) -> None:
+    status[sel, k] = new_status
+    if model.link_type[k] == PUMP:
+        speeds[sel, int(np.flatnonzero(model.pump_link == k)[0])] = new_setting
+    elif k in model.valve_link:
+        vset[sel, int(np.flatnonzero(model.valve_link == k)[0])] = new_setting
+
+
+def _time_step(
+    go: IntArray,
+    htime: IntArray,
+    rtime: IntArray,
+    duration: int,
+    hstep: int,
+    patterns: _Patterns,
+    tanks: _Tanks,
+    tank_v: FloatArray,
+    inflow: FloatArray,
+    heads: FloatArray,
+    nj: int,
+    nr: int,
+    c: _Controls,
+    tstart: int,
+    status: IntArray,
+    speeds: FloatArray,
+    vset: FloatArray,
+    model: HydraulicModel,
+) -> IntArray:
+    """Next time step (s) per scenario in ``go`` (EPANET timestep(), tanktimestep(), controltimestep())."""
+    t_now = htime[go]
+    tstep = np.full(go.size, hstep, np.int64)
+
+    def shorten(t: IntArray, where: NDArray[np.bool_] | None = None) -> None:
+        ok = (t > 0) & (t < tstep)
+        if where is not None:
+            ok &= where
+        tstep[ok] = t[ok]
+
+    shorten(((t_now + patterns.start) // patterns.step + 1) * patterns.step - patterns.start - t_now)
+    shorten(rtime[go] - t_now)
+    if tanks.elev.size:
+        q = inflow[go]
+        h = heads[go, nj + nr :]
+        v = tank_v[go]
+        fill = (q > QZERO) & (h < tanks.hmax)
+        drain = (q < -QZERO) & (h > tanks.hmin)
+        dv = np.where(fill, tanks.vmax - v, np.where(drain, tanks.vmin - v, 0.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(fill | drain, np.round(dv / np.where(q == 0, 1.0, q)), 0).astype(np.int64)
+        for i in range(t.shape[1]):
+            shorten(t[:, i])
+    for i in range(len(c.kind)):
+        kind = int(c.kind[i])
+        t = np.zeros(go.size, np.int64)
+        if kind in (LOW, HIGH):
+            n = int(c.node[i])
+            if n < nj + nr:
+                continue
+            ti = n - nj - nr
+            h = heads[go, n]
+            q = inflow[go, ti]
+            grade = float(c.grade_m[i])
+            reach = (np.abs(q) > QZERO) & (
+                ((h < grade) & (kind == HIGH) & (q > 0)) | ((h > grade) & (kind == LOW) & (q < 0))
+            )
+            vg = tanks.volume(np.full((1, tanks.elev.size), grade))[0, ti]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = np.where(reach, np.round((vg - tank_v[go, ti]) / np.where(q == 0, 1.0, q)), 0).astype(np.int64)
+        elif kind == TIMER:
+            t = np.where(c.time_s[i] > t_now, c.time_s[i] - t_now, 0)
+        else:
+            t1 = (t_now + tstart) % DAY_S
+            t2 = int(c.time_s[i])
+            t = np.where(t2 >= t1, t2 - t1, DAY_S - t1 + t2)
+        k = int(c.link[i])
+        changes = status[go, k] != c.status[i]
+        if model.link_type[k] == PUMP:
+            changes |= speeds[go, int(np.flatnonzero(model.pump_link == k)[0])] != c.setting[i]
+        shorten(t, changes)
+    return tstep
+
+
+def _update_tanks(go: IntArray, tstep: IntArray, tanks: _Tanks, tank_v: FloatArray, inflow: FloatArray) -> None:
+    """Advance tank volumes by net inflow times the step, clamped within a second of full or empty."""
+    if not tanks.elev.size:
+        return
+    q = inflow[go]
+    v = tank_v[go] + q * tstep[:, None]
+    v = np.where((v + q >= tanks.vmax) & ~tanks.overflow, tanks.vmax, v)
+    v = np.where(v - q <= tanks.vmin, tanks.vmin, v)
+    tank_v[go] = v
+
+
+def initial_batch(model: HydraulicModel, size: int = 1) -> ScenarioBatch:
+    """``size`` copies of the network's state at time 0: period-0 demands, reservoir heads and pump speeds.
+
+    Controls are not applied (`simulate` applies them); the batch is ready for `solve_batch`.
+    """
+    batch = base_batch(model, size)
+    patterns = _Patterns(model)
+    rows = np.arange(size)
+    patterns.apply(
+        rows,
+        np.zeros(size, np.int64),
+        batch,
+        np.ones((size, model.n_junctions)),
+        batch.pump_speed,
+        batch.link_status,
+        model.pump_link,
+    )
+    return batch

@@ -1,0 +1,1 @@
+"""Leak detection: mass balance, pressure-point analysis and location on a liquid line."""

@@ -1,0 +1,1 @@
+"""Surge: method-of-characteristics transients of a liquid line, Joukowsky and 2L/a checks."""

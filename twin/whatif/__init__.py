@@ -1,0 +1,1 @@
+"""What-ifs: declarative scenarios solved on the (calibrated) twin, their margins, limits and plots."""
