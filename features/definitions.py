@@ -26,7 +26,7 @@ from feast import Entity, FeatureService, FeatureView, Field, FileSource
 from feast.types import Float64
 from feast.value_type import ValueType
 
-from pumptwin.features.transforms import feature_groups
+from pumptwin.features.transforms.schema import feature_groups
 
 PROJECT = "pumptwin"
 """Feast project name (as in `feature_store.yaml`)."""

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pumptwin.features.validation import gx_checkpoint, gx_context, run_checkpoint
+from pumptwin.twin.errors import PumptwinError
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
@@ -28,7 +29,7 @@ PUMP_ID_PATTERN = r"^[A-Z0-9_]+\.[A-Z0-9_]+$"
 """Pump ids are ``STATION.ASSET`` (``PS01.P2``)."""
 
 
-class FeatureCheckError(ValueError):
+class FeatureCheckError(PumptwinError, ValueError):
     """The frame cannot be checked at all (no key columns); the message names what is missing."""
 
 

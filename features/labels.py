@@ -38,6 +38,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pumptwin.twin.errors import PumptwinError
+
 HEALTHY = "healthy"
 """Mode label of a pump without an active fault."""
 RESET_ACTIONS = frozenset({"repair", "replace"})
@@ -48,7 +50,7 @@ _LEAK_MODE = "leak"
 _LINE_PREFIX = "LINE"
 
 
-class LabelError(ValueError):
+class LabelError(PumptwinError, ValueError):
     """Invalid keys, fault or maintenance records; the message names the column or value."""
 
 

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pumptwin.features.transforms import KEY_COLUMNS, feature_names
+from pumptwin.features.transforms.schema import KEY_COLUMNS, feature_names
+from pumptwin.twin.errors import PumptwinError
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -38,7 +39,7 @@ REGISTRY_FILE = "registry.db"
 ONLINE_FILE = "online_store.db"
 
 
-class StoreError(ValueError):
+class StoreError(PumptwinError, ValueError):
     """Invalid feature rows, entity rows or service name; the message names the value."""
 
 

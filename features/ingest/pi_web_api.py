@@ -54,6 +54,7 @@ import requests
 from requests.auth import AuthBase
 
 from pumptwin.features.ingest.sources import SourceProblem, SourceResult, concat_results, readings_from_columns
+from pumptwin.twin.errors import PumptwinError
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ _HTTP_OK, _HTTP_REDIRECT, _HTTP_CLIENT_ERROR = 200, 300, 400
 _SELECTED_FIELDS = "Items.Timestamp;Items.Value;Items.Good;Items.Questionable;Items.Substituted"
 
 
-class PIWebAPIError(RuntimeError):
+class PIWebAPIError(PumptwinError, RuntimeError):
     """The PI Web API refused a request or answered something unusable.
 
     Attributes:

@@ -48,6 +48,7 @@ from pumptwin.features.ingest.contract import (
     utc_datetimes,
     utc_ns,
 )
+from pumptwin.twin.errors import PumptwinError
 
 READINGS_SCHEMA = pa.schema(
     [
@@ -84,7 +85,7 @@ _MAX_KEY_GROUPS = (2**63 - 1) // _DAY_NS  # (group, ns within the day) fits one 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
-class RawStoreError(RuntimeError):
+class RawStoreError(PumptwinError, RuntimeError):
     """The raw store cannot do what was asked (unreadable partition, readings off contract)."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pumptwin.features.transforms import feature_names
+from pumptwin.features.transforms.schema import feature_names
 
 T0 = pd.Timestamp("2024-03-01T00:00:00Z")
 PUMPS = ("PS01.P1", "PS01.P2")

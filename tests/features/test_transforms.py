@@ -9,15 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pumptwin.features.transforms import (
-    KEY_COLUMNS,
-    FeatureError,
-    feature_columns,
-    feature_names,
-    pump_features,
-    pump_physics,
-    vibration_baseline,
-)
+from pumptwin.features.transforms.build import pump_features, vibration_baseline
+from pumptwin.features.transforms.physics import pump_physics
+from pumptwin.features.transforms.schema import KEY_COLUMNS, FeatureError, feature_columns, feature_names
 from pumptwin.twin.assets import build_registry
 from pumptwin.twin.hydraulic.io import load_network
 from pumptwin.twin.hydraulic.network import G_M_S2
