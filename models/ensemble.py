@@ -4,12 +4,15 @@
 stretch and holds the last ``calibration_fraction`` of it out. On those held-out healthy rows it
 
 1. normalises each member: its anomaly score (``-score_samples``, higher is more abnormal) is
-   divided by the member's own ``1 - target_far`` quantile on the held-out rows, so that every
-   member crosses 1 on about the same fraction of healthy rows whatever its units;
+   divided by the member's own ``1 - target_far`` quantile on the held-out rows (from
+   `calibrate_threshold`), so that every member crosses 1 on about the same fraction of healthy
+   rows whatever its units;
 2. fuses the normalised scores by their maximum (any member may raise the alarm) or their mean
    (members must agree);
 3. sets the alarm threshold with `calibrate_threshold` so that the fused score exceeds it on at
-   most ``target_far`` of the held-out rows.
+   most ``target_far`` of the held-out rows. Held-out scores tied at the threshold all stay below
+   it and none lies on it, so recomputing the same rows (another batch size, another rounding)
+   cannot push tied rows over it and the calibrated rate holds.
 
 An alarm is a threshold crossing that persists ``min_run`` rows. Row-wise, the false-alarm rate
 on healthy rows like the held-out ones is then at most about ``target_far`` (the persistence
@@ -40,9 +43,10 @@ from sklearn.base import BaseEstimator, OutlierMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from pumptwin.models.detectors import PcaT2QDetector, ThresholdAlarmMixin
+from pumptwin.twin.errors import PumptwinError
 
 
-class EnsembleError(ValueError):
+class EnsembleError(PumptwinError, ValueError):
     """Bad parameters or input for the ensemble or its calibration."""
 
 
@@ -53,12 +57,20 @@ FUSIONS = ("max", "mean")
 """How normalised member scores combine: ``max`` (any member alarms) or ``mean`` (they average)."""
 
 
-def calibrate_threshold(scores: ArrayLike, target_far: float) -> float:
-    """The smallest observed score that at most ``target_far`` of healthy ``scores`` exceed.
+TIE_RTOL = 1e-9
+"""Scores closer than this fraction of the largest score magnitude count as tied at the threshold."""
 
-    The threshold is the ``ceil((1 - target_far) n)``-th smallest of the ``n`` scores (an order
-    statistic, no interpolation), so ``mean(scores > threshold) <= target_far`` holds exactly on
-    the calibration scores.
+
+def calibrate_threshold(scores: ArrayLike, target_far: float) -> float:
+    """An alarm threshold that at most ``target_far`` of healthy ``scores`` exceed, clear of every score.
+
+    The ``ceil((1 - target_far) n)``-th smallest of the ``n`` scores is the smallest observed score
+    that meets the target. Scores tied with it (within ``TIE_RTOL`` of the largest score magnitude)
+    all stay below the threshold, which lies halfway between the highest of them and the next
+    higher score (or just above the highest score when there is none). No calibration score lies
+    on the threshold, so rounding in a later recomputation of the same rows cannot move one of
+    them across it, and ``mean(scores > threshold) <= target_far`` holds on the calibration scores
+    whatever the ties.
 
     Args:
         scores: Anomaly scores of healthy rows (higher is more abnormal), finite.
@@ -78,7 +90,13 @@ def calibrate_threshold(scores: ArrayLike, target_far: float) -> float:
     if not 0 <= target_far < 1:
         raise EnsembleError(f"target_far={target_far} must lie in [0, 1)")
     k = int(np.ceil((1.0 - target_far) * s.size - 1e-9))
-    return float(s[max(k, 1) - 1])
+    order_statistic = s[max(k, 1) - 1]
+    tol = TIE_RTOL * float(np.max(np.abs(s)))
+    above = s[s > order_statistic + tol]
+    top_tied = float(s[s <= order_statistic + tol][-1])
+    if above.size == 0:
+        return top_tied + tol
+    return top_tied + (float(above[0]) - top_tied) / 2.0
 
 
 class CalibratedEnsemble(ThresholdAlarmMixin, OutlierMixin, BaseEstimator):
@@ -218,11 +236,21 @@ class CalibratedEnsemble(ThresholdAlarmMixin, OutlierMixin, BaseEstimator):
         return -self._fuse(self._normalised(X)) / self.threshold_
 
 
-def skab_ensemble() -> CalibratedEnsemble:
-    """The ensemble reported on SKAB (one general setting for every file and fault).
+def skab_ensemble(target_far: float = 0.1, min_run: int = 20, smooth: int = 10) -> CalibratedEnsemble:
+    """A SKAB setting: one general configuration for every file and fault.
 
-    PCA T-squared + Q on sensors smoothed over 10 rows, a 10 % row-wise false-alarm budget on the
-    held-out last quarter of the training rows, alarms kept when they last 20 rows.
+    PCA T-squared + Q on sensors standardised with a 2 % scale floor and smoothed over ``smooth``
+    rows, the alarm threshold calibrated to a ``target_far`` row-wise false-alarm budget on the
+    held-out last quarter of the training rows, alarms kept when they last ``min_run`` rows.
+    `benchmarks.skab` chooses among a small grid of these by leave-one-group-out.
+
+    Args:
+        target_far: Row-wise false-alarm budget on the held-out healthy rows.
+        min_run: Rows an alarm must persist to be kept.
+        smooth: Rows of the causal moving average of the standardised sensors.
+
+    Returns:
+        An unfitted ensemble.
     """
-    member = PcaT2QDetector(n_components=0.9, smooth=10, scale_floor=0.02)
-    return CalibratedEnsemble([member], target_far=0.1, min_run=20, refit=True)
+    member = PcaT2QDetector(n_components=0.9, smooth=smooth, scale_floor=0.02)
+    return CalibratedEnsemble([member], target_far=target_far, min_run=min_run, refit=True)

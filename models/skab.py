@@ -14,6 +14,11 @@ a centrifugal pump at about 1 Hz. Its protocol, as implemented here:
   ``A_fp`` at its end; every predicted changepoint outside all windows scores ``A_fp``; every
   empty window scores ``A_fn``; ``score = 100 (S - null) / (perfect - null)`` over all files.
 
+Choosing a detector setting among a few: `leave_one_group_out` scores each group (folder) with the
+setting `select_setting` picks on the other groups (the best NAB standard score with FAR <= 10 %)
+and pools the held-out figures; `select_in_sample` picks on every file and scores the same files,
+an optimistic figure. `missed_targets` checks figures against `TARGETS`.
+
 Reading the data is the caller's choice of folder; nothing happens at import.
 
 Example:
@@ -26,7 +31,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -418,3 +423,182 @@ def prediction_table(files: Sequence[SkabFile], predictions: Sequence[np.ndarray
         for f, p in zip(files, predictions, strict=True)
     ]
     return pd.concat(parts, ignore_index=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """SKAB targets: point-wise F1 at a bounded false-alarm rate, and the standard NAB score."""
+
+    f1: float = 0.85
+    far_pct: float = 10.0
+    nab_standard: float = 35.0
+
+
+TARGETS = Targets()
+"""F1 >= 0.85 with FAR <= 10 %, NAB (standard) >= 35."""
+
+MIN_GROUPS = 2
+"""Fewest groups (folders) leave-one-group-out selection needs: one held out, one to choose on."""
+
+
+def missed_targets(result: SkabResult, targets: Targets = TARGETS) -> list[str]:
+    """The targets a result misses, each as a short sentence.
+
+    Args:
+        result: Scored figures.
+        targets: The targets.
+
+    Returns:
+        One line per missed target; empty when every target is met.
+    """
+    p, nab = result.points, result.nab["standard"]
+    missed = []
+    if p.f1 < targets.f1:
+        missed.append(f"F1 {p.f1:.3f} < {targets.f1:.2f}")
+    if p.far_pct > targets.far_pct:
+        missed.append(f"FAR {p.far_pct:.2f} % > {targets.far_pct:.0f} %")
+    if nab < targets.nab_standard:
+        missed.append(f"NAB standard {nab:.2f} < {targets.nab_standard:.0f}")
+    return missed
+
+
+def group_of(name: str) -> str:
+    """The group (folder) of a file name relative to the data root, such as ``valve1`` of ``valve1/0.csv``."""
+    return name.split("/", 1)[0]
+
+
+def select_setting(results: Mapping[str, SkabResult], max_far_pct: float = TARGETS.far_pct) -> str:
+    """The fixed selection rule: the best NAB standard score among settings with FAR <= ``max_far_pct``.
+
+    Ties go to the higher F1, then to the setting listed first. When no setting keeps the FAR
+    bound, the one with the lowest FAR is chosen (ties again by NAB, F1, order).
+
+    Args:
+        results: Figures of each setting on the selection files, in a stable order.
+        max_far_pct: Bound on the point-wise false-alarm rate, in %.
+
+    Returns:
+        The chosen setting's name.
+
+    Raises:
+        ValueError: When ``results`` is empty.
+    """
+    if not results:
+        raise ValueError("select_setting needs at least one setting")
+    names = list(results)
+
+    def rank(name: str) -> tuple[float, float, float, int]:
+        r = results[name]
+        within = r.points.far_pct <= max_far_pct
+        far_key = 0.0 if within else -r.points.far_pct
+        return (far_key, r.nab["standard"], r.points.f1, -names.index(name))
+
+    return max(names, key=rank)
+
+
+@dataclass(frozen=True, slots=True)
+class LogoFold:
+    """One fold of leave-one-group-out selection.
+
+    Attributes:
+        held_out: The group scored in this fold.
+        chosen: The setting chosen on the other groups.
+        selection: The chosen setting's figures on the other groups.
+        held_out_result: Its figures on the held-out group.
+    """
+
+    held_out: str
+    chosen: str
+    selection: SkabResult
+    held_out_result: SkabResult
+
+
+@dataclass(frozen=True, slots=True)
+class LogoResult:
+    """Leave-one-group-out selection: the folds and the held-out predictions pooled over them.
+
+    Attributes:
+        folds: One per group, in group order.
+        pooled: Figures of every file scored with the setting chosen without its group.
+        predictions: Per file (in the order given), the held-out predictions behind ``pooled``.
+    """
+
+    folds: tuple[LogoFold, ...]
+    pooled: SkabResult
+    predictions: tuple[np.ndarray, ...]
+
+
+def _score_subset(files: Sequence[SkabFile], predictions: Sequence[np.ndarray], keep: Sequence[int]) -> SkabResult:
+    return score_predictions([files[i] for i in keep], [predictions[i] for i in keep])
+
+
+def select_in_sample(
+    files: Sequence[SkabFile],
+    predictions: Mapping[str, Sequence[np.ndarray]],
+    max_far_pct: float = TARGETS.far_pct,
+) -> tuple[str, SkabResult]:
+    """Choose a setting on every file and score it on the same files (an optimistic figure).
+
+    Args:
+        files: The split files.
+        predictions: Per setting, per file, 0/1 predictions of the scored rows.
+        max_far_pct: FAR bound of `select_setting`, in %.
+
+    Returns:
+        The chosen setting and its figures.
+    """
+    results = {name: score_predictions(files, preds) for name, preds in predictions.items()}
+    chosen = select_setting(results, max_far_pct)
+    return chosen, results[chosen]
+
+
+def leave_one_group_out(
+    files: Sequence[SkabFile],
+    predictions: Mapping[str, Sequence[np.ndarray]],
+    max_far_pct: float = TARGETS.far_pct,
+) -> LogoResult:
+    """Choose the setting by leave-one-group-out: each group is scored with the setting chosen on the others.
+
+    The detector trains on each file's own first rows, so a file's predictions under a setting do
+    not depend on the other files and are computed once per setting; only the choice of setting
+    moves between folds. Groups are the folders of the file names (`group_of`).
+
+    Args:
+        files: The split files.
+        predictions: Per setting, per file, 0/1 predictions of the scored rows.
+        max_far_pct: FAR bound of `select_setting`, in %.
+
+    Returns:
+        The folds and the held-out figures pooled over every file.
+
+    Raises:
+        ValueError: With fewer than two groups, or predictions not listing every file.
+    """
+    groups = sorted({group_of(f.name) for f in files})
+    if len(groups) < MIN_GROUPS:
+        raise ValueError(f"leave-one-group-out needs at least two groups (folders); found {groups}")
+    for name, preds in predictions.items():
+        if len(preds) != len(files):
+            raise ValueError(f"setting {name!r}: {len(preds)} predictions for {len(files)} files")
+    member = [group_of(f.name) for f in files]
+    held: list[np.ndarray | None] = [None] * len(files)
+    folds = []
+    for group in groups:
+        inside = [i for i, g in enumerate(member) if g == group]
+        others = [i for i, g in enumerate(member) if g != group]
+        results = {name: _score_subset(files, preds, others) for name, preds in predictions.items()}
+        chosen = select_setting(results, max_far_pct)
+        for i in inside:
+            held[i] = np.asarray(predictions[chosen][i])
+        folds.append(
+            LogoFold(
+                held_out=group,
+                chosen=chosen,
+                selection=results[chosen],
+                held_out_result=_score_subset(files, predictions[chosen], inside),
+            )
+        )
+    pooled_predictions = tuple(p for p in held if p is not None)
+    return LogoResult(
+        folds=tuple(folds), pooled=score_predictions(files, pooled_predictions), predictions=pooled_predictions
+    )

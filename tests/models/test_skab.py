@@ -6,9 +6,7 @@ again here), not by calling the code under test.
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,14 +19,21 @@ from pumptwin.models.skab import (
     FEATURES,
     NAB_PROFILES,
     NabProfile,
+    PointScores,
+    SkabResult,
+    Targets,
     changepoints_from_prediction,
-    labelled_files,
+    group_of,
+    leave_one_group_out,
+    missed_targets,
     nab_file,
     nab_score,
     nab_windows,
     point_scores,
     prediction_table,
     score_predictions,
+    select_in_sample,
+    select_setting,
     split_file,
 )
 
@@ -175,39 +180,6 @@ def test_split_rejects_short_file():
         split_file(tiny_file(4), "short.csv", train_rows=4)
 
 
-def write_skab(root: Path, n: int = 600, onset: int = 480, seed: int = 0) -> None:
-    """Write a tiny SKAB-like folder: one anomaly-free file and one labelled file with a flow drop."""
-    rng = np.random.default_rng(seed)
-    idx = pd.date_range("2020-01-01", periods=n, freq="1s")
-    df = pd.DataFrame({c: 10.0 + rng.normal(size=n) for c in FEATURES})
-    df.insert(0, "datetime", idx.strftime("%Y-%m-%d %H:%M:%S"))
-    df.loc[onset:, "Volume Flow RateRMS"] -= 8.0
-    (root / "anomaly-free").mkdir(parents=True)
-    df.drop(columns="datetime").assign(datetime=df["datetime"]).to_csv(
-        root / "anomaly-free" / "anomaly-free.csv", sep=";", index=False
-    )
-    df["anomaly"] = (np.arange(n) >= onset).astype(float)
-    df["changepoint"] = (np.arange(n) == onset).astype(float)
-    (root / "valve9").mkdir()
-    df.to_csv(root / "valve9" / "0.csv", sep=";", index=False)
-
-
-def test_benchmark_main_writes_predictions_and_json(tmp_path, monkeypatch, capsys):
-    data = tmp_path / "skab"
-    write_skab(data)
-    assert [p.name for p in labelled_files(data)] == ["0.csv"]
-    monkeypatch.setenv("PUMPTWIN_HOME", str(tmp_path / "home"))
-    out = tmp_path / "pred.csv"
-    assert bench.main(["--data", str(data), "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "F1" in printed and "NAB standard" in printed
-    table = pd.read_csv(out)
-    assert list(table.columns) == ["file", "datetime", "anomaly", "changepoint"]
-    assert len(table) == 200 and set(table["file"]) == {"valve9/0.csv"}
-    figures = json.loads((tmp_path / "home" / "bench" / "skab.json").read_text())
-    assert figures["f1"] > 0.9 and figures["nab_standard"] > 30
-
-
 # --- detector ---------------------------------------------------------------------------------
 
 
@@ -310,3 +282,80 @@ def test_predict_file_scores_test_rows_after_the_training_rows():
     f = split_file(tiny_file(60, onset=50), "v/0.csv", train_rows=40)
     pred = bench.predict_file(f, PcaT2QDetector(n_components=2))
     assert pred.shape == (20,) and set(np.unique(pred)) <= {0, 1}
+
+
+# --- choosing the setting ---------------------------------------------------------------------
+
+
+def result(f1: float, far: float, nab: float) -> SkabResult:
+    """Figures for selection tests; the counts are not read by the rule."""
+    points = PointScores(tp=0, fp=0, fn=0, tn=0, f1=f1, far_pct=far, mar_pct=0.0)
+    return SkabResult(points=points, nab={"standard": nab, "low_fp": nab, "low_fn": nab})
+
+
+def test_rule_takes_the_best_nab_within_the_far_bound():
+    results = {"noisy": result(0.95, 12.0, 60.0), "good": result(0.80, 9.0, 40.0), "quiet": result(0.90, 1.0, 35.0)}
+    assert select_setting(results) == "good"  # noisy scores more but breaks FAR <= 10 %
+    assert select_setting(results, max_far_pct=15.0) == "noisy"
+    assert select_setting(results, max_far_pct=5.0) == "quiet"
+
+
+def test_rule_breaks_ties_by_f1_then_order_and_falls_back_to_the_lowest_far():
+    assert select_setting({"a": result(0.80, 5.0, 40.0), "b": result(0.85, 5.0, 40.0)}) == "b"
+    assert select_setting({"a": result(0.85, 5.0, 40.0), "b": result(0.85, 2.0, 40.0)}) == "a"
+    assert select_setting({"a": result(0.9, 30.0, 50.0), "b": result(0.5, 20.0, 10.0)}) == "b"
+    with pytest.raises(ValueError, match="at least one"):
+        select_setting({})
+
+
+def test_missed_targets_by_hand():
+    targets = Targets(f1=0.85, far_pct=10.0, nab_standard=35.0)
+    assert missed_targets(result(0.85, 10.0, 35.0), targets) == []
+    assert missed_targets(result(0.84, 10.5, 34.9), targets) == [
+        "F1 0.840 < 0.85",
+        "FAR 10.50 % > 10 %",
+        "NAB standard 34.90 < 35",
+    ]
+
+
+def three_files() -> list:
+    """Two files in group ``a`` and one in ``b``, each with 6 scored rows, anomalous from the third."""
+    return [split_file(tiny_file(), name, train_rows=4) for name in ("a/0.csv", "a/1.csv", "b/0.csv")]
+
+
+# Scored rows of every tiny file: truth [0, 0, 1, 1, 1, 1].
+EXACT = np.array([0, 0, 1, 1, 1, 1])
+SILENT = np.zeros(6, dtype=int)
+LATE = np.array([0, 0, 0, 0, 1, 1])
+
+
+def test_each_group_is_scored_with_the_setting_chosen_on_the_others():
+    files = three_files()
+    # "fits_a" is perfect on group a only, "fits_b" on group b only
+    predictions = {"fits_a": [EXACT, EXACT, SILENT], "fits_b": [LATE, LATE, EXACT]}
+    assert [group_of(f.name) for f in files] == ["a", "a", "b"]
+    logo = leave_one_group_out(files, predictions)
+    assert [(f.held_out, f.chosen) for f in logo.folds] == [("a", "fits_b"), ("b", "fits_a")]
+    # held out: a with fits_b (late), b with fits_a (silent), never the setting best on itself
+    for got, want in zip(logo.predictions, [LATE, LATE, SILENT], strict=True):
+        np.testing.assert_array_equal(got, want)
+    # a: TP 2 + 2, FN 2 + 2; b: FN 4 -> TP 4, FN 8, FP 0, TN 6; F1 = 4 / (4 + 4) = 0.5
+    p = logo.pooled.points
+    assert (p.tp, p.fp, p.fn, p.tn) == (4, 0, 8, 6)
+    assert p.f1 == pytest.approx(0.5)
+    assert logo.folds[0].held_out_result.points.f1 == pytest.approx(2 / 3)  # 4 / (4 + 4 / 2)
+    assert logo.folds[0].selection.points.f1 == pytest.approx(1.0)  # fits_b on group b
+    # in sample, every file chooses: fits_b finds all three changepoints within 2 s (NAB about 99.7),
+    # fits_a misses b's (NAB 100 (1 + 1 - 1 + 3) / 6 = 66.7); F1 of fits_b: TP 8, FN 4 -> 0.8
+    chosen, ins = select_in_sample(files, predictions)
+    assert chosen == "fits_b"
+    assert ins.nab["standard"] > 99.0
+    assert ins.points.f1 == pytest.approx(0.8)
+
+
+def test_logo_needs_two_groups_and_every_file():
+    files = three_files()
+    with pytest.raises(ValueError, match="two groups"):
+        leave_one_group_out(files[:2], {"s": [EXACT, EXACT]})
+    with pytest.raises(ValueError, match="2 predictions for 3 files"):
+        leave_one_group_out(files, {"s": [EXACT, EXACT]})
