@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from pumptwin.features import store as st
 from pumptwin.features.transforms.schema import feature_names
 
 T0 = pd.Timestamp("2024-03-01T00:00:00Z")
@@ -23,9 +24,6 @@ def _frame(values, times):
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    pytest.importorskip("feast")
-    from pumptwin.features import store as st
-
     feast_dir = tmp_path_factory.mktemp("feast")
     fs = st.open_store(feast_dir)
     st.apply_definitions(fs)
