@@ -50,6 +50,8 @@ FLOW_UNITS_M3S: dict[str, float] = {unit: FT_M**3 / per_cfs for unit, per_cfs in
 """Cubic metres per second in one of each EPANET flow unit, by EPANET 2.2's own factors (types.h:
 LPSperCFS = 28.317 and so on), so that a file means to us what it means to EPANET (1 LPS = 0.99999 L/s)."""
 US_FLOW_UNITS = frozenset({"CFS", "GPM", "MGD", "IMGD", "AFD"})
+_FLOW_UNIT_ALIASES = {"SI": "LPS"}  # EPANET's input parser (input3.c) reads UNITS SI as LPS
+_ABSOLUTE_VISCOSITY_MAX = 1e-3  # EPANET: a VISCOSITY above this is relative to water at 20 C, else absolute
 
 _DATA = "TITLE JUNCTIONS RESERVOIRS TANKS PIPES PUMPS VALVES DEMANDS EMITTERS PATTERNS CURVES CONTROLS STATUS ENERGY"
 _SKIPPED = "RULES QUALITY REACTIONS SOURCES MIXING REPORT COORDINATES VERTICES LABELS BACKDROP TAGS END"
@@ -63,13 +65,14 @@ _CURVE_AXES: dict[str, tuple[str, str, str]] = {
 _HINTS = {hint: kind for kind, (hint, _, _) in _CURVE_AXES.items()} | {"HEAD": "HEAD", "GENERAL": "GENERIC"}
 _VALVE_SETTING = {"PRV": "pressure", "PSV": "pressure", "PBV": "pressure", "FCV": "flow", "TCV": "one", "GPV": "one"}
 _TOKEN = re.compile(r'"[^"]*"|\S+')
-# [OPTIONS] keyword -> (Options field, parser); UNITS, PRESSURE, UNBALANCED and PATTERN are read apart
+# [OPTIONS] keyword -> (Options field, parser); UNITS, PRESSURE, UNBALANCED and PATTERN are read apart, and
+# VISCOSITY is converted to SI once the file's units are known
 _OPTION_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "SPECIFIC GRAVITY": ("specific_gravity", float), "DEMAND MULTIPLIER": ("demand_multiplier", float),
     "EMITTER EXPONENT": ("emitter_exponent", float), "TRIALS": ("trials", lambda s: int(float(s))),
     "ACCURACY": ("accuracy", float), "CHECKFREQ": ("check_frequency", lambda s: int(float(s))),
     "MAXCHECK": ("max_check", lambda s: int(float(s))), "DAMPLIMIT": ("damp_limit", float),
-    "VISCOSITY": ("viscosity_m2_s", lambda s: float(s) * WATER_VISCOSITY_M2_S), "HEADLOSS": ("headloss", str.upper),
+    "HEADLOSS": ("headloss", str.upper), "VISCOSITY": ("viscosity_m2_s", float),
 }  # fmt: skip
 _TIME_FIELDS = {
     "DURATION": "duration_s", "HYDRAULIC TIMESTEP": "hydraulic_step_s", "PATTERN TIMESTEP": "pattern_step_s",
@@ -77,6 +80,7 @@ _TIME_FIELDS = {
     "START CLOCKTIME": "start_clocktime_s",
 }  # fmt: skip
 _T = TypeVar("_T")
+_RESERVOIR_TANK_TOKENS = 3  # id, head and an optional head pattern
 _NOON_H, _MAX_HMS_PARTS = 12.0, 3
 
 
@@ -301,7 +305,8 @@ class _Reader:
                         raise _Bad(f"specific gravity must be > 0, got {tok}")
                     self.options = _set(self.options, spec[0], value)
                 elif key == "UNITS":
-                    units = row.word(1, "flow units", FLOW_UNITS_M3S)
+                    units = row.word(1, "flow units", [*FLOW_UNITS_M3S, *_FLOW_UNIT_ALIASES])
+                    units = _FLOW_UNIT_ALIASES.get(units, units)
                 elif key == "PRESSURE" and word[1] in ("KPA", "METERS"):
                     pressure = word[1]
                 elif key == "UNBALANCED":
@@ -311,6 +316,11 @@ class _Reader:
                     self.options = replace(self.options, default_pattern=row.tok(1))
         pressure = "PSI" if units in US_FLOW_UNITS else pressure
         self.units = _units(units, pressure, self.options.specific_gravity, self.options.headloss)
+        if any(_key(row, _OPTION_FIELDS)[0] == "VISCOSITY" for row in self.rows["OPTIONS"]):
+            given = self.options.viscosity_m2_s  # as written: relative to water, or absolute in file units
+            absolute = given <= _ABSOLUTE_VISCOSITY_MAX
+            si = given * self.units["length"] ** 2 if absolute else given * WATER_VISCOSITY_M2_S
+            self.options = replace(self.options, viscosity_m2_s=si)
         for row in self.rows["TIMES"]:
             with self.at(row, "option"):
                 key, n = _key(row, _TIME_FIELDS)
@@ -332,6 +342,10 @@ class _Reader:
                 self.add(Reservoir(row.tokens[0], row.num(1, "head", u["length"]), pattern))
         for row in self.rows["TANKS"]:
             with self.at(row, "tank"):
+                if len(row.tokens) <= _RESERVOIR_TANK_TOKENS:  # EPANET: a tank given by its head alone is a reservoir
+                    pattern = self.ref(self.patterns, "pattern", row.tok(2))
+                    self.add(Reservoir(row.tokens[0], row.num(1, "head", u["length"]), pattern))
+                    continue
                 names = ("elevation", "initial level", "min level", "max level", "diameter")
                 elev, init, low, high, diameter = (row.num(i, what, u["length"]) for i, what in enumerate(names, 1))
                 overflow = row.word(8, "overflow", ("YES", "NO"), "NO")
@@ -497,6 +511,12 @@ def _f(value: float) -> str:
     return f"{value:.12g}"
 
 
+def _viscosity(viscosity_m2_s: float) -> str:
+    """VISCOSITY as written in an SI file: relative to water, or absolute (m2/s) where EPANET would read it so."""
+    relative = viscosity_m2_s / WATER_VISCOSITY_M2_S
+    return _f(relative) if relative > _ABSOLUTE_VISCOSITY_MAX else _f(viscosity_m2_s)
+
+
 def _id(element_id: str | None) -> str:
     element_id = element_id or ""
     return f'"{element_id}"' if re.search(r"\s", element_id) else element_id
@@ -585,7 +605,7 @@ def format_inp(network: Network) -> str:
     unbalanced = "STOP" if o.unbalanced_continue is None else f"CONTINUE {o.unbalanced_continue}"
     out["OPTIONS"] = [
         "UNITS LPS", "PRESSURE METERS", f"HEADLOSS {o.headloss}",
-        f"VISCOSITY {_f(o.viscosity_m2_s / WATER_VISCOSITY_M2_S)}", f"SPECIFIC GRAVITY {_f(o.specific_gravity)}",
+        f"VISCOSITY {_viscosity(o.viscosity_m2_s)}", f"SPECIFIC GRAVITY {_f(o.specific_gravity)}",
         f"TRIALS {o.trials}", f"ACCURACY {_f(o.accuracy)}",
         f"UNBALANCED {unbalanced}", f"PATTERN {_id(o.default_pattern)}", f"DEMAND MULTIPLIER {_f(o.demand_multiplier)}",
         f"EMITTER EXPONENT {_f(o.emitter_exponent)}", f"CHECKFREQ {o.check_frequency}", f"MAXCHECK {o.max_check}",

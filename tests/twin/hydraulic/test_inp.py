@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import wntr
 
 from pumptwin.twin.hydraulic.inp import FLOW_UNITS_M3S, format_inp, parse_inp, read_inp, write_inp
 from pumptwin.twin.hydraulic.network import (
@@ -22,8 +23,6 @@ from pumptwin.twin.hydraulic.network import (
     Tank,
     ValveType,
 )
-
-wntr = pytest.importorskip("wntr")
 
 LIBRARY = Path(wntr.__file__).parent / "library" / "networks"
 EXAMPLES = ["Net1.inp", "Net2.inp", "Net3.inp", "ky10.inp", "ky4.inp", "Net6.inp"]
@@ -460,3 +459,37 @@ def test_data_before_section_and_error_is_not_a_raw_traceback(tmp_path: Path) ->
     path.write_text(BASE.replace("P2 J1 J2 100 150 100", "P2 J1 J2 100 150"))
     with pytest.raises(NetworkError, match=re.escape("Net9.inp line 8 [PIPES] pipe 'P2': missing roughness")):
         read_inp(path)
+
+
+# --------------------------------------------------------------------------------------------
+# What EPANET's input parser (input3.c) accepts beyond the documented forms
+# --------------------------------------------------------------------------------------------
+
+
+def test_units_si_is_lps_as_in_epanet() -> None:
+    si = parse_inp(BASE.replace("UNITS LPS", "UNITS SI"))
+    lps = parse_inp(BASE)
+    assert si.junctions[1].base_demand_m3s == lps.junctions[1].base_demand_m3s == pytest.approx(2e-3, rel=1e-4)
+    assert si.pipes[1].diameter_m == pytest.approx(0.150)
+
+
+def test_tank_given_by_its_head_alone_is_a_reservoir() -> None:
+    text = BASE.replace("[RESERVOIRS]\n R1 50", "[TANKS]\n R1 50\n[PATTERNS]\n PH 1 1.1")
+    net = parse_inp(text + "[TANKS]\n T2 40 PH\n[PIPES]\n P3 J2 T2 10 100 100\n")
+    assert [(r.id, r.head_m, r.pattern) for r in net.reservoirs] == [("R1", 50.0, None), ("T2", 40.0, "PH")]
+    assert net.tanks == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "units", "viscosity_m2_s"),
+    [
+        ("1.5", "LPS", 1.5 * WATER_VISCOSITY_M2_S),  # above 1e-3: relative to water at 20 C
+        ("2e-6", "LPS", 2e-6),  # at most 1e-3: absolute, in m2/s for SI files
+        ("0.000011", "GPM", 0.000011 * 0.3048**2),  # and in ft2/s for US files
+    ],
+)
+def test_viscosity_relative_or_absolute_as_epanet_reads_it(value: str, units: str, viscosity_m2_s: float) -> None:
+    net = parse_inp(BASE.replace("UNITS LPS", f"UNITS {units}\n VISCOSITY {value}"))
+    assert net.options.viscosity_m2_s == pytest.approx(viscosity_m2_s, rel=1e-12)
+    again = parse_inp(format_inp(net))
+    assert again.options.viscosity_m2_s == pytest.approx(viscosity_m2_s, rel=1e-9)
