@@ -19,7 +19,14 @@ from pumptwin.twin.assets import (
     sanitize,
     write_registry,
 )
+from pumptwin.twin.hydraulic.io import load_network
 from pumptwin.twin.hydraulic.network import Network
+
+
+@pytest.fixture(scope="module")
+def network() -> Network:
+    """The packaged reference pipeline (2 stations x 3 pumps)."""
+    return load_network()
 
 
 def test_reference_fleet_tags(network: Network) -> None:
