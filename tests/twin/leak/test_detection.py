@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -257,3 +258,75 @@ def test_leak_during_shut_in_is_seen_through_line_pack(trained: LeakConfig) -> N
     frame = monitor_frame(trained, run.readings)
     alarm = frame["alarm_time_s"].dropna()
     assert len(alarm) and 2.5 * HOUR <= alarm.iloc[0] <= 3.0 * HOUR
+    # no flow, no hydraulic gradient: the leak is not located
+    assert frame["leak_position_m"].isna().all()
+
+
+def test_noise_model_learns_the_spread_of_meter_changes(trained: LeakConfig) -> None:
+    noise = trained.noise
+    assert noise is not None
+    # 2 kPa white transmitter noise over two 900 s windows of 5 s samples
+    expected_m = 2_000.0 / (LINE.density_kg_m3 * G) * math.sqrt(2.0 / 180.0)
+    assert len(noise.head_change_sd_m) == 5
+    assert all(0.6 * expected_m < s < 1.6 * expected_m for s in noise.head_change_sd_m)
+    # the flow meters' change is set by their repeatability and slow drift, well under 0.1 %
+    assert 2e-5 < noise.flow_change_sd_frac < 1e-3
+
+
+@pytest.mark.parametrize("position_m", [10_000.0, 31_000.0])
+def test_profile_location_of_a_one_percent_leak(trained: LeakConfig, position_m: float) -> None:
+    run = simulate_line(
+        LINE, 3 * HOUR, leak=LeakSpec(position_m, 1.5 * HOUR, 0.01), dt_s=2.5, seed=21, meter_seed=METERS
+    )
+    truth = run.leak_node_position_m
+    profile = summarise_alarm(monitor_frame(trained, run.readings), after_s=900.0)
+    ends_cfg = dataclasses.replace(trained, location_method="ends")
+    ends = summarise_alarm(monitor_frame(ends_cfg, run.readings), after_s=900.0)
+    assert profile.alarm_time_s == ends.alarm_time_s
+    assert profile.leak_rate_m3s == ends.leak_rate_m3s
+    assert abs(profile.leak_position_m - truth) < 1_500.0
+    assert profile.leak_position_m != ends.leak_position_m
+
+
+def test_profile_location_needs_learnt_spreads(trained: LeakConfig) -> None:
+    assert trained.noise is not None
+    bare = dataclasses.replace(trained.noise, head_change_sd_m=(), flow_change_sd_frac=math.nan)
+    run = simulate_line(LINE, 3 * HOUR, leak=LeakSpec(20_000.0, 1.5 * HOUR, 0.02), dt_s=2.5, seed=22, meter_seed=METERS)
+    fallback = summarise_alarm(monitor_frame(dataclasses.replace(trained, noise=bare), run.readings), 900.0)
+    ends = summarise_alarm(monitor_frame(dataclasses.replace(trained, location_method="ends"), run.readings), 900.0)
+    assert fallback.leak_position_m == pytest.approx(ends.leak_position_m)
+
+
+def test_unknown_location_method_is_an_error() -> None:
+    with pytest.raises(LeakError, match="location_method"):
+        LeakConfig(line_model(), layout(), location_method="nearest")
+
+
+def test_noise_model_calibrates_each_segment(trained: LeakConfig) -> None:
+    noise = trained.noise
+    assert noise is not None
+    assert len(noise.segment_friction_scale) == 4
+    assert all(s == pytest.approx(1.0, abs=0.05) for s in noise.segment_friction_scale)
+    assert all(abs(d) < 1.0 for d in noise.segment_head_offset_m)
+    assert len(noise.head_model_sd_m) == 5
+    assert all(0 < s < 0.2 for s in noise.head_model_sd_m)
+
+
+def test_leak_after_a_speed_change_is_located_without_a_baseline(trained: LeakConfig) -> None:
+    ops = [Operation(1.5 * HOUR - 120.0, pump_speed=0.85, ramp_s=60.0)]
+    run = simulate_line(
+        LINE,
+        3 * HOUR,
+        initial=InitialConditions(pump_speed=0.95),
+        operations=ops,
+        leak=LeakSpec(36_000.0, 1.5 * HOUR, 0.02),
+        dt_s=2.5,
+        seed=23,
+        meter_seed=METERS,
+    )
+    truth = run.leak_node_position_m
+    profile = summarise_alarm(monitor_frame(trained, run.readings), after_s=900.0)
+    ends = summarise_alarm(monitor_frame(dataclasses.replace(trained, location_method="ends"), run.readings), 900.0)
+    assert math.isfinite(profile.alarm_time_s)
+    assert abs(profile.leak_position_m - truth) < 1_500.0
+    assert profile.leak_position_m != ends.leak_position_m
