@@ -6,24 +6,31 @@ models are deliberately simple, each a closed form a reader can check:
 
 - **Bearing temperature** follows a first-order lag, dT/dt = (T_ss - T) / tau, towards
   T_ss = T_ambient + rise, where the rise is friction heat times a thermal resistance: it grows
-  with speed (s^1.5), with radial load away from the best-efficiency point and with bearing
-  wear (1 + 1.2 d^2). Stepping is exact for inputs held over a step:
-  T' = T_ss + (T - T_ss) exp(-dt / tau).
+  with speed (s^n, n drawn per pump), with radial load away from the best-efficiency point
+  (heavier on the low-flow side), with bearing wear (1 + g d^m, gain and exponent drawn per
+  pump) and falls as warmer (seasonal) ambient thins the oil: x (1 - kappa (T_ambient - 20)).
+  Stepping is exact for inputs held over a step: T' = T_ss + (T - T_ss) exp(-dt / tau).
 - **Vibration** velocity RMS (mm/s) is the root sum of squares of imbalance (~ s^2),
-  misalignment (~ s), hydraulic excitation that is least at the BEP and grows in the
-  recirculation and run-out zones, bearing defects (0.15 + 7 d^2, ISO zone D at d = 1) and
-  cavitation noise.
+  misalignment (~ s), a resonance of the rotor near its critical speed ratio (a single
+  degree-of-freedom amplification, drawn per pump), hydraulic excitation that is least at the
+  BEP and grows faster on the low-flow side than in run-out, a recirculation knee below a
+  per-pump onset flow, bearing defects (0.15 + 7 d^2, ISO zone D at d = 1) and cavitation noise.
 - **Motor** input power is shaft power plus fixed and load-squared losses that give the rated
   efficiency at rated load; current is P / (sqrt(3) V pf(load)). The **winding** follows a
-  first-order lag towards ambient + rise x (0.25 + 0.75 (I / I_rated)^2) / (1 - cooling loss).
-- **Seal leakage** is a weep that grows with seal damage and with the square root of the seal
-  chamber (suction) pressure.
+  first-order lag towards ambient + rise x (f + (1 - f) (I / I_rated)^2) / (1 - cooling loss),
+  with the iron-loss share f drawn per pump.
+- **Seal leakage** is a weep that grows with seal damage and with a power (drawn per pump, near
+  one half) of the seal chamber (suction) pressure.
 - **Cavitation** starts when NPSHa / NPSHr falls below 1.3: vibration rises, and the head drops
   by 3 % at NPSHa = NPSHr (the NPSH3 definition) and steeply below.
 
 Degradation modes (`Mode`) have an onset, a progression law (`severity`) and a functional
 failure where the severity reaches 1. `ModeInfo` gives each mode's physical magnitude at
 failure (impeller diameter loss, NPSHr rise, seal leak, cooling loss, strainer loss, leak size).
+
+Every machine's constants (`HealthParams`) are drawn per pump from wide priors in
+`health_params_for`; none of them, nor these forms, are known to the twin, which learns its own
+condition models from the readings.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from numpy.typing import NDArray
 from scipy.signal import lfilter
 
 from pumptwin.twin.assets import PumpSpec
+from pumptwin.twin.errors import PumptwinError
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -65,7 +73,7 @@ SEAL_REFERENCE_PA = 1e5
 SEAL_MIN_PRESSURE_PA = 1e4
 
 
-class HealthError(ValueError):
+class HealthError(PumptwinError, ValueError):
     """Invalid health parameters or degradation settings; the message names the value."""
 
 
@@ -169,6 +177,19 @@ class HealthParams:
         winding_rise_k: Winding temperature rise at rated current, full cooling, K.
         seal_leak_m3s: Weep of a new seal at 1 bar g, m3/s.
         shutoff_power_w: Shaft power at zero flow and rated speed, W.
+        resonance_mm_s: Resonance vibration per unit of amplification above 1 at rated speed, mm/s.
+        critical_speed: First critical speed over rated speed (-).
+        damping: Damping ratio of the rotor's resonance (-).
+        recirculation_mm_s: Recirculation vibration per 10 % of BEP flow below its onset, rated speed, mm/s.
+        recirculation_onset: Flow ratio below which suction recirculation starts (-).
+        low_flow_asymmetry: Hydraulic excitation on the low-flow side over the run-out side (-).
+        bearing_speed_exponent: Exponent n of the bearing rise in speed (-).
+        radial_gain: Radial load growth per squared distance from the BEP (-).
+        damage_heat_gain: Relative bearing heat per damage index to the power ``damage_heat_exponent``.
+        damage_heat_exponent: Exponent of the damage heat term (-).
+        ambient_coupling_per_k: Relative fall of the bearing rise per K of ambient above 20 degC, 1/K.
+        winding_fixed_share: Share of the winding rise present at no load (iron losses) (-).
+        seal_exponent: Exponent of the seal leak in the chamber pressure (-).
         tau_bearing_s: Bearing thermal time constant, s.
         tau_winding_s: Winding thermal time constant, s.
     """
@@ -185,6 +206,19 @@ class HealthParams:
     winding_rise_k: FloatArray
     seal_leak_m3s: FloatArray
     shutoff_power_w: FloatArray
+    resonance_mm_s: FloatArray
+    critical_speed: FloatArray
+    damping: FloatArray
+    recirculation_mm_s: FloatArray
+    recirculation_onset: FloatArray
+    low_flow_asymmetry: FloatArray
+    bearing_speed_exponent: FloatArray
+    radial_gain: FloatArray
+    damage_heat_gain: FloatArray
+    damage_heat_exponent: FloatArray
+    ambient_coupling_per_k: FloatArray
+    winding_fixed_share: FloatArray
+    seal_exponent: FloatArray
     tau_bearing_s: float = 2400.0
     tau_winding_s: float = 1800.0
 
@@ -196,11 +230,14 @@ class HealthParams:
             value = np.asarray(getattr(self, name), dtype=np.float64)
             if value.shape != shape or not np.all(np.isfinite(value)) or np.any(value < 0):
                 raise HealthError(f"health parameter {name}: needs finite values >= 0 of shape {shape}")
-        for name in ("motor_rated_w", "motor_voltage_v", "motor_efficiency", "motor_power_factor"):
+        for name in ("motor_rated_w", "motor_voltage_v", "motor_efficiency", "motor_power_factor", "critical_speed"):
             if np.any(np.asarray(getattr(self, name)) <= 0):
                 raise HealthError(f"health parameter {name}: must be > 0")
         if np.any(np.asarray(self.motor_efficiency) > 1) or np.any(np.asarray(self.motor_power_factor) > 1):
             raise HealthError("motor efficiency and power factor must be fractions <= 1")
+        for name in ("damping", "recirculation_onset", "winding_fixed_share", "seal_exponent"):
+            if np.any(np.asarray(getattr(self, name)) <= 0) or np.any(np.asarray(getattr(self, name)) >= 1):
+                raise HealthError(f"health parameter {name}: must be in (0, 1)")
         if not (self.tau_bearing_s > 0 and self.tau_winding_s > 0):
             raise HealthError("thermal time constants must be > 0 s")
 
@@ -211,14 +248,14 @@ class HealthParams:
 
 
 def health_params_for(pumps: Sequence[PumpSpec], rng: np.random.Generator) -> HealthParams:
-    """Parameters of the registry's pumps, with a seeded spread between individual machines.
+    """Parameters of the registry's pumps, each drawn from a wide prior (the spread between machines).
 
     Args:
         pumps: Pump and motor data from the registry.
         rng: Random generator (the spread is drawn from it).
 
     Returns:
-        Parameters of shape (P,).
+        Parameters of shape (P,); the thermal time constants are drawn once for the fleet.
     """
     n = len(pumps)
 
@@ -230,14 +267,29 @@ def health_params_for(pumps: Sequence[PumpSpec], rng: np.random.Generator) -> He
         motor_voltage_v=arr("motor_voltage_v"),
         motor_efficiency=arr("motor_efficiency"),
         motor_power_factor=arr("motor_power_factor"),
-        imbalance_mm_s=rng.uniform(0.6, 1.2, n),
-        misalignment_mm_s=rng.uniform(0.3, 0.8, n),
-        hydraulic_mm_s=rng.uniform(0.8, 1.4, n),
-        bearing_rise_de_k=rng.normal(36.0, 3.0, n).clip(20.0, 50.0),
-        bearing_rise_nde_k=rng.normal(30.0, 3.0, n).clip(15.0, 45.0),
-        winding_rise_k=rng.normal(75.0, 4.0, n).clip(60.0, 90.0),
-        seal_leak_m3s=rng.uniform(0.02, 0.1, n) * 1e-3 / 3600.0,
-        shutoff_power_w=0.35 * arr("bep_shaft_power_w"),
+        imbalance_mm_s=rng.uniform(0.4, 1.6, n),
+        misalignment_mm_s=rng.uniform(0.2, 1.2, n),
+        hydraulic_mm_s=rng.uniform(0.6, 2.0, n),
+        bearing_rise_de_k=rng.normal(36.0, 6.0, n).clip(20.0, 55.0),
+        bearing_rise_nde_k=rng.normal(30.0, 6.0, n).clip(15.0, 48.0),
+        winding_rise_k=rng.normal(75.0, 8.0, n).clip(55.0, 95.0),
+        seal_leak_m3s=rng.uniform(0.01, 0.2, n) * 1e-3 / 3600.0,
+        shutoff_power_w=rng.uniform(0.3, 0.45, n) * arr("bep_shaft_power_w"),
+        resonance_mm_s=rng.uniform(0.2, 1.0, n),
+        critical_speed=rng.uniform(1.3, 2.0, n),
+        damping=rng.uniform(0.08, 0.3, n),
+        recirculation_mm_s=rng.uniform(0.3, 1.5, n),
+        recirculation_onset=rng.uniform(0.45, 0.7, n),
+        low_flow_asymmetry=rng.uniform(1.0, 1.8, n),
+        bearing_speed_exponent=rng.uniform(1.2, 2.0, n),
+        radial_gain=rng.uniform(0.8, 2.5, n),
+        damage_heat_gain=rng.uniform(0.8, 1.8, n),
+        damage_heat_exponent=rng.uniform(1.5, 3.0, n),
+        ambient_coupling_per_k=rng.uniform(0.0, 0.008, n),
+        winding_fixed_share=rng.uniform(0.15, 0.35, n),
+        seal_exponent=rng.uniform(0.35, 0.75, n),
+        tau_bearing_s=float(rng.uniform(1800.0, 3600.0)),
+        tau_winding_s=float(rng.uniform(1800.0, 3000.0)),
     )
 
 
@@ -353,35 +405,103 @@ def first_order_series(temp0_c: FloatArray, targets_c: FloatArray, dt_s: float, 
     return np.asarray(y, dtype=np.float64)
 
 
-def radial_load_factor(flow_ratio: npt.ArrayLike) -> FloatArray:
-    """Hydraulic radial load relative to the BEP, 1 + 1.5 (q/q_BEP - 1)^2 (least at the BEP)."""
+def radial_load_factor(
+    flow_ratio: npt.ArrayLike, gain: npt.ArrayLike = 1.5, low_flow_asymmetry: npt.ArrayLike = 1.0
+) -> FloatArray:
+    """Hydraulic radial load relative to the BEP, 1 + gain (a (q/q_BEP - 1))^2, a > 1 below the BEP only."""
     r = np.asarray(flow_ratio, dtype=np.float64)
-    return np.asarray(1.0 + 1.5 * (r - 1.0) ** 2, dtype=np.float64)
+    d = (r - 1.0) * np.where(r < 1.0, np.asarray(low_flow_asymmetry, dtype=np.float64), 1.0)
+    return np.asarray(1.0 + np.asarray(gain) * d * d, dtype=np.float64)
 
 
-def bearing_rise_k(
-    speed: npt.ArrayLike, flow_ratio: npt.ArrayLike, damage: npt.ArrayLike, rise_rated_k: npt.ArrayLike
+def bearing_rise_k(  # noqa: PLR0913 - one closed form and its per-pump constants
+    speed: npt.ArrayLike,
+    flow_ratio: npt.ArrayLike,
+    damage: npt.ArrayLike,
+    rise_rated_k: npt.ArrayLike,
+    *,
+    speed_exponent: npt.ArrayLike = 1.5,
+    radial_gain: npt.ArrayLike = 1.5,
+    low_flow_asymmetry: npt.ArrayLike = 1.0,
+    damage_gain: npt.ArrayLike = 1.2,
+    damage_exponent: npt.ArrayLike = 2.0,
+    ambient_c: npt.ArrayLike = 20.0,
+    ambient_coupling_per_k: npt.ArrayLike = 0.0,
 ) -> FloatArray:
     """Steady bearing temperature rise over ambient in K from friction heat.
 
-    rise = rise_rated s^1.5 (0.6 + 0.4 radial load) (1 + 1.2 d^2), 0 when stopped.
+    rise = rise_rated s^n (0.6 + 0.4 radial load) (1 + g d^m) max(1 - kappa (T_ambient - 20), 0.5),
+    0 when stopped; the defaults (n = 1.5, g = 1.2, m = 2, kappa = 0) are a mid-range machine.
     """
     s = np.maximum(np.asarray(speed, dtype=np.float64), 0.0)
-    d = np.asarray(damage, dtype=np.float64)
-    load = 0.6 + 0.4 * radial_load_factor(flow_ratio)
-    return np.asarray(np.asarray(rise_rated_k) * s**1.5 * load * (1.0 + 1.2 * d * d), dtype=np.float64)
+    d = np.maximum(np.asarray(damage, dtype=np.float64), 0.0)
+    load = 0.6 + 0.4 * radial_load_factor(flow_ratio, radial_gain, low_flow_asymmetry)
+    heat = 1.0 + np.asarray(damage_gain) * d ** np.asarray(damage_exponent)
+    oil = np.maximum(1.0 - np.asarray(ambient_coupling_per_k) * (np.asarray(ambient_c) - 20.0), 0.5)
+    rise = np.asarray(rise_rated_k) * s ** np.asarray(speed_exponent) * load * heat * oil
+    return np.asarray(rise, dtype=np.float64)
 
 
-def hydraulic_excitation(flow_ratio: npt.ArrayLike) -> FloatArray:
-    """Hydraulic vibration relative to its value at 30 % off BEP: x^2 / (1 + x^2 / 6), x = (q/q_BEP - 1) / 0.3.
+def hydraulic_excitation(flow_ratio: npt.ArrayLike, low_flow_asymmetry: npt.ArrayLike = 1.0) -> FloatArray:
+    """Hydraulic vibration relative to its value at 30 % off BEP: x^2 / (1 + x^2 / 6) (7 / 6), x = a (r - 1) / 0.3.
 
-    Zero at the BEP, growing in the recirculation (low flow) and run-out zones, saturating at 6.
+    Zero at the BEP, growing in the recirculation (low flow, a >= 1 there) and run-out zones (a = 1),
+    saturating at 7.
     """
-    x = (np.asarray(flow_ratio, dtype=np.float64) - 1.0) / 0.3
+    r = np.asarray(flow_ratio, dtype=np.float64)
+    x = (r - 1.0) / 0.3 * np.where(r < 1.0, np.asarray(low_flow_asymmetry, dtype=np.float64), 1.0)
     return np.asarray(x * x / (1.0 + x * x / 6.0) * (1.0 + 1.0 / 6.0), dtype=np.float64)
 
 
-def vibration_rms_mm_s(
+def resonance_amplification(speed: npt.ArrayLike, critical_speed: npt.ArrayLike, damping: npt.ArrayLike) -> FloatArray:
+    """Single degree-of-freedom amplification 1 / sqrt((1 - u^2)^2 + (2 zeta u)^2), u = s / s_critical."""
+    u = np.maximum(np.asarray(speed, dtype=np.float64), 0.0) / np.asarray(critical_speed, dtype=np.float64)
+    z = np.asarray(damping, dtype=np.float64)
+    return np.asarray(1.0 / np.sqrt((1.0 - u * u) ** 2 + (2.0 * z * u) ** 2), dtype=np.float64)
+
+
+def recirculation_knee(flow_ratio: npt.ArrayLike, onset: npt.ArrayLike) -> FloatArray:
+    """Suction recirculation intensity: 0 above the onset flow ratio, +1 per 10 % of BEP flow below, at most 3."""
+    r = np.asarray(flow_ratio, dtype=np.float64)
+    return np.asarray(np.clip((np.asarray(onset) - r) / 0.1, 0.0, 3.0), dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class VibrationShape:
+    """Per-pump constants of the resonance and low-flow vibration terms (scalars or arrays (P,)).
+
+    The defaults switch both terms off (no resonance, no recirculation knee, symmetric excitation).
+
+    Attributes:
+        resonance_mm_s: Resonance vibration per unit of amplification above 1, rated speed, mm/s.
+        critical_speed: First critical speed over rated speed.
+        damping: Damping ratio of that resonance.
+        recirculation_mm_s: Recirculation vibration per 10 % of BEP flow below the onset, mm/s.
+        recirculation_onset: Flow ratio at which recirculation starts.
+        low_flow_asymmetry: Hydraulic excitation on the low-flow side over the run-out side.
+    """
+
+    resonance_mm_s: npt.ArrayLike = 0.0
+    critical_speed: npt.ArrayLike = 2.0
+    damping: npt.ArrayLike = 0.2
+    recirculation_mm_s: npt.ArrayLike = 0.0
+    recirculation_onset: npt.ArrayLike = 0.5
+    low_flow_asymmetry: npt.ArrayLike = 1.0
+
+    @classmethod
+    def of(cls, params: HealthParams, weight: float = 1.0) -> VibrationShape:
+        """The shape of ``params``' pumps, with the resonance and recirculation amplitudes times ``weight``."""
+        return cls(
+            weight * params.resonance_mm_s,
+            params.critical_speed,
+            params.damping,
+            weight * params.recirculation_mm_s,
+            params.recirculation_onset,
+            params.low_flow_asymmetry,
+        )
+
+
+def vibration_rms_mm_s(  # noqa: PLR0913 - one closed form and its causes
     speed: npt.ArrayLike,
     flow_ratio: npt.ArrayLike,
     running: npt.ArrayLike,
@@ -391,6 +511,7 @@ def vibration_rms_mm_s(
     bearing_damage: npt.ArrayLike,
     cavitation: npt.ArrayLike,
     impeller_wear: npt.ArrayLike = 0.0,
+    shape: VibrationShape | None = None,
 ) -> FloatArray:
     """Bearing housing vibration velocity RMS in mm/s, the root sum of squares of its causes.
 
@@ -404,16 +525,21 @@ def vibration_rms_mm_s(
         bearing_damage: Bearing damage d; adds (0.15 + 7 d^2) s.
         cavitation: Cavitation intensity in [0, 1]; adds 4 c s^2.
         impeller_wear: Impeller diameter loss; uneven wear raises imbalance by (1 + 10 w).
+        shape: Resonance (amplitude x (amplification - 1) s^2) and low-flow terms (recirculation
+            amplitude x knee x s^2, asymmetric excitation); None: neither.
     """
+    sh = shape if shape is not None else VibrationShape()
     s = np.maximum(np.asarray(speed, dtype=np.float64), 0.0)
     d = np.asarray(bearing_damage, dtype=np.float64)
     s2 = s * s
     imb = np.asarray(imbalance_mm_s) * s2 * (1.0 + 10.0 * np.asarray(impeller_wear))
     mis = np.asarray(misalignment_mm_s) * s
-    hyd = np.asarray(hydraulic_mm_s) * s2 * hydraulic_excitation(flow_ratio)
+    hyd = np.asarray(hydraulic_mm_s) * s2 * hydraulic_excitation(flow_ratio, sh.low_flow_asymmetry)
+    res = np.asarray(sh.resonance_mm_s) * s2 * (resonance_amplification(s, sh.critical_speed, sh.damping) - 1.0)
+    rec = np.asarray(sh.recirculation_mm_s) * s2 * recirculation_knee(flow_ratio, sh.recirculation_onset)
     brg = (0.15 + 7.0 * d * d) * s
     cav = 4.0 * np.asarray(cavitation) * s2
-    total = np.sqrt(imb * imb + mis * mis + hyd * hyd + brg * brg + cav * cav)
+    total = np.sqrt(imb * imb + mis * mis + hyd * hyd + res * res + rec * rec + brg * brg + cav * cav)
     return np.asarray(np.where(np.asarray(running, dtype=bool), total, IDLE_VIBRATION_MM_S), dtype=np.float64)
 
 
@@ -471,19 +597,28 @@ def rated_current_a(params: HealthParams) -> FloatArray:
 
 
 def winding_rise_k(
-    current_ratio: npt.ArrayLike, cooling_loss: npt.ArrayLike, rise_rated_k: npt.ArrayLike
+    current_ratio: npt.ArrayLike,
+    cooling_loss: npt.ArrayLike,
+    rise_rated_k: npt.ArrayLike,
+    fixed_share: npt.ArrayLike = 0.25,
 ) -> FloatArray:
-    """Steady winding rise over ambient in K: rise (0.25 + 0.75 (I/I_rated)^2) / (1 - cooling loss); 0 at I = 0."""
+    """Steady winding rise over ambient in K: rise (f + (1 - f) (I/I_rated)^2) / (1 - cooling loss); 0 at I = 0."""
     i = np.asarray(current_ratio, dtype=np.float64)
+    f = np.asarray(fixed_share, dtype=np.float64)
     loss = np.clip(np.asarray(cooling_loss, dtype=np.float64), 0.0, 0.95)
-    rise = np.asarray(rise_rated_k) * (0.25 + 0.75 * i * i) / (1.0 - loss)
+    rise = np.asarray(rise_rated_k) * (f + (1.0 - f) * i * i) / (1.0 - loss)
     return np.asarray(np.where(i > 0, rise, 0.0), dtype=np.float64)
 
 
-def seal_leak_m3s(base_m3s: npt.ArrayLike, damage_m3s: npt.ArrayLike, suction_pressure_pa: npt.ArrayLike) -> FloatArray:
-    """Seal leakage in m3/s: (new weep + damage leak) x sqrt(chamber gauge pressure / 1 bar), floored at 0.1 bar."""
+def seal_leak_m3s(
+    base_m3s: npt.ArrayLike,
+    damage_m3s: npt.ArrayLike,
+    suction_pressure_pa: npt.ArrayLike,
+    exponent: npt.ArrayLike = 0.5,
+) -> FloatArray:
+    """Seal leakage in m3/s: (new weep + damage leak) x (chamber gauge pressure / 1 bar)^e, floored at 0.1 bar."""
     p = np.maximum(np.asarray(suction_pressure_pa, dtype=np.float64), SEAL_MIN_PRESSURE_PA)
-    q = (np.asarray(base_m3s) + np.asarray(damage_m3s)) * np.sqrt(p / SEAL_REFERENCE_PA)
+    q = (np.asarray(base_m3s) + np.asarray(damage_m3s)) * (p / SEAL_REFERENCE_PA) ** np.asarray(exponent)
     return np.asarray(q, dtype=np.float64)
 
 
@@ -498,13 +633,31 @@ def strainer_dp_pa(flow_m3s: npt.ArrayLike, bep_flow_m3s: npt.ArrayLike, dp_at_b
 # --------------------------------------------------------------------------------------------
 
 
+def _bearing_rise(
+    speed: FloatArray, inputs: HealthInputs, damage: npt.ArrayLike, rise_k: FloatArray, params: HealthParams
+) -> FloatArray:
+    return bearing_rise_k(
+        speed,
+        inputs.flow_ratio,
+        damage,
+        rise_k,
+        speed_exponent=params.bearing_speed_exponent,
+        radial_gain=params.radial_gain,
+        low_flow_asymmetry=params.low_flow_asymmetry,
+        damage_gain=params.damage_heat_gain,
+        damage_exponent=params.damage_heat_exponent,
+        ambient_c=inputs.ambient_c,
+        ambient_coupling_per_k=params.ambient_coupling_per_k,
+    )
+
+
 def steady_state(inputs: HealthInputs, params: HealthParams) -> HealthState:
     """Temperatures the machines would settle at if the inputs were held (degC)."""
     running = np.asarray(inputs.running, dtype=bool)
     speed = np.where(running, inputs.speed, 0.0)
     amb = np.asarray(inputs.ambient_c, dtype=np.float64)
-    de = amb + bearing_rise_k(speed, inputs.flow_ratio, inputs.bearing_de, params.bearing_rise_de_k)
-    nde = amb + bearing_rise_k(speed, inputs.flow_ratio, inputs.bearing_nde, params.bearing_rise_nde_k)
+    de = amb + _bearing_rise(speed, inputs, inputs.bearing_de, params.bearing_rise_de_k, params)
+    nde = amb + _bearing_rise(speed, inputs, inputs.bearing_nde, params.bearing_rise_nde_k, params)
     _, current = motor_input(
         np.where(running, inputs.shaft_power_w, 0.0),
         params.motor_rated_w,
@@ -512,7 +665,9 @@ def steady_state(inputs: HealthInputs, params: HealthParams) -> HealthState:
         params.motor_power_factor,
         params.motor_voltage_v,
     )
-    wind = amb + winding_rise_k(current / rated_current_a(params), inputs.cooling_loss, params.winding_rise_k)
+    wind = amb + winding_rise_k(
+        current / rated_current_a(params), inputs.cooling_loss, params.winding_rise_k, params.winding_fixed_share
+    )
     return HealthState(de, nde, wind)
 
 
@@ -578,6 +733,7 @@ def readings(state: HealthState, inputs: HealthInputs, params: HealthParams) -> 
         inputs.bearing_de,
         cav,
         inputs.impeller_wear,
+        VibrationShape.of(params),
     )
     vib_nde = vibration_rms_mm_s(
         speed,
@@ -589,6 +745,7 @@ def readings(state: HealthState, inputs: HealthInputs, params: HealthParams) -> 
         np.asarray(inputs.bearing_nde) + DE_TO_NDE_BEARING * np.asarray(inputs.bearing_de),
         w[3] * cav,
         inputs.impeller_wear,
+        VibrationShape.of(params, w[2]),
     )
     power, current = motor_input(
         np.where(running, inputs.shaft_power_w, 0.0),
@@ -597,7 +754,7 @@ def readings(state: HealthState, inputs: HealthInputs, params: HealthParams) -> 
         params.motor_power_factor,
         params.motor_voltage_v,
     )
-    leak = seal_leak_m3s(params.seal_leak_m3s, inputs.seal_damage_m3s, inputs.suction_pressure_pa)
+    leak = seal_leak_m3s(params.seal_leak_m3s, inputs.seal_damage_m3s, inputs.suction_pressure_pa, params.seal_exponent)
     return HealthReadings(
         bearing_de_c=np.asarray(state.bearing_de_c, dtype=np.float64),
         bearing_nde_c=np.asarray(state.bearing_nde_c, dtype=np.float64),

@@ -14,12 +14,16 @@ from pumptwin.plant.health import (
     HealthInputs,
     HealthParams,
     HealthState,
+    VibrationShape,
     advance,
+    bearing_rise_k,
     cavitation_head_drop,
     cavitation_intensity,
     health_params_for,
     motor_input,
     readings,
+    recirculation_knee,
+    resonance_amplification,
     severity,
     steady_state,
     step,
@@ -75,8 +79,11 @@ def test_thermal_lag_matches_closed_form(params: HealthParams) -> None:
     tau = params.tau_bearing_s
     expected = target.bearing_de_c + (20.0 - target.bearing_de_c) * np.exp(-t / tau)
     np.testing.assert_allclose(np.array(temps), expected, rtol=1e-10)
-    at_tau = np.array(temps)[round(tau / dt) - 1]
-    np.testing.assert_allclose((at_tau - 20.0) / (target.bearing_de_c - 20.0), 1 - math.exp(-1), rtol=1e-9)
+    i = round(tau / dt) - 1  # the step nearest tau
+    at_tau = np.array(temps)[i]
+    np.testing.assert_allclose(
+        (at_tau - 20.0) / (target.bearing_de_c - 20.0), 1 - math.exp(-dt * (i + 1) / tau), rtol=1e-9
+    )
     assert np.all(target.bearing_de_c - np.array(temps)[-1] < 0.06 * (target.bearing_de_c - 20.0))
 
 
@@ -204,3 +211,45 @@ def test_faults_show_in_readings(params: HealthParams) -> None:
     hot = steady_state(inputs(p, bearing_de=np.ones(p)), params)
     cool = steady_state(inputs(p), params)
     assert np.all(hot.bearing_de_c > cool.bearing_de_c + 20)
+
+
+def test_priors_are_wide_and_per_pump(params: HealthParams) -> None:
+    """Every machine gets its own constants, including forms the twin does not model."""
+    assert np.ptp(params.critical_speed) > 0 and np.all(params.critical_speed >= 1.3)
+    assert np.all((params.recirculation_onset > 0.4) & (params.recirculation_onset < 0.75))
+    assert np.all(params.low_flow_asymmetry >= 1.0)
+    assert np.ptp(params.bearing_speed_exponent) > 0
+    with pytest.raises(HealthError, match="damping"):
+        HealthParams(
+            **{**{f: getattr(params, f) for f in params.__dataclass_fields__}, "damping": params.damping * 0 + 1.5}
+        )
+
+
+def test_resonance_grows_towards_the_critical_speed() -> None:
+    shape = VibrationShape(resonance_mm_s=1.0, critical_speed=1.4, damping=0.1)
+    speeds = np.linspace(0.6, 1.3, 15)
+    with_res = vibration_rms_mm_s(speeds, 1.0, True, 1.0, 0.5, 1.0, 0.0, 0.0, shape=shape)
+    without = vibration_rms_mm_s(speeds, 1.0, True, 1.0, 0.5, 1.0, 0.0, 0.0)
+    ratio = with_res / without
+    assert np.all(np.diff(ratio) > 0)  # the bump grows as the speed nears the critical speed
+    assert resonance_amplification(1.4, 1.4, 0.1) == pytest.approx(5.0)  # 1 / (2 zeta) at resonance
+
+
+def test_low_flow_is_rougher_than_run_out() -> None:
+    """Recirculation below its onset and the asymmetric excitation: 40 % below BEP vibrates more than 40 % above."""
+    shape = VibrationShape(recirculation_mm_s=0.8, recirculation_onset=0.65, low_flow_asymmetry=1.4)
+    low, high = vibration_rms_mm_s(1.0, np.array([0.6, 1.4]), True, 1.0, 0.5, 1.0, 0.0, 0.0, shape=shape)
+    assert low > high
+    assert recirculation_knee(0.7, 0.65) == 0 and recirculation_knee(0.55, 0.65) == pytest.approx(1.0)
+
+
+def test_bearing_rise_couples_to_ambient_and_damage_nonlinearly() -> None:
+    cold = bearing_rise_k(1.0, 1.0, 0.0, 36.0, ambient_c=0.0, ambient_coupling_per_k=0.005)
+    warm = bearing_rise_k(1.0, 1.0, 0.0, 36.0, ambient_c=35.0, ambient_coupling_per_k=0.005)
+    assert cold == pytest.approx(36.0 * 1.1) and warm == pytest.approx(36.0 * 0.925)
+    d = np.array([0.0, 0.25, 0.5, 1.0])
+    rise = bearing_rise_k(1.0, 1.0, d, 36.0, damage_gain=1.5, damage_exponent=3.0)
+    np.testing.assert_allclose(rise / 36.0, 1.0 + 1.5 * d**3)
+    low = bearing_rise_k(1.0, 0.6, 0.0, 36.0, low_flow_asymmetry=1.5)
+    high = bearing_rise_k(1.0, 1.4, 0.0, 36.0, low_flow_asymmetry=1.5)
+    assert low > high > 36.0

@@ -14,13 +14,23 @@ from typing import Any
 
 import pandas as pd
 
-from pumptwin.twin.health.estimation import Estimate, LineEstimate, PumpEstimate, TwinCalibration, VibrationBaseline
+from pumptwin.twin.health.estimation import (
+    Estimate,
+    LineEstimate,
+    PumpEstimate,
+    RlsFit,
+    TwinCalibration,
+    VibrationBaseline,
+)
 from pumptwin.twin.health.state import Alert, AssetHealth, TwinState
 from pumptwin.twin.hydraulic.network import NetworkError
 
 CALIBRATION_FORMAT = "pumptwin.calibration"
-CALIBRATION_VERSION = 1
-"""Version of the calibration file layout `calibration_to_dict` writes."""
+CALIBRATION_VERSION = 2
+"""Version of the calibration file layout `calibration_to_dict` writes (2: the twin's own condition models)."""
+READABLE_VERSIONS = (1, 2)
+"""Layouts `calibration_from_dict` reads. Version 1 held vibration baselines of another form: they are
+dropped (relearnt from the next windows); everything else carries over."""
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
@@ -94,8 +104,35 @@ def _baseline_in(x: object, where: str) -> VibrationBaseline:
         raise NetworkError(f"calibration: {where}: missing or malformed {exc}") from exc
 
 
+def _fit_out(f: RlsFit) -> dict[str, Any]:
+    return {
+        "info": [_num_out(v) for v in f.info],
+        "rhs": [_num_out(v) for v in f.rhs],
+        "weight": _num_out(f.weight),
+        "noise": _num_out(f.noise),
+    }
+
+
+def _fit_in(x: object, where: str, like: RlsFit) -> RlsFit:
+    if not isinstance(x, dict):
+        raise NetworkError(f"calibration: {where} must be a mapping, got {x!r}")
+    try:
+        info = tuple(_num_in(v, f"{where}.info") for v in x["info"])
+        rhs = tuple(_num_in(v, f"{where}.rhs") for v in x["rhs"])
+        if len(info) != len(like.info) or len(rhs) != len(like.rhs):
+            raise NetworkError(f"calibration: {where}: expected {len(like.info)} info and {len(like.rhs)} rhs values")
+        return RlsFit(info, rhs, _num_in(x["weight"], f"{where}.weight"), _num_in(x["noise"], f"{where}.noise"))
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, NetworkError):
+            raise
+        raise NetworkError(f"calibration: {where}: missing or malformed {exc}") from exc
+
+
 _PUMP_ESTIMATES = ("impeller_wear", "efficiency_loss", "thermal_de", "thermal_nde")
+_PUMP_ESTIMATES_V2 = ("winding", "strainer_k")
 _PUMP_BASELINES = ("vib_de", "vib_nde")
+_PUMP_FITS = ("bearing_de", "bearing_nde", "seal")
+_PUMP_FLOATS_V2 = ("seal_leak_l_h", "strainer_ref_k")
 _PUMP_FLOATS = (
     "vib_de_mm_s",
     "vib_nde_mm_s",
@@ -110,23 +147,29 @@ _PUMP_FLOATS = (
 
 def _pump_out(p: PumpEstimate) -> dict[str, Any]:
     out: dict[str, Any] = {"pump_id": p.pump_id, "line": p.line}
-    out.update({k: _estimate_out(getattr(p, k)) for k in _PUMP_ESTIMATES})
+    out.update({k: _estimate_out(getattr(p, k)) for k in (*_PUMP_ESTIMATES, *_PUMP_ESTIMATES_V2)})
     out.update({k: _baseline_out(getattr(p, k)) for k in _PUMP_BASELINES})
-    out.update({k: _num_out(getattr(p, k)) for k in _PUMP_FLOATS})
+    out.update({k: _fit_out(getattr(p, k)) for k in _PUMP_FITS})
+    out.update({k: _num_out(getattr(p, k)) for k in (*_PUMP_FLOATS, *_PUMP_FLOATS_V2)})
     out["n_samples"] = p.n_samples
     out["last_running_ts"] = _ts_out(p.last_running_ts)
     return out
 
 
-def _pump_in(name: str, x: object) -> PumpEstimate:
+def _pump_in(name: str, x: object, version: int) -> PumpEstimate:
 
     where = f"pumps.{name}"
     if not isinstance(x, dict):
         raise NetworkError(f"calibration: {where} must be a mapping, got {x!r}")
     try:
         fields: dict[str, Any] = {k: _estimate_in(x[k], f"{where}.{k}") for k in _PUMP_ESTIMATES}
-        fields.update({k: _baseline_in(x[k], f"{where}.{k}") for k in _PUMP_BASELINES})
         fields.update({k: _num_in(x[k], f"{where}.{k}") for k in _PUMP_FLOATS})
+        if version >= 2:  # noqa: PLR2004 - the layout with the twin's own condition models
+            empty = PumpEstimate(name, "", 1, Estimate(0.0, 0.0), Estimate(0.0, 0.0))
+            fields.update({k: _estimate_in(x[k], f"{where}.{k}") for k in _PUMP_ESTIMATES_V2})
+            fields.update({k: _baseline_in(x[k], f"{where}.{k}") for k in _PUMP_BASELINES})
+            fields.update({k: _fit_in(x[k], f"{where}.{k}", getattr(empty, k)) for k in _PUMP_FITS})
+            fields.update({k: _num_in(x[k], f"{where}.{k}") for k in _PUMP_FLOATS_V2})
         return PumpEstimate(
             pump=name,
             pump_id=str(x["pump_id"]),
@@ -193,17 +236,16 @@ def calibration_to_dict(calibration: TwinCalibration) -> dict[str, Any]:
 
 
 def calibration_from_dict(data: Mapping[str, Any]) -> TwinCalibration:
-    """Read what `calibration_to_dict` wrote.
+    """Read what `calibration_to_dict` wrote (this version, or version 1 without its vibration baselines).
 
     Raises:
         NetworkError: Another format or version, or a missing or malformed field (named).
     """
     if data.get("format") != CALIBRATION_FORMAT:
         raise NetworkError(f"calibration: format must be {CALIBRATION_FORMAT!r}, got {data.get('format')!r}")
-    if data.get("version") != CALIBRATION_VERSION:
-        raise NetworkError(
-            f"calibration: version {data.get('version')!r} is not supported (this reads {CALIBRATION_VERSION})"
-        )
+    version = data.get("version")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        raise NetworkError(f"calibration: version {version!r} is not supported (this reads {READABLE_VERSIONS})")
     pumps, lines = data.get("pumps"), data.get("lines")
     if not isinstance(pumps, dict) or not isinstance(lines, dict):
         raise NetworkError("calibration: pumps and lines must be mappings")
@@ -212,7 +254,7 @@ def calibration_from_dict(data: Mapping[str, Any]) -> TwinCalibration:
         raise NetworkError(f"calibration: n_updates must be an integer >= 0, got {n_updates!r}")
     return TwinCalibration(
         ts=_ts_in(data.get("ts"), "ts"),
-        pumps={str(name): _pump_in(str(name), p) for name, p in pumps.items()},
+        pumps={str(name): _pump_in(str(name), p, int(version)) for name, p in pumps.items()},
         lines={int(k): _line_in(str(k), v) for k, v in lines.items()},
         n_updates=n_updates,
     )

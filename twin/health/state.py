@@ -44,7 +44,9 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.health.estimation import LineEstimate, PumpEstimate, TwinCalibration
+from pumptwin.twin.times import to_utc
 
 Status = Literal["normal", "watch", "warning", "alarm"]
 STATUSES: tuple[Status, ...] = ("normal", "watch", "warning", "alarm")
@@ -60,7 +62,7 @@ PHYSICS_VERSION = "physics"
 PROBABILITY_PREFIX = "p_"
 
 
-class StateError(ValueError):
+class StateError(PumptwinError, ValueError):
     """Invalid scores, rules or state; the message names the value."""
 
 
@@ -553,8 +555,7 @@ def update_state(
     Raises:
         StateError: Duplicate or malformed scores, or time going backwards.
     """
-    ts = pd.Timestamp(now)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    ts = to_utc(now, what="state time")
     if prev is not None and ts < prev.ts:
         raise StateError(f"state time {ts} is before the previous state's {prev.ts}")
     by_asset = _scores_by_asset(scores)

@@ -20,9 +20,7 @@ from pumptwin.twin.health.estimation import (
     EstimationError,
     PumpEstimate,
     TwinCalibration,
-    bearing_load_factor,
     calibrated_network,
-    hydraulic_excitation,
     initial_calibration,
     line_segments,
     motor_shaft_power_w,
@@ -36,6 +34,17 @@ from pumptwin.twin.hydraulic.pumps import fit_efficiency_curve, fit_head_curve
 
 START = pd.Timestamp("2024-03-01T00:00:00Z")
 DAY = 86_400.0
+
+
+def rational_excitation(flow_ratio: np.ndarray) -> np.ndarray:
+    """A generating process unlike the twin's polynomial: x^2 / (1 + x^2 / 6) (7 / 6), x = (r - 1) / 0.3."""
+    x = (flow_ratio - 1.0) / 0.3
+    return x * x / (1.0 + x * x / 6.0) * (7.0 / 6.0)
+
+
+def power_law_load(speed: np.ndarray, flow_ratio: np.ndarray) -> np.ndarray:
+    """A bearing load unlike the twin's: s^1.5 (0.6 + 0.4 (1 + 1.5 (r - 1)^2)), 1 at rated speed and the BEP."""
+    return speed**1.5 * (0.6 + 0.4 * (1.0 + 1.5 * (flow_ratio - 1.0) ** 2))
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +107,9 @@ def synthetic_readings(
         }
         if on:
             ratio = q / (spec.bep_flow_m3s * speed)
-            x = hydraulic_excitation(ratio)
+            x = rational_excitation(ratio)
             values["VIB_DE_RMS"] = vib_gain * np.sqrt(speed**4 + 0.25 * speed**2 + 1.44 * speed**4 * x**2)
-            values["BRG_DE_TEMP"] = 20.0 + rise_k * bearing_load_factor(speed, ratio)
+            values["BRG_DE_TEMP"] = 20.0 + rise_k * power_law_load(speed, ratio)
         for measure, v in values.items():
             rows.extend((f"{name}.{measure}", t, float(x)) for t, x in zip(ts, v, strict=True))
     rows.extend(("PS01.SITE.AMBIENT_TEMP", t, 20.0) for t in ts[::10])
@@ -385,3 +394,18 @@ def test_shipped_impeller_wear_scenario_within_10_percent() -> None:
     track = run_and_track(scenario.duration_s, fault.onset_s, fault.failure_s, scenario.step_s, "1h")
     assert check_wear_tracks_truth(track, pd.Timedelta(hours=1)) >= 200
     assert math.isfinite(track.final.pump("PS02.P2").efficiency_loss.value)
+
+
+def test_condition_models_learnt_from_the_plant(short_wear: Track) -> None:
+    """The twin's own forms, learnt from the plant's richer physics: small residuals, no false excess or drift."""
+    running = [p for p in short_wear.final.pumps.values() if p.n_samples > 0]
+    for p in running:
+        assert p.vib_de.weight > 100 and p.vib_nde.weight > 100
+        assert p.vib_de.noise_mm_s < 0.1 * p.vib_de_mm_s, p.pump  # the polynomial explains the plant's vibration
+        assert abs(p.vib_excess_de_mm_s) < 0.1 * p.vib_de_mm_s, p.pump
+        assert abs(p.thermal_drift_de) < 0.1, p.pump
+        assert 20.0 < p.thermal_de.value < 70.0
+        assert p.bearing_de.weight > 0
+        assert 40.0 < p.winding.value < 160.0  # K at rated current
+        assert p.seal.weight > 0 and p.seal_leak_l_h >= 0
+        assert p.strainer_k.value > 0 and abs(p.strainer_drift) < 0.1

@@ -215,7 +215,9 @@ def _calibration() -> TwinCalibration:
         p1,
         impeller_wear=Estimate(0.0123456789012345, 1e-17),
         efficiency_loss=Estimate(-0.1 / 3, 0.02),
-        vib_de=VibrationBaseline(tuple(float(i) / 7 for i in range(9)), (1.0 / 3, 2.0 / 3, 0.1), 123.456, 0.321),
+        vib_de=VibrationBaseline(
+            tuple(float(i) / 7 for i in range(36)), (1.0 / 3, 2.0 / 3, 0.1, 0, 0, 1), 123.456, 0.321
+        ),
         vib_de_mm_s=2.5,
         vib_excess_de_mm_s=math.nan,
         thermal_de=Estimate(41.0000000001, math.inf),
@@ -255,15 +257,15 @@ def test_calibration_round_trips_exactly_through_json(tmp_path: Path) -> None:
     assert back.lines[1].meter_bias_m3s == cal.lines[1].meter_bias_m3s
     path = write_calibration(cal, tmp_path / "twin" / "calibration.json")
     assert json.dumps(calibration_to_dict(read_calibration(path)), allow_nan=False) == text
-    assert data["format"] == "pumptwin.calibration" and data["version"] == 1
+    assert data["format"] == "pumptwin.calibration" and data["version"] == 2
 
 
 def test_calibration_files_refuse_other_versions_and_malformed_fields(tmp_path: Path) -> None:
     from pumptwin.twin.health.io import calibration_from_dict, calibration_to_dict, read_calibration
 
     data = calibration_to_dict(_calibration())
-    with pytest.raises(NetworkError, match="version 2"):
-        calibration_from_dict({**data, "version": 2})
+    with pytest.raises(NetworkError, match="version 3"):
+        calibration_from_dict({**data, "version": 3})
     with pytest.raises(NetworkError, match="format"):
         calibration_from_dict({**data, "format": "other"})
     broken = json.loads(json.dumps(data))
