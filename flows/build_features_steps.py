@@ -19,6 +19,7 @@ from pumptwin.features.ingest.rawstore import RawStore
 from pumptwin.flows.settings import Settings
 from pumptwin.twin.assets import Registry, build_registry, lines_for_stations
 from pumptwin.twin.hydraulic.io import load_network
+from pumptwin.twin.times import utc_or_none
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,6 @@ class FeatureBuild:
         return "\n".join([*head, "", "## Checks", "", self.check.to_markdown()])
 
 
-def _utc(moment: datetime | pd.Timestamp | str | None) -> pd.Timestamp | None:
-    if moment is None:
-        return None
-    stamp = pd.Timestamp(moment)
-    return stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
-
-
 def read_fault_labels(settings: Settings) -> pd.DataFrame:
     """Every stored fault label (empty frame with the label columns when there is none)."""
     files = sorted(settings.labels_dir.glob("*.parquet")) if settings.labels_dir.is_dir() else []
@@ -99,7 +93,7 @@ def last_feature_time(settings: Settings) -> pd.Timestamp | None:
     if not path.is_file():
         return None
     newest = pc.max(pq.read_table(path, columns=["event_timestamp"]).column(0)).as_py()
-    return None if newest is None else _utc(newest)
+    return None if newest is None else utc_or_none(newest)
 
 
 def _stored_baseline(settings: Settings) -> pd.DataFrame | None:
@@ -121,9 +115,9 @@ def compute_features(
     Vibration is compared with each pump's stored reference (``<feast_dir>/vib_baseline.parquet``),
     fitted on the first build that saw the pump running and kept from then on.
     """
-    from pumptwin.features.transforms import pump_features, vibration_baseline
+    from pumptwin.features.transforms.build import pump_features, vibration_baseline
 
-    first, last = _utc(start), _utc(end)
+    first, last = utc_or_none(start), utc_or_none(end)
     if first is None:
         first = last_feature_time(settings)
     cfg = settings.models

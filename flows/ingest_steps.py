@@ -25,11 +25,12 @@ from pumptwin.features.ingest.pipeline import IngestSummary, ingest_source, new_
 from pumptwin.features.ingest.rawstore import RawStore
 from pumptwin.features.ingest.sources import SourceResult, from_frame, read_path
 from pumptwin.features.validation import TagValidator
-from pumptwin.flows.settings import Settings
+from pumptwin.flows.settings import Settings, SettingsError
 from pumptwin.plant.scenario import read_scenario, shipped_scenario
 from pumptwin.plant.simulator import Plant
 from pumptwin.twin.assets import build_registry, measure_ranges
 from pumptwin.twin.hydraulic.io import load_network
+from pumptwin.twin.times import to_utc
 
 SIMULATOR = "simulator:"
 PI = "pi:"
@@ -52,12 +53,6 @@ class IngestReport:
         return f"{self.summary.to_markdown()}\n\n## Validation\n\n{self.validation_markdown}"
 
 
-def _utc(when: datetime) -> pd.Timestamp:
-    """``when`` as a UTC timestamp; a naive time is taken as UTC."""
-    stamp = pd.Timestamp(when)
-    return stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
-
-
 def _window(frame: SourceResult, start: datetime | None, end: datetime | None) -> SourceResult:
     """Keep the readings in [start, end); rows outside the window are not this run's (nothing is lost)."""
     if start is None and end is None:
@@ -65,9 +60,9 @@ def _window(frame: SourceResult, start: datetime | None, end: datetime | None) -
     ts = frame.readings["ts"]
     keep = pd.Series(True, index=frame.readings.index)
     if start is not None:
-        keep &= ts >= _utc(start)
+        keep &= ts >= to_utc(start)
     if end is not None:
-        keep &= ts < _utc(end)
+        keep &= ts < to_utc(end)
     origin = frame.origin[keep] if frame.origin is not None else None
     return SourceResult(frame.readings[keep], frame.rejected, frame.problems, frame.source, origin)
 
@@ -93,7 +88,7 @@ def read_source(
     Raises:
         PIWebAPITransientError: The historian did not answer after the client's retries (the flow
             retries the task).
-        ValueError: A ``pi:`` source without a historian URL, data server or window.
+        SettingsError: A ``pi:`` source without a historian URL, data server or window.
     """
     if source.startswith(SIMULATOR):
         name = source.removeprefix(SIMULATOR)
@@ -102,14 +97,16 @@ def read_source(
         if end is None:
             readings = plant.run()
         else:  # simulate only as far as the window needs
-            plant.advance(max(0.0, min((_utc(end) - scenario.start).total_seconds(), scenario.n_steps * plant.step_s)))
+            plant.advance(
+                max(0.0, min((to_utc(end) - scenario.start).total_seconds(), scenario.n_steps * plant.step_s))
+            )
             readings = plant.read_tags()
         write_fault_labels(plant.ground_truth().labels, scenario.name, settings)
         return _window(from_frame(readings, source), start, end)
     if source.startswith(PI):
         hist = settings.historian
         if hist.url is None or hist.data_server is None or start is None or end is None:
-            raise ValueError("a pi: source needs PUMPTWIN_HISTORIAN__URL, __DATA_SERVER and a start and end")
+            raise SettingsError("a pi: source needs PUMPTWIN_HISTORIAN__URL, __DATA_SERVER and a start and end")
         auth = (
             BearerAuth(hist.token.get_secret_value())
             if hist.token is not None

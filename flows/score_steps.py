@@ -25,6 +25,7 @@ import pandas as pd
 from pumptwin.flows.build_features_steps import last_feature_time
 from pumptwin.flows.settings import Settings
 from pumptwin.flows.train_steps import FAMILIES, tracking
+from pumptwin.twin.times import to_utc
 
 HISTORY_S = 24 * 3600.0
 """Feature history each pump is scored with (causal detectors need their past)."""
@@ -61,8 +62,7 @@ def _recent_history(settings: Settings, now: pd.Timestamp | None) -> pd.DataFram
     newest = last_feature_time(settings) if now is None else pd.Timestamp(now)
     if newest is None:
         return pd.DataFrame()
-    end = pd.Timestamp(newest)
-    end = end.tz_localize("UTC") if end.tz is None else end.tz_convert("UTC")
+    end = to_utc(newest)
     since = end - pd.Timedelta(seconds=HISTORY_S)
     frame = pq.read_table(path, filters=[("event_timestamp", ">=", since), ("event_timestamp", "<=", end)]).to_pandas()
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)

@@ -1,7 +1,9 @@
 """The one settings object, read from `PUMPTWIN_*` environment variables.
 
 `Settings` is composed of one group per concern, each with its own environment prefix
-(`PUMPTWIN_TWIN_`, `PUMPTWIN_MLFLOW_`, `PUMPTWIN_FEAST_`, `PUMPTWIN_QDRANT_`, `PUMPTWIN_PREFECT_`).
+(`PUMPTWIN_TWIN_`, `PUMPTWIN_MLFLOW_`, `PUMPTWIN_MODELS_`, `PUMPTWIN_PREFECT_`, `PUMPTWIN_HISTORIAN_`).
+Every field is read by some entry point or step (a test checks it); a setting nothing reads is
+removed rather than documented.
 A field can also be set through the root with the nested delimiter `__`:
 `PUMPTWIN_TWIN__ACCURACY=1e-8` and `PUMPTWIN_TWIN_ACCURACY=1e-8` mean the same.
 
@@ -18,6 +20,8 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pumptwin.twin.errors import PumptwinError
 
 ENV_PREFIX = "PUMPTWIN_"
 """Prefix of every pumptwin environment variable."""
@@ -36,8 +40,12 @@ OFFLINE_ENVIRONMENT: dict[str, str] = {
 """Variables that stop libraries from phoning home or downloading at run time (see STACK-NOTES)."""
 
 
+class SettingsError(PumptwinError, ValueError):
+    """A setting that what was asked needs is missing or invalid; the message names its variable."""
+
+
 class TwinSettings(BaseSettings):
-    """Settings of the physics twin: which network to load and how hard to solve it."""
+    """Settings of the physics twin: which network to load and how closely to solve it."""
 
     model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}TWIN_", extra="forbid")
 
@@ -49,17 +57,6 @@ class TwinSettings(BaseSettings):
         default=1e-6,
         gt=0,
         description="Convergence criterion of the hydraulic solver: sum of flow changes over sum of flows.",
-    )
-    max_trials: int = Field(default=200, ge=1, description="Maximum solver iterations per hydraulic solve.")
-    batch_size: int = Field(
-        default=2048,
-        ge=1,
-        description="Scenarios solved together in one vectorised batch (about 2,000 stays in cache).",
-    )
-    threads: int | None = Field(
-        default=None,
-        ge=1,
-        description="Worker threads for compiled kernels; None uses every available core.",
     )
 
 
@@ -75,17 +72,6 @@ class MlflowSettings(BaseSettings):
     artifact_root: Path | None = Field(
         default=None,
         description="Folder for run artifacts with the embedded store; None means `<home>/mlartifacts`.",
-    )
-
-
-class FeastSettings(BaseSettings):
-    """Where the Feast feature repository lives; stores are configured in its `feature_store.yaml`."""
-
-    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}FEAST_", extra="forbid")
-
-    repo_path: Path = Field(
-        default=Path("features"),
-        description="Folder holding `feature_store.yaml` and the feature definitions.",
     )
 
 
@@ -125,25 +111,6 @@ class ModelSettings(BaseSettings):
     )
 
 
-class QdrantSettings(BaseSettings):
-    """The vector store: a Qdrant server when `url` is set, else Qdrant local mode on disk."""
-
-    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}QDRANT_", extra="forbid")
-
-    url: str | None = Field(
-        default=None,
-        description="URL of a Qdrant server or cluster; None uses local mode in `path`.",
-    )
-    path: Path | None = Field(
-        default=None,
-        description="Folder of the local-mode store; None means `<home>/qdrant`. Ignored when `url` is set.",
-    )
-    api_key: SecretStr | None = Field(
-        default=None,
-        description="API key of the Qdrant server; never logged or serialized.",
-    )
-
-
 class PrefectSettings(BaseSettings):
     """Which Prefect API the flows talk to."""
 
@@ -174,9 +141,7 @@ _GROUPS: dict[str, type[BaseSettings]] = {
     "historian": HistorianSettings,
     "twin": TwinSettings,
     "mlflow": MlflowSettings,
-    "feast": FeastSettings,
     "models": ModelSettings,
-    "qdrant": QdrantSettings,
     "prefect": PrefectSettings,
 }
 
@@ -196,13 +161,11 @@ class Settings(BaseSettings):
     )
     twin: TwinSettings = Field(default_factory=TwinSettings, description="Physics twin and hydraulic solver.")
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings, description="Experiment tracking and registry.")
-    feast: FeastSettings = Field(default_factory=FeastSettings, description="Feature store.")
     models: ModelSettings = Field(default_factory=ModelSettings, description="Features, training and promotion.")
-    qdrant: QdrantSettings = Field(default_factory=QdrantSettings, description="Vector store for the agent.")
     prefect: PrefectSettings = Field(default_factory=PrefectSettings, description="Orchestration API.")
     historian: HistorianSettings = Field(default_factory=HistorianSettings, description="PI Web API historian.")
 
-    @field_validator("twin", "mlflow", "feast", "models", "qdrant", "prefect", "historian", mode="before")
+    @field_validator("twin", "mlflow", "models", "prefect", "historian", mode="before")
     @classmethod
     def _build_group(cls, value: object, info: ValidationInfo) -> object:
         """Build a group from a dict, so its own `PUMPTWIN_<GROUP>_*` variables fill the other fields."""
@@ -271,11 +234,6 @@ class Settings(BaseSettings):
     def mlflow_artifact_root(self) -> Path:
         """Folder for MLflow artifacts with the embedded store."""
         return self.mlflow.artifact_root if self.mlflow.artifact_root is not None else self.home / "mlartifacts"
-
-    @property
-    def qdrant_path(self) -> Path:
-        """Folder of Qdrant's local-mode store."""
-        return self.qdrant.path if self.qdrant.path is not None else self.home / "qdrant"
 
 
 def apply_offline_environment(settings: Settings) -> None:

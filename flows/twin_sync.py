@@ -17,7 +17,13 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from pumptwin.flows.settings import get_settings
-from pumptwin.flows.twin_sync_steps import DEFAULT_HISTORY_S, DEFAULT_WINDOW_S, respond_to_alerts, sync_markdown, sync_twin
+from pumptwin.flows.twin_sync_steps import (
+    DEFAULT_HISTORY_S,
+    DEFAULT_WINDOW_S,
+    respond_to_alerts,
+    sync_markdown,
+    sync_twin,
+)
 
 sync_twin_task = task(name="sync-twin")(sync_twin)
 respond_task = task(name="candidate-responses")(respond_to_alerts)

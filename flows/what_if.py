@@ -3,9 +3,11 @@
 Deployed from ``prefect.yaml`` as ``flows/what_if.py:what_if``. Its parameters are simple
 typed values an operator types into the run form (a flow change in %, a speed per pump, lists of
 pumps to stop, start, switch to standby or trip, a leak's chainage and size, a suction pressure
-drop, a scenario file); they make one scenario, run after the base case (and after the file's
-scenarios) by `flows.twin_sync_steps.run_whatifs`. The run publishes a markdown artifact (``what-if``)
-with the scenario table and the paths of the files and plots.
+drop, a scenario file, an ambient temperature, a rated speed, the surge check); they make one
+scenario, run after the base case (and after the file's scenarios) by the one what-if path,
+`flows.what_if_steps.run_whatif`, that ``pumptwin whatif`` also calls. The run publishes a
+markdown artifact (``what-if``) with the scenario table, what it ran on (the calibrated twin and
+its calibration time, or the as-built network) and the paths of the files and plots.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from pumptwin.flows.settings import get_settings
-from pumptwin.flows.twin_sync_steps import run_whatifs
+from pumptwin.flows.what_if_steps import run_whatif
 from pumptwin.twin.whatif.scenarios import ScenarioError
 
-run_whatifs_task = task(name="run-whatifs")(run_whatifs)
+run_whatif_task = task(name="run-whatif")(run_whatif)
 
 
 def whatif_flags(  # noqa: PLR0913 - one argument per form field
@@ -33,7 +35,7 @@ def whatif_flags(  # noqa: PLR0913 - one argument per form field
     leak_m3h: float | None = None,
     suction_drop_bar: float | None = None,
 ) -> dict[str, Any]:
-    """The form's values as `twin.scenarios.scenario_from_flags` arguments.
+    """The form's values as `twin.whatif.scenarios.scenario_from_flags` arguments.
 
     Raises:
         ScenarioError: A leak with a chainage but no size, or a size but no chainage.
@@ -66,6 +68,9 @@ def what_if(  # noqa: PLR0913 - one parameter per form field
     scenario_file: str | None = None,
     line: int = 1,
     calibrated: bool = True,
+    ambient_c: float | None = None,
+    rated_speed_rpm: float | None = None,
+    surge: bool = False,
 ) -> dict[str, Any]:
     """Evaluate one scenario (and a scenario file's) against the base case on the calibrated twin.
 
@@ -81,18 +86,39 @@ def what_if(  # noqa: PLR0913 - one parameter per form field
         suction_drop_bar: Suction pressure drop at the source, bar.
         scenario_file: Path of a scenario file (YAML, schema version 1).
         line: Which line's calibration to use, 1-based.
-        calibrated: Use the saved calibration (False: the clean network).
+        calibrated: Use the saved calibration (False: the as-built network).
+        ambient_c: Ambient temperature, degC (default: the file's, else 25; 0 is a valid ambient).
+        rated_speed_rpm: Rated speed of every pump, rpm (default: the file's, else the fleet's).
+        surge: Simulate the surge of scenarios with pump trips.
+
+    Returns:
+        The scenario names, whether all are within limits, the folder, what the scenarios ran on
+        (``twin``) and the calibration time (ISO 8601 UTC; None on the as-built network).
     """
     settings = get_settings()
     flags = whatif_flags(flow_change_pct, speeds, stop, start, standby, trip, leak_km, leak_m3h, suction_drop_bar)
-    run = run_whatifs_task(settings, flags=flags, file=scenario_file, line=line, calibrated=calibrated)
+    run = run_whatif_task(
+        settings,
+        flags=flags,
+        file=scenario_file,
+        line=line,
+        calibrated=calibrated,
+        ambient_c=ambient_c,
+        rated_speed_rpm=rated_speed_rpm,
+        surge=surge,
+    )
     create_markdown_artifact(key="what-if", markdown=run.to_markdown(), description="what-if")
     get_run_logger().info(
-        "%d scenarios, within limits: %s, files in %s", len(run.report.outcomes), run.report.within_limits, run.folder
+        "%d scenarios on the %s, within limits: %s, files in %s",
+        len(run.report.outcomes),
+        run.twin,
+        run.report.within_limits,
+        run.folder,
     )
     return {
         "scenarios": [o.name for o in run.report.outcomes],
         "within_limits": run.report.within_limits,
         "folder": str(run.folder),
+        "twin": run.twin,
         "calibrated_at": None if run.calibrated_at is None else run.calibrated_at.isoformat(),
     }

@@ -41,12 +41,13 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from pumptwin.models.detectors import ThresholdAlarmMixin, causal_mean
+from pumptwin.twin.errors import PumptwinError
 
 if TYPE_CHECKING:
     import torch
 
 
-class AutoencoderError(ValueError):
+class AutoencoderError(PumptwinError, ValueError):
     """Bad parameters or input for `WindowAutoencoder`."""
 
 

@@ -36,11 +36,13 @@ from sklearn.utils import Tags
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from pumptwin.twin.errors import PumptwinError
+
 HEALTHY = "healthy"
 """Class label of rows without a developing fault."""
 
 
-class DiagnosisError(ValueError):
+class DiagnosisError(PumptwinError, ValueError):
     """Invalid diagnosis parameters or input; the message names the value."""
 
 

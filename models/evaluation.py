@@ -29,11 +29,13 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from pumptwin.twin.errors import PumptwinError
+
 MONTH_S = 365.25 / 12.0 * 86_400.0
 """One month, s (a twelfth of a Julian year: 30.44 days)."""
 
 
-class EvaluationError(ValueError):
+class EvaluationError(PumptwinError, ValueError):
     """Invalid evaluation input; the message names the value."""
 
 

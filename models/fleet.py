@@ -30,12 +30,14 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
+from pumptwin.twin.errors import PumptwinError
+
 POOLED = "pooled"
 """Model key of the pooled fallback detector."""
 KEYS = ("pump_id", "event_timestamp")
 
 
-class FleetError(ValueError):
+class FleetError(PumptwinError, ValueError):
     """Bad parameters or a frame the fleet detector cannot read; the message names the problem."""
 
 

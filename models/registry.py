@@ -61,6 +61,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from pumptwin.twin.errors import PumptwinError
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import RegisteredModel
@@ -82,7 +84,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _METRIC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
 
 
-class RegistryError(ValueError):
+class RegistryError(PumptwinError, ValueError):
     """Bad input to the model registry: unknown model or version, bad lineage, non-finite score."""
 
 

@@ -37,12 +37,13 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from pumptwin.models.detectors import ThresholdAlarmMixin
+from pumptwin.twin.errors import PumptwinError
 
 MAD_TO_STD = 1.4826
 """Factor from the median absolute deviation to the standard deviation of a normal distribution."""
 
 
-class ResidualError(ValueError):
+class ResidualError(PumptwinError, ValueError):
     """Bad parameters or input for `ResidualCusumDetector`."""
 
 

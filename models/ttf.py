@@ -45,8 +45,10 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from pumptwin.twin.errors import PumptwinError
 
-class TtfError(ValueError):
+
+class TtfError(PumptwinError, ValueError):
     """Invalid time-to-failure parameters or labels; the message names the value."""
 
 

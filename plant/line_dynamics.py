@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.hydraulic.network import G_M_S2
 
 FloatArray = NDArray[np.float64]
@@ -57,7 +58,7 @@ _MIN_SEGMENTS = 2
 _TOL = 1e-6
 
 
-class LineDynamicsError(ValueError):
+class LineDynamicsError(PumptwinError, ValueError):
     """Invalid line, pump, schedule, leak or meter data; the message names the bad value."""
 
 

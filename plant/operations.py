@@ -20,6 +20,8 @@ from numpy.typing import NDArray
 
 from pumptwin.plant.scenario import OperationsSpec
 from pumptwin.twin.assets import Registry
+from pumptwin.twin.errors import PumptwinError
+from pumptwin.twin.units import DAY_S
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -28,10 +30,9 @@ SPEED_QUANTUM = 0.005
 """Nominations are rounded to this relative speed."""
 NOMINATION_PHASE_H = 9.0
 """Hour of the day at which the daily throughput cycle crosses its mean going up."""
-DAY_S = 86_400.0
 
 
-class OperationsError(ValueError):
+class OperationsError(PumptwinError, ValueError):
     """An unknown target or an impossible command."""
 
 

@@ -44,7 +44,9 @@ import yaml
 
 from pumptwin.plant.health import LAWS, MODE_INFO, Law, Mode
 from pumptwin.plant.sensors import SensorConfig, SensorError
+from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.hydraulic.io import read_yaml_mapping
+from pumptwin.twin.times import UtcTimeError, to_utc
 
 SCENARIO_VERSION = 1
 """Version of the scenario file layout."""
@@ -56,7 +58,7 @@ _UNITS_S = {"w": 604_800.0, "d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0}
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([wdhms])")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(PumptwinError, ValueError):
     """A scenario is invalid; the message names the file and the field."""
 
 
@@ -94,12 +96,9 @@ def parse_timestamp(value: object, what: str = "start") -> pd.Timestamp:
         ScenarioError: Not a timestamp.
     """
     try:
-        ts = pd.Timestamp(cast(Any, value))
-    except (ValueError, TypeError):
+        return to_utc(cast(Any, value), what=what)
+    except UtcTimeError:
         raise ScenarioError(f"{what}: cannot read {value!r} as a timestamp") from None
-    if ts is pd.NaT:
-        raise ScenarioError(f"{what}: cannot read {value!r} as a timestamp")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def parse_offset(value: object, start: pd.Timestamp, what: str) -> float:

@@ -32,6 +32,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from pumptwin.twin.assets import TagSpec
+from pumptwin.twin.errors import PumptwinError
+from pumptwin.twin.units import DAY_S
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -39,11 +41,10 @@ IntArray = NDArray[np.int64]
 QUALITY_NAMES: tuple[str, ...] = ("good", "questionable", "bad", "substituted")
 """PI quality flags, indexed by quality code."""
 GOOD, QUESTIONABLE, BAD, SUBSTITUTED = 0, 1, 2, 3
-DAY_S = 86_400.0
 OUT_OF_ORDER_MAX_PERIODS = 3
 
 
-class SensorError(ValueError):
+class SensorError(PumptwinError, ValueError):
     """Invalid sensor configuration; the message names the setting."""
 
 

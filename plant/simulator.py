@@ -51,11 +51,13 @@ from pumptwin.plant.operations import Command, Operations, OperationsError
 from pumptwin.plant.scenario import AmbientSpec, FaultSpec, Scenario, ScenarioError
 from pumptwin.plant.sensors import ReadingBlock, SensorState, apply_sensors, readings_frame, tag_table, utc_timestamps
 from pumptwin.twin.assets import BAR_PA, M3H_PER_M3S, PUMP_MEASURES, Registry, build_registry
+from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.hydraulic.eps import initial_batch
 from pumptwin.twin.hydraulic.io import load_network
 from pumptwin.twin.hydraulic.metrics import pump_assets, pump_metrics
 from pumptwin.twin.hydraulic.network import G_M_S2, Network
 from pumptwin.twin.hydraulic.solver import CLOSED, OPEN, compile_network, solve_batch
+from pumptwin.twin.units import DAY_S
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -72,7 +74,6 @@ CHUNK_VALUES = 2_000_000
 """True values (steps x tags) simulated per block."""
 CLEAN_STRAINER_DP_PA = (4e3, 8e3)
 """Range of a clean suction strainer's loss at BEP flow, Pa."""
-DAY_S = 86_400.0
 PUMP_FIELDS = (
     "flow_m3s",
     "head_m",
@@ -87,7 +88,7 @@ PUMP_FIELDS = (
 """Per-pump quantities a hydraulic state provides, in this order."""
 
 
-class PlantError(ValueError):
+class PlantError(PumptwinError, ValueError):
     """A plant cannot be built or a command is invalid; the message says which."""
 
 

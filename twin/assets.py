@@ -42,11 +42,15 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.hydraulic.io import read_yaml_mapping
 from pumptwin.twin.hydraulic.metrics import DEFAULT_EFFICIENCY, pump_assets
 from pumptwin.twin.hydraulic.network import G_M_S2, Network, NetworkError, Pipe, Pump, Reservoir
 from pumptwin.twin.hydraulic.pumps import fit_head_curve
 from pumptwin.twin.hydraulic.solver import compile_network
+from pumptwin.twin.tags import is_tag
+from pumptwin.twin.units import M3H_PER_M3S
+from pumptwin.twin.units import PA_PER_BAR as BAR_PA
 
 REGISTRY_VERSION = 1
 """Version of the registry file layout written by `write_registry`."""
@@ -100,8 +104,6 @@ DEFAULT_SAMPLE_PERIOD_S: dict[str, float] = {
 SITE_ASSET = "SITE"
 LINE_PREFIX = "LINE"
 STATION_PREFIX = "PS"
-BAR_PA = 1e5
-M3H_PER_M3S = 3600.0
 DEFAULT_RATED_SPEED_RPM = 1480.0
 MOTOR_SERVICE_FACTOR = 1.1
 MOTOR_STEP_W = 50e3
@@ -111,10 +113,9 @@ LV_VOLTAGE_V = 400.0
 FALLBACK_PRESSURE_BAR = 100.0
 _NAME = re.compile(r"[^A-Z0-9_]")
 _STATION_NUMBER = re.compile(rf"^{STATION_PREFIX}(\d+)$")
-_TAG = re.compile(r"^[A-Z0-9_]+\.[A-Z0-9_]+\.[A-Z0-9_]+$")
 
 
-class RegistryError(ValueError):
+class RegistryError(PumptwinError, ValueError):
     """A registry entry or file is invalid; the message names the entry or file."""
 
 
@@ -155,7 +156,7 @@ class TagSpec:
 
     def __post_init__(self) -> None:
         """Check the name and the ranges."""
-        if not _TAG.match(self.tag) or self.tag != f"{self.station}.{self.asset}.{self.measure}":
+        if not is_tag(self.tag) or self.tag != f"{self.station}.{self.asset}.{self.measure}":
             raise RegistryError(f"tag {self.tag!r}: must be STATION.ASSET.MEASURE in A-Z, 0-9 and _")
         if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
             raise RegistryError(f"tag {self.tag!r}: needs finite low < high, got {self.low}, {self.high}")

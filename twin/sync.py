@@ -5,22 +5,14 @@ window (`fold_readings`, each window one `twin.estimation.update_calibration`), 
 calibration with the model scores into the `twin.state.TwinState`. This module holds the pure
 steps between those pieces and the declarative what-ifs of `twin.scenarios`:
 
-**Machine condition** (`machine_condition`). The vibration baseline of the drive-end bearing is
-v^2 = a s^4 + b s^2 + c s^4 x(q)^2 ((mm/s)^2, s relative speed, x the hydraulic excitation). The
-what-if's closed form (`pumptwin.plant.health.vibration_rms_mm_s`) is the root sum of squares of
-imbalance I s^2 (1 + 10 w), misalignment M s, hydraulic H s^2 x and bearing (0.15 + 7 d^2) s,
-so with the estimated impeller wear w:
-
-- I = sqrt(a) / (1 + 10 w), M = sqrt(max(b - 0.15^2, 0)), H = sqrt(c);
-- the bearing damage d explains the vibration above the baseline: with v the window's mean RMS
-  and v0 = v - excess the baseline at the same points, (0.15 + 7 d^2)^2 - 0.15^2 = v^2 - v0^2
-  (at rated speed, which understates d a little at lower speeds); the bearing temperature gives
-  another reading of d, since the thermal resistance rises by 1.2 d^2 over its reference:
-  d = sqrt(drift / 1.2). The larger of the two (over both bearings) is used;
-- the bearing rise at rated speed and the BEP with a new bearing is the thermal reference
-  R_ref (K per unit load; the load factor is 1 there), else the current estimate.
-
-A pump without enough running data keeps the what-if's rated defaults for what is unknown.
+**Machine condition** (`machine_condition`). The what-ifs predict vibration and bearing
+temperature with the twin's own condition models (`twin.health.condition`); a pump's
+`MachineCondition` carries what its calibration has learnt: the drive-end vibration baseline's
+coefficients (once it has `EstimatorSettings.vib_min_samples` samples), the vibration above that
+baseline in the last window as a root-sum-square excess sqrt(v^2 - (v - excess)^2) (at the
+window's speed, taken as rated), the drive-end bearing rise R at rated speed and the BEP (the
+current estimate, so a hotter bearing shows) and its learnt load shape. What is not known yet
+keeps the generic values of a new machine.
 
 **Candidate responses** (`candidate_responses`). For each pump of the line with an active alert:
 slow it by 5 % and 10 %, switch to its station's standby (when one is stopped), stop it, and
@@ -36,33 +28,24 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import pandas as pd
 
 from pumptwin.twin.assets import Registry
+from pumptwin.twin.errors import PumptwinError
+from pumptwin.twin.health.condition import MachineCondition, bearing_shape
 from pumptwin.twin.health.estimation import (
     EstimatorSettings,
     PumpEstimate,
     TwinCalibration,
-    VibrationBaseline,
     initial_calibration,
     update_calibration,
 )
 from pumptwin.twin.health.state import TwinState, update_state
 from pumptwin.twin.hydraulic.network import LinkStatus, Network
-from pumptwin.twin.whatif.engine import MachineCondition
 from pumptwin.twin.whatif.scenarios import BASE_NAME, ScenarioSpec, SpeedChange
 
-HEALTHY_BEARING_MM_S = 0.15
-"""Vibration of a new bearing at rated speed, mm/s (the bearing term with d = 0)."""
-BEARING_DAMAGE_GAIN_MM_S = 7.0
-"""Bearing vibration per squared damage index at rated speed, mm/s."""
-THERMAL_DAMAGE_GAIN = 1.2
-"""Relative rise of the bearing's thermal resistance per squared damage index."""
-IMBALANCE_PER_WEAR = 10.0
-"""Relative rise of imbalance per unit impeller wear."""
-MAX_BEARING_DAMAGE = 1.5
-"""Largest damage index reported (well past ISO zone D)."""
 SPEED_STEPS = (0.95, 0.90)
 """Speed factors offered for a pump with an alert."""
 THROUGHPUT_FACTOR = 0.9
@@ -71,7 +54,7 @@ ATTENTION: tuple[str, ...] = ("warning", "alarm")
 """Statuses that need an operator's attention."""
 
 
-class SyncError(ValueError):
+class SyncError(PumptwinError, ValueError):
     """A calibration, state or window that cannot be synchronised; the message names the value."""
 
 
@@ -210,45 +193,12 @@ def operating_network(
 # --------------------------------------------------------------------------------------------
 
 
-def _finite(x: float) -> bool:
-    return math.isfinite(x)
-
-
-def _vibration_damage(mean_mm_s: float, excess_mm_s: float) -> float:
-    """Bearing damage index that explains ``excess_mm_s`` over the baseline (0 when none)."""
-    if not (_finite(mean_mm_s) and _finite(excess_mm_s)) or excess_mm_s <= 0:
+def vibration_excess_mm_s(mean_mm_s: float, excess_mm_s: float) -> float:
+    """Root-sum-square vibration above the baseline, sqrt(v^2 - (v - excess)^2) in mm/s (0 when none)."""
+    if not (math.isfinite(mean_mm_s) and math.isfinite(excess_mm_s)) or excess_mm_s <= 0:
         return 0.0
     base = max(mean_mm_s - excess_mm_s, 0.0)
-    extra_sq = mean_mm_s**2 - base**2
-    term = math.sqrt(HEALTHY_BEARING_MM_S**2 + extra_sq) - HEALTHY_BEARING_MM_S
-    return math.sqrt(max(term, 0.0) / BEARING_DAMAGE_GAIN_MM_S)
-
-
-def _thermal_damage(drift: float) -> float:
-    """Bearing damage index from the relative rise of the thermal resistance (0 when none)."""
-    if not _finite(drift) or drift <= 0:
-        return 0.0
-    return math.sqrt(drift / THERMAL_DAMAGE_GAIN)
-
-
-def _baseline_terms(baseline: VibrationBaseline, wear: float) -> dict[str, float]:
-    a, b, c = (float(v) for v in baseline.coefficients())
-    return {
-        "imbalance_mm_s": math.sqrt(max(a, 0.0)) / (1.0 + IMBALANCE_PER_WEAR * wear),
-        "misalignment_mm_s": math.sqrt(max(b - HEALTHY_BEARING_MM_S**2, 0.0)),
-        "hydraulic_mm_s": math.sqrt(max(c, 0.0)),
-    }
-
-
-def bearing_damage(estimate: PumpEstimate) -> float:
-    """Estimated bearing damage index d of a pump (0 new; 1 near ISO zone D), from vibration and heat."""
-    d = max(
-        _vibration_damage(estimate.vib_de_mm_s, estimate.vib_excess_de_mm_s),
-        _vibration_damage(estimate.vib_nde_mm_s, estimate.vib_excess_nde_mm_s),
-        _thermal_damage(estimate.thermal_drift_de),
-        _thermal_damage(estimate.thermal_drift_nde),
-    )
-    return min(d, MAX_BEARING_DAMAGE)
+    return math.sqrt(max(mean_mm_s**2 - base**2, 0.0))
 
 
 def machine_condition(estimate: PumpEstimate, min_samples: float | None = None) -> MachineCondition:
@@ -261,16 +211,16 @@ def machine_condition(estimate: PumpEstimate, min_samples: float | None = None) 
     """
     need = EstimatorSettings().vib_min_samples if min_samples is None else min_samples
     default = MachineCondition()
-    wear = estimate.degradation().impeller_wear
-    fields: dict[str, float] = {"impeller_wear": wear, "bearing_damage": bearing_damage(estimate)}
+    fields: dict[str, Any] = {}
     if estimate.vib_de.weight >= need:
-        terms = _baseline_terms(estimate.vib_de, wear)
-        if all(_finite(v) for v in terms.values()) and terms["imbalance_mm_s"] > 0:
-            fields.update(terms)
-    for resistance in (estimate.thermal_ref_de_k, estimate.thermal_de.value):
-        if _finite(resistance) and resistance > 0:
-            fields["bearing_rise_rated_k"] = resistance
-            break
+        coefficients = tuple(float(a) for a in estimate.vib_de.coefficients())
+        if all(math.isfinite(a) for a in coefficients):
+            fields["vibration_mm2_s2"] = coefficients
+            fields["vibration_excess_mm_s"] = vibration_excess_mm_s(estimate.vib_de_mm_s, estimate.vib_excess_de_mm_s)
+    rise = estimate.thermal_de.value
+    if math.isfinite(rise) and rise > 0:
+        fields["bearing_rise_k"] = rise
+        fields["bearing_load_shape"] = bearing_shape(estimate.bearing_de, rise)
     return replace(default, **fields)
 
 

@@ -17,10 +17,10 @@ in its source, missing when unknown) and `reason`.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
+
+from pumptwin.twin.tags import TAG_PATTERN  # the one tag rule; the station part is path-safe
 
 READING_COLUMNS: tuple[str, ...] = ("tag", "ts", "value", "quality")
 """Columns of a readings table, in order."""
@@ -34,8 +34,6 @@ REJECTED_COLUMNS: tuple[str, ...] = ("tag", "ts", "value", "quality", "source_fi
 TS_DTYPE = pd.DatetimeTZDtype(unit="ns", tz="UTC")
 """The dtype of `ts`: nanoseconds, UTC."""
 
-TAG_PATTERN = re.compile(r"^(?P<station>[A-Za-z0-9_\-]+)\.(?P<asset>[^.\s]+)\.(?P<measure>[^.\s]+)$")
-"""`STATION.ASSET.MEASURE`; the station part is also a partition folder name, so it is kept path-safe."""
 
 # Reasons a row is rejected by a source. Validation adds its own (the expectation that failed).
 REASON_TAG = "tag not named STATION.ASSET.MEASURE"
@@ -100,10 +98,9 @@ def station_of(tag: str) -> str:
     Raises:
         ValueError: When `tag` is not named `STATION.ASSET.MEASURE`.
     """
-    match = TAG_PATTERN.match(tag)
-    if match is None:
+    if TAG_PATTERN.match(tag) is None:
         raise ValueError(f"{tag!r}: {REASON_TAG}")
-    return match.group("station")
+    return tag.split(".", 1)[0]
 
 
 def is_readings(frame: pd.DataFrame) -> bool:

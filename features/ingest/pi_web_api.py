@@ -55,6 +55,7 @@ from requests.auth import AuthBase
 
 from pumptwin.features.ingest.sources import SourceProblem, SourceResult, concat_results, readings_from_columns
 from pumptwin.twin.errors import PumptwinError
+from pumptwin.twin.times import to_utc
 
 logger = logging.getLogger(__name__)
 
@@ -342,13 +343,6 @@ def _retry_after_s(headers: Mapping[str, str]) -> float | None:
 def _iso(moment: pd.Timestamp) -> str:
     """Format a UTC timestamp as the API expects (`2026-11-01T00:00:00.000000Z`)."""
     return moment.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _utc(moment: datetime | pd.Timestamp | str, name: str) -> pd.Timestamp:
-    stamp = pd.Timestamp(moment)
-    if stamp.tzinfo is None:
-        raise ValueError(f"{name} must be timezone-aware, got {moment!r}")
-    return stamp.tz_convert("UTC")
 
 
 # --- adaptive windows ------------------------------------------------------------------------
@@ -707,7 +701,12 @@ class PIWebAPIClient:
             PIWebAPIError: When the server refuses the stream or the cap cannot be met.
             PIWebAPITransientError: When transient failures outlast the retries.
         """
-        stream = self._run([(web_id, web_id)], _utc(start, "start"), _utc(end, "end"), use_batch=False)[0]
+        stream = self._run(
+            [(web_id, web_id)],
+            to_utc(start, naive_is_utc=False, what="start"),
+            to_utc(end, naive_is_utc=False, what="end"),
+            use_batch=False,
+        )[0]
         if stream.problem is not None:
             raise PIWebAPIError(f"PI Web API stream {web_id}: {stream.problem}")
         return [
@@ -742,11 +741,13 @@ class PIWebAPIClient:
         Raises:
             PIWebAPITransientError: When the server cannot be reached through every retry.
         """
-        last = _utc(end, "end")
+        last = to_utc(end, naive_is_utc=False, what="end")
         if isinstance(start, Mapping):
-            starts = {tag: _utc(start[tag], f"start of {tag}") for tag in streams if tag in start}
+            starts = {
+                tag: to_utc(start[tag], naive_is_utc=False, what=f"start of {tag}") for tag in streams if tag in start
+            }
         else:
-            first = _utc(start, "start")
+            first = to_utc(start, naive_is_utc=False, what="start")
             starts = dict.fromkeys(streams, first)
         source = f"pi:{urlsplit(self.base_url).netloc}"
         items = [(tag, streams[tag]) for tag in starts]

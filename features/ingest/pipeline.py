@@ -213,8 +213,8 @@ def _quarantine_rows(bad: pd.DataFrame, result: SourceResult) -> pd.DataFrame:
 
 def _station_of_raw(tags: pd.Series) -> pd.Series:
     """Station of each raw tag text; `NO_STATION` where the tag is not `STATION.ASSET.MEASURE`."""
-    stations = tags.astype(str).str.extract(TAG_PATTERN, expand=True)["station"]
-    return stations.fillna(NO_STATION)
+    text = tags.astype(str)
+    return text.str.split(".", n=1).str[0].where(text.str.match(TAG_PATTERN), NO_STATION)
 
 
 def ingest_source(

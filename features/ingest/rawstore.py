@@ -49,6 +49,7 @@ from pumptwin.features.ingest.contract import (
     utc_ns,
 )
 from pumptwin.twin.errors import PumptwinError
+from pumptwin.twin.times import utc_or_none
 
 READINGS_SCHEMA = pa.schema(
     [
@@ -140,16 +141,6 @@ class WriteResult:
     def stored(self) -> int:
         """Rows written: new plus updated."""
         return self.new + self.updated
-
-
-def _utc(moment: datetime | pd.Timestamp | str | None, name: str) -> pd.Timestamp | None:
-    """Return `moment` as a UTC timestamp; naive moments are refused."""
-    if moment is None:
-        return None
-    stamp = pd.Timestamp(moment)
-    if stamp.tzinfo is None:
-        raise ValueError(f"{name} must be timezone-aware (got {moment!r}); use UTC, e.g. '2026-11-01T00:00Z'")
-    return stamp.tz_convert("UTC")
 
 
 def _atomic_write_table(table: pa.Table, path: Path, compression: str) -> None:
@@ -326,7 +317,7 @@ class RawStore:
         missing = [c for c in READING_COLUMNS if c not in readings.columns]
         if missing:
             raise RawStoreError(f"readings lack column(s): {', '.join(missing)}")
-        arrived = _utc(ingested_at, "ingested_at") or pd.Timestamp.now(tz="UTC")
+        arrived = utc_or_none(ingested_at, naive_is_utc=False, what="ingested_at") or pd.Timestamp.now(tz="UTC")
 
         tag_codes, tag_names = pd.factorize(readings["tag"], sort=True)
         bad_tags = [t for t in tag_names if not isinstance(t, str) or TAG_PATTERN.match(t) is None]
@@ -522,7 +513,10 @@ class RawStore:
         Raises:
             ValueError: When `start` or `end` has no time zone.
         """
-        first, last = _utc(start, "start"), _utc(end, "end")
+        first, last = (
+            utc_or_none(start, naive_is_utc=False, what="start"),
+            utc_or_none(end, naive_is_utc=False, what="end"),
+        )
         wanted = [stations] if isinstance(stations, str) else stations
         files = [
             self.partition_file(station, day)
@@ -594,7 +588,7 @@ class RawStore:
             return None
         if "reason" not in rejected.columns:
             raise ValueError("rejected rows need a `reason` column")
-        arrived = _utc(ingested_at, "ingested_at") or pd.Timestamp.now(tz="UTC")
+        arrived = utc_or_none(ingested_at, naive_is_utc=False, what="ingested_at") or pd.Timestamp.now(tz="UTC")
         n = len(rejected)
 
         def text(column: str) -> pa.Array:
@@ -645,7 +639,10 @@ class RawStore:
         Returns:
             The rows with the columns of `QUARANTINE_SCHEMA`, ordered by ingest time.
         """
-        first, last = _utc(start, "start"), _utc(end, "end")
+        first, last = (
+            utc_or_none(start, naive_is_utc=False, what="start"),
+            utc_or_none(end, naive_is_utc=False, what="end"),
+        )
         pattern = f"date=*/run-{run_id}.parquet" if run_id is not None else "date=*/run-*.parquet"
         files = sorted(str(p) for p in self.quarantine_root.glob(pattern))
         if not files:

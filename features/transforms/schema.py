@@ -12,6 +12,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from pumptwin.twin.errors import PumptwinError
+from pumptwin.twin.units import M3H_PER_M3S as _M3H_PER_M3S  # noqa: F401 - the transforms' unit factor
+from pumptwin.twin.units import PA_PER_BAR as _PA_PER_BAR  # noqa: F401 - the transforms' unit factor
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -81,8 +83,6 @@ AMBIENT_CARRY_S = 3600.0
 """How long a station ambient reading is carried forward, s."""
 _NS = 1_000_000_000
 _NS_PER_H = 3.6e12
-_PA_PER_BAR = 1e5
-_M3H_PER_M3S = 3600.0
 _MIN_KURT_SAMPLES = 4
 _WHOLE_TOLERANCE = 1e-9
 

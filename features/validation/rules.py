@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import numpy as np
 import pandas as pd
 
+from pumptwin.twin.tags import TAG_REGEX
+from pumptwin.twin.times import UtcTimeError, to_utc
+
 if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
     from great_expectations.core.expectation_validation_result import (
@@ -26,8 +29,8 @@ TAG_COLUMNS: tuple[str, ...] = ("tag", "ts", "value", "quality")
 QUALITY_FLAGS: tuple[str, ...] = ("good", "questionable", "bad", "substituted")
 """PI-style quality flags allowed in `quality`."""
 
-TAG_PATTERN = r"^[A-Z][A-Z0-9_]*\.[A-Z][A-Z0-9_]*\.[A-Z][A-Z0-9_]*$"
-"""Tag names: `STATION.ASSET.MEASURE` in capitals, digits and underscores, e.g. `PS01.P2.VIB_DE_RMS`."""
+TAG_PATTERN = TAG_REGEX
+"""Tag names: `STATION.ASSET.MEASURE` in capitals, digits and underscores (`twin.tags`), e.g. `PS01.P2.VIB_DE_RMS`."""
 
 ROWS_SUITE = "pumptwin.tag_rows"
 """The suite with one result per reading."""
@@ -217,14 +220,11 @@ def _resolve_ranges(tags: Sequence[str], table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _utc(value: object) -> pd.Timestamp | None:
-    """A UTC timestamp from a timestamp-like value; naive means UTC (for settings, never for data)."""
+    """A UTC timestamp from a timestamp-like value (`twin.times.to_utc`, naive means UTC); None if it is none."""
     try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
+        return to_utc(value)  # anything else is refused below
+    except UtcTimeError:
         return None
-    if ts is pd.NaT:
-        return None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _json_float(x: object) -> float | None:

@@ -141,3 +141,69 @@ def test_whatif_surge_flag_simulates_trips(runner: CliRunner, tmp_path: Path) ->
     assert result.exit_code == 1, result.output  # the trip overloads PS1-P2 (POR, NPSH)
     trip = json.loads(result.output)["scenarios"][1]
     assert any("station trip at PS1-D" in n for n in trip["notes"])
+
+
+# --------------------------------------------------------------------------------------------
+# One error handler: every PumptwinError ends a command with exit 2 and one line
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "module", "name", "error"),
+    [
+        (["solve", str(NET1)], "pumptwin.flows.solve_steps", "solve_file", "NetworkError"),
+        (["ingest", "data.csv"], "pumptwin.flows.ingest_steps", "read_source", "SourceError"),
+        (["features"], "pumptwin.flows.build_features_steps", "compute_features", "FeatureError"),
+        (["score"], "pumptwin.flows.score_steps", "score_fleet", "StoreError"),
+        (["sync"], "pumptwin.flows.twin_sync_steps", "sync_twin", "SyncError"),
+        (["whatif"], "pumptwin.flows.what_if_steps", "run_whatif", "ScenarioError"),
+        (["train", "--family", "anomaly"], "pumptwin.flows.train_steps", "train_family", "TrainingError"),
+        (["demo"], "pumptwin.flows.demo", "run", "PlantError"),
+    ],
+)
+def test_every_command_turns_a_project_error_into_exit_2(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, args: list[str], module: str, name: str, error: str
+) -> None:
+    import importlib
+
+    from pumptwin.twin.errors import PumptwinError
+
+    kind = type(error, (PumptwinError, ValueError), {})
+
+    def fail(*_: object, **__: object) -> None:
+        raise kind(f"{error}: bad value\nnamed here")
+
+    monkeypatch.setattr(importlib.import_module(module), name, fail)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert f"error: {error}: bad value named here\n" in result.output  # one line
+    assert "Traceback" not in result.output
+
+
+def test_project_errors_share_one_base_and_keep_value_error() -> None:
+    from pumptwin.features.store import StoreError
+    from pumptwin.models.registry import RegistryError as ModelRegistryError
+    from pumptwin.plant.simulator import PlantError
+    from pumptwin.twin.assets import RegistryError
+    from pumptwin.twin.errors import PumptwinError
+    from pumptwin.twin.health.estimation import EstimationError
+    from pumptwin.twin.hydraulic.network import NetworkError
+    from pumptwin.twin.whatif.scenarios import ScenarioError
+
+    kinds = (StoreError, ModelRegistryError, PlantError, RegistryError, EstimationError, NetworkError, ScenarioError)
+    for kind in kinds:
+        assert issubclass(kind, PumptwinError) and issubclass(kind, ValueError), kind
+
+
+def test_ingest_of_an_unknown_simulator_scenario_exits_2(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["ingest", "simulator:no_such_scenario"])
+    assert result.exit_code == 2, result.output
+    assert "no shipped scenario 'no_such_scenario'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_ingest_from_the_historian_without_its_settings_exits_2(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["ingest", "pi:PS01.*"])
+    assert result.exit_code == 2, result.output
+    assert "PUMPTWIN_HISTORIAN__URL" in result.output
+    assert "Traceback" not in result.output

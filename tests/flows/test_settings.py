@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,18 +10,22 @@ from unittest import mock
 
 import pytest
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 from pumptwin.flows.settings import (
     OFFLINE_ENVIRONMENT,
-    FeastSettings,
+    HistorianSettings,
     MlflowSettings,
+    ModelSettings,
     PrefectSettings,
-    QdrantSettings,
     Settings,
     TwinSettings,
     apply_offline_environment,
     get_settings,
 )
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("flows", "twin", "features", "models", "agents", "infra", "plant")
 
 
 @pytest.fixture
@@ -40,15 +45,14 @@ def restored_environ() -> Iterator[None]:
 def test_defaults(clean_env):
     settings = Settings()
     assert settings.home == Path(".pumptwin")
-    assert settings.twin == TwinSettings(network=None, accuracy=1e-6, max_trials=200, batch_size=2048, threads=None)
+    assert settings.twin == TwinSettings(network=None, accuracy=1e-6)
     assert settings.mlflow.tracking_uri is None
-    assert settings.qdrant.url is None
-    assert settings.qdrant.api_key is None
+    assert settings.historian.url is None and settings.historian.password is None
     assert settings.prefect.api_url is None
 
 
 @pytest.mark.parametrize(
-    "model", [Settings, TwinSettings, MlflowSettings, FeastSettings, QdrantSettings, PrefectSettings]
+    "model", [Settings, TwinSettings, MlflowSettings, ModelSettings, PrefectSettings, HistorianSettings]
 )
 def test_every_field_has_a_description(model):
     assert [name for name, field in model.model_fields.items() if not field.description] == []
@@ -57,25 +61,23 @@ def test_every_field_has_a_description(model):
 def test_env_prefix(clean_env, monkeypatch, tmp_path):
     monkeypatch.setenv("PUMPTWIN_HOME", str(tmp_path))
     monkeypatch.setenv("PUMPTWIN_TWIN_ACCURACY", "1e-8")
-    monkeypatch.setenv("PUMPTWIN_TWIN_THREADS", "2")
     monkeypatch.setenv("PUMPTWIN_MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     monkeypatch.setenv("PUMPTWIN_PREFECT_API_URL", "http://127.0.0.1:4200/api")
     settings = Settings()
     assert settings.home == tmp_path
     assert settings.twin.accuracy == 1e-8
-    assert settings.twin.threads == 2
     assert settings.mlflow_tracking_uri == "http://127.0.0.1:5000"
     assert settings.prefect.api_url == "http://127.0.0.1:4200/api"
 
 
 def test_nested_env_combines_with_group_prefix(clean_env, monkeypatch):
-    monkeypatch.setenv("PUMPTWIN_TWIN__MAX_TRIALS", "50")
-    monkeypatch.setenv("PUMPTWIN_TWIN_BATCH_SIZE", "64")
-    monkeypatch.setenv("PUMPTWIN_QDRANT__URL", "http://127.0.0.1:6333")
+    monkeypatch.setenv("PUMPTWIN_TWIN__ACCURACY", "1e-7")
+    monkeypatch.setenv("PUMPTWIN_MODELS_SEED", "11")
+    monkeypatch.setenv("PUMPTWIN_HISTORIAN__URL", "https://pi.example/piwebapi")
     settings = Settings()
-    assert settings.twin.max_trials == 50
-    assert settings.twin.batch_size == 64
-    assert settings.qdrant.url == "http://127.0.0.1:6333"
+    assert settings.twin.accuracy == 1e-7
+    assert settings.models.seed == 11
+    assert settings.historian.url == "https://pi.example/piwebapi"
 
 
 def test_invalid_values_are_rejected(clean_env, monkeypatch):
@@ -88,16 +90,15 @@ def test_derived_paths(clean_env, tmp_path):
     settings = Settings(home=tmp_path)
     assert settings.bench_dir == tmp_path / "bench"
     assert settings.numba_cache_dir == tmp_path / "numba"
-    assert settings.qdrant_path == tmp_path / "qdrant"
     assert settings.mlflow_artifact_root == tmp_path / "mlartifacts"
     assert settings.mlflow_tracking_uri == f"sqlite:///{tmp_path.as_posix()}/mlflow.db"
 
 
 def test_secrets_never_serialized(clean_env, monkeypatch):
-    monkeypatch.setenv("PUMPTWIN_QDRANT_API_KEY", "hunter2-secret")
+    monkeypatch.setenv("PUMPTWIN_HISTORIAN_PASSWORD", "hunter2-secret")
     settings = Settings()
-    assert settings.qdrant.api_key is not None
-    assert settings.qdrant.api_key.get_secret_value() == "hunter2-secret"
+    assert settings.historian.password is not None
+    assert settings.historian.password.get_secret_value() == "hunter2-secret"
     for text in (repr(settings), str(settings), settings.model_dump_json(), str(settings.model_dump())):
         assert "hunter2-secret" not in text
 
@@ -121,3 +122,38 @@ def test_get_settings_reads_env_and_creates_home(clean_env, restored_environ, mo
     settings = get_settings()
     assert settings.home == tmp_path / "home"
     assert settings.home.is_dir()
+
+
+def attributes_by_module() -> dict[Path, set[str]]:
+    """Every attribute name read (``x.name``) in each module of the installed packages."""
+    out = {}
+    for package in PACKAGES:
+        for path in sorted((REPO_ROOT / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            out[path] = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    return out
+
+
+def unread_settings(attributes: dict[Path, set[str]]) -> list[str]:
+    """Settings fields no module reads: a group field counts as read where a module reads its group too."""
+    unread = [name for name in Settings.model_fields if not any(name in attrs for attrs in attributes.values())]
+    for group, field in Settings.model_fields.items():
+        model = field.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseSettings)):
+            continue
+        unread += [
+            f"{group}.{name}"
+            for name in model.model_fields
+            if not any(group in attrs and name in attrs for attrs in attributes.values())
+        ]
+    return unread
+
+
+def test_every_setting_is_read_somewhere():
+    assert unread_settings(attributes_by_module()) == []
+
+
+def test_an_unread_setting_is_found():
+    attributes = attributes_by_module()
+    without = {path: attrs - {"accuracy"} for path, attrs in attributes.items()}
+    assert unread_settings(without) == ["twin.accuracy"]

@@ -16,14 +16,9 @@ from typer.testing import CliRunner
 from pumptwin.features.ingest.rawstore import RawStore
 from pumptwin.flows.cli import app
 from pumptwin.flows.settings import Settings
-from pumptwin.flows.twin_sync_steps import (
-    load_twin,
-    respond_to_alerts,
-    run_whatifs,
-    state_paths,
-    sync_markdown,
-    sync_twin,
-)
+from pumptwin.flows.twin_store import load_twin, state_paths
+from pumptwin.flows.twin_sync_steps import respond_to_alerts, sync_markdown, sync_twin
+from pumptwin.flows.what_if_steps import run_whatif
 from pumptwin.plant.scenario import shipped_scenario
 from pumptwin.plant.simulator import Plant
 from pumptwin.twin.health.io import calibration_to_dict, read_calibration
@@ -114,8 +109,8 @@ def test_sync_catches_the_worn_pump_and_persists(home: Path, readings: pd.DataFr
 def test_whatifs_run_on_the_calibrated_network(synced: Settings) -> None:
     cal, _ = load_twin(synced)
     assert cal is not None
-    worn = run_whatifs(synced, flags={"flow": "-5%"}, plots=False)
-    clean = run_whatifs(synced, flags={"flow": "-5%"}, calibrated=False, plots=False)
+    worn = run_whatif(synced, flags={"flow": "-5%"}, plots=False)
+    clean = run_whatif(synced, flags={"flow": "-5%"}, calibrated=False, plots=False)
     assert worn.calibrated_at == cal.ts and clean.calibrated_at is None
     assert [o.name for o in worn.report.outcomes] == [BASE_NAME, "flow -5%"]
     curve = fit_head_curve(load_network().curve("PC2"))
@@ -133,7 +128,8 @@ def test_whatifs_run_on_the_calibrated_network(synced: Settings) -> None:
     for key in ("markdown", "json", "table", "pumps"):
         assert worn.paths[key].is_file()
     assert worn.folder.parent == synced.whatif_dir
-    assert "calibrated twin at" in worn.to_markdown()
+    assert f"calibrated twin (calibration of {cal.ts.isoformat()})" in worn.to_markdown()
+    assert "as-built network (calibration not asked for)" in clean.to_markdown()
 
 
 def test_candidate_responses_are_evaluated(synced: Settings) -> None:

@@ -43,6 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pumptwin.twin.assets import PumpSpec
+from pumptwin.twin.errors import PumptwinError
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -81,7 +82,7 @@ so that a history at one speed scales the speed terms rather than the floor."""
 """Ridge towards the prior, relative to each diagonal element of the information matrix."""
 
 
-class ConditionError(ValueError):
+class ConditionError(PumptwinError, ValueError):
     """Invalid condition model parameters; the message names the value."""
 
 

@@ -36,8 +36,8 @@ from pumptwin.twin.hydraulic.solver import (
     base_batch,
     solve_batch,
 )
+from pumptwin.twin.units import DAY_S
 
-DAY_S = 86_400
 LOW, HIGH, TIMER, TIMEOFDAY = range(4)
 
 
@@ -93,7 +93,7 @@ def _compile_controls(model: HydraulicModel) -> _Controls:
             rows.append((TIMER, k, -1, 0.0, round(c.time_s), status, setting))
         else:
             assert c.clocktime_s is not None
-            rows.append((TIMEOFDAY, k, -1, 0.0, round(c.clocktime_s) % DAY_S, status, setting))
+            rows.append((TIMEOFDAY, k, -1, 0.0, round(c.clocktime_s) % int(DAY_S), status, setting))
     cols = list(zip(*rows, strict=True)) if rows else [()] * 7
     return _Controls(
         kind=np.array(cols[0], np.int64),
@@ -390,7 +390,7 @@ def _apply_controls(
         if kind == TIMER:
             fire = htime[rows] == c.time_s[i]
         elif kind == TIMEOFDAY:
-            fire = (htime[rows] + tstart) % DAY_S == c.time_s[i]
+            fire = (htime[rows] + tstart) % int(DAY_S) == c.time_s[i]
         else:
             n = int(c.node[i])
             if n >= nj + nr:

@@ -15,16 +15,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
-G_EPANET_M_S2 = 32.2 * 0.3048
-"""Gravity EPANET 2.2 uses in its head-loss formulas (32.2 ft/s2), in m/s2."""
-G_M_S2 = 9.80665
-"""Standard gravity for pressures and power, in m/s2."""
-WATER_VISCOSITY_M2_S = 1.1e-5 * 0.3048**2
-"""EPANET's reference kinematic viscosity (water at 20 C, 1.1e-5 ft2/s), in m2/s."""
-ATMOSPHERIC_PRESSURE_PA = 101_325.0
+from pumptwin.twin.errors import PumptwinError
+from pumptwin.twin.units import (  # noqa: F401 - gravity and atmosphere re-exported for the network's users
+    ATMOSPHERIC_PRESSURE_PA,
+    G_EPANET_M_S2,
+    G_M_S2,
+    WATER_DENSITY_KG_M3,
+    WATER_VAPOUR_PRESSURE_PA,
+    WATER_VISCOSITY_M2_S,
+)
 
 
-class NetworkError(ValueError):
+class NetworkError(PumptwinError, ValueError):
     """A network element or reference is invalid; the message names the element."""
 
 
@@ -71,9 +73,9 @@ class Fluid:
     """
 
     name: str = "water"
-    density_kg_m3: float = 998.2
+    density_kg_m3: float = WATER_DENSITY_KG_M3
     kinematic_viscosity_m2_s: float = WATER_VISCOSITY_M2_S
-    vapour_pressure_pa: float = 2_339.0
+    vapour_pressure_pa: float = WATER_VAPOUR_PRESSURE_PA
 
     def __post_init__(self) -> None:
         _require(_finite(self.density_kg_m3) and self.density_kg_m3 > 0, f"fluid {self.name!r}: density must be > 0")
@@ -93,7 +95,7 @@ class Fluid:
 
 
 FLUIDS: dict[str, Fluid] = {
-    "water": Fluid("water", 998.2, 1.004e-6, 2_339.0),
+    "water": Fluid("water", WATER_DENSITY_KG_M3, 1.004e-6, WATER_VAPOUR_PRESSURE_PA),
     "crude": Fluid("crude", 850.0, 1.0e-5, 30_000.0),
     "diesel": Fluid("diesel", 832.0, 3.0e-6, 1_000.0),
     "gasoline": Fluid("gasoline", 740.0, 6.0e-7, 55_000.0),

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from scipy.optimize import brentq, least_squares, lsq_linear
 
 from pumptwin.twin.hydraulic.network import ATMOSPHERIC_PRESSURE_PA, G_M_S2, Curve, Network, NetworkError
+from pumptwin.twin.units import WATER_DENSITY_KG_M3, WATER_VAPOUR_PRESSURE_PA
 
 FloatArray = npt.NDArray[np.float64]
 Points = Sequence[tuple[float, float]] | Curve
@@ -26,10 +27,6 @@ EPANET_SHUTOFF_FACTOR = 1.33334
 """EPANET's single-point rule: shutoff head = 1.33334 x design head, max flow = 2 x design flow (-)."""
 POR_FRACTIONS = (0.7, 1.2)
 """Preferred operating region as fractions of the best-efficiency flow (-)."""
-WATER_DENSITY_KG_M3 = 998.2
-"""Density of water at 20 C, in kg/m3."""
-WATER_VAPOUR_PRESSURE_PA = 2_339.0
-"""Absolute vapour pressure of water at 20 C, in Pa."""
 _EFF_FLOOR = 0.01
 _TINY = 1e-12
 _THREE_POINTS = 3

@@ -62,9 +62,12 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import brentq
 
+from pumptwin.twin.errors import PumptwinError
+from pumptwin.twin.hydraulic.friction import darcy_friction_factor
 from pumptwin.twin.hydraulic.network import ATMOSPHERIC_PRESSURE_PA, G_M_S2, Network, Pipe, Pump
 from pumptwin.twin.hydraulic.network import Reservoir as NetworkReservoir
 from pumptwin.twin.hydraulic.pumps import EfficiencyCurve, HeadCurve, fit_efficiency_curve, fit_head_curve
+from pumptwin.twin.units import WATER_DENSITY_KG_M3, WATER_VAPOUR_PRESSURE_PA
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -89,10 +92,9 @@ _TINY = 1e-12
 _MAX_POISSON = 0.5
 _FLOW_BRACKET_M3S = 1e9
 _NO_FLOW_M3S = 1e-9
-_LAMINAR_RE = 2000.0
 
 
-class TransientError(ValueError):
+class TransientError(PumptwinError, ValueError):
     """Invalid transient input; the message names the bad value."""
 
 
@@ -180,8 +182,8 @@ class TransientLine:
     """
 
     reaches: tuple[Reach, ...]
-    density_kg_m3: float = 998.2
-    vapour_pressure_pa: float = 2_339.0
+    density_kg_m3: float = WATER_DENSITY_KG_M3
+    vapour_pressure_pa: float = WATER_VAPOUR_PRESSURE_PA
     atmospheric_pressure_pa: float = ATMOSPHERIC_PRESSURE_PA
     kinematic_viscosity_m2_s: float = 1.004e-6
     name: str = "line"
@@ -543,16 +545,6 @@ def discretise(
     )
 
 
-def darcy_friction_factor(reynolds: float, relative_roughness: float) -> float:
-    """Darcy friction factor (-): 64 / Re below Re 2000, Swamee-Jain above; 0 at Re = 0."""
-    re = abs(reynolds)
-    if re < _TINY:
-        return 0.0
-    if re < _LAMINAR_RE:
-        return 64.0 / re
-    return 0.25 / math.log10(relative_roughness / 3.7 + 5.74 / re**0.9) ** 2
-
-
 def _friction_factors(line: TransientLine, flow_m3s: float) -> list[float]:
     out = []
     for r in line.reaches:
@@ -560,7 +552,7 @@ def _friction_factors(line: TransientLine, flow_m3s: float) -> list[float]:
             out.append(r.friction_factor)
         else:
             re = 4.0 * abs(flow_m3s) / (math.pi * r.diameter_m * line.kinematic_viscosity_m2_s)
-            out.append(darcy_friction_factor(re, r.roughness_m / r.diameter_m))
+            out.append(float(darcy_friction_factor(re, r.roughness_m / r.diameter_m)))
     return out
 
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from pumptwin.twin.hydraulic.metrics import pump_assets
 from pumptwin.twin.hydraulic.solver import HydraulicModel
-from pumptwin.twin.whatif.engine import WhatIfReport
+from pumptwin.twin.units import M3H_PER_M3S
+from pumptwin.twin.whatif.report import WhatIfReport
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -74,9 +75,9 @@ def plot_pump_curves(model: HydraulicModel, report: WhatIfReport, path: str | Pa
             points = [outcome.pumps[i] for i in members if outcome.pumps[i].running]
             for speed in sorted({round(p.speed, 4) for p in points}):
                 q = np.linspace(0.0, q_max * speed, 60)
-                ax.plot(q * 3600.0, curve.head_m(q, speed), color=colour, lw=1.0, alpha=0.7)
+                ax.plot(q * M3H_PER_M3S, curve.head_m(q, speed), color=colour, lw=1.0, alpha=0.7)
                 if ax2 is not None and eff is not None:
-                    ax2.plot(q * 3600.0, 100 * eff.efficiency(q, speed), color=colour, lw=0.8, ls=":", alpha=0.7)
+                    ax2.plot(q * M3H_PER_M3S, 100 * eff.efficiency(q, speed), color=colour, lw=0.8, ls=":", alpha=0.7)
             if points:
                 ax.plot(
                     [p.flow_m3h for p in points],

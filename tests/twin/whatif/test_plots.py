@@ -10,8 +10,8 @@ import pytest
 
 from pumptwin.twin.hydraulic.io import load_network
 from pumptwin.twin.hydraulic.solver import HydraulicModel, compile_network
-from pumptwin.twin.whatif.engine import WhatIfReport
 from pumptwin.twin.whatif.plots import plot_pressure_profile, plot_pump_curves
+from pumptwin.twin.whatif.report import WhatIfReport
 from pumptwin.twin.whatif.scenarios import ScenarioSpec, run_scenarios
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -38,6 +38,6 @@ def test_pressure_profile_png(solved: tuple[HydraulicModel, WhatIfReport], tmp_p
 
 
 def test_matplotlib_is_imported_lazily() -> None:
-    code = "import sys, twin.plots; sys.exit(1 if 'matplotlib' in sys.modules else 0)"
+    code = "import sys, pumptwin.twin.whatif.plots; sys.exit(1 if 'matplotlib' in sys.modules else 0)"
     done = subprocess.run([sys.executable, "-c", code], check=False, cwd=Path(__file__).parents[3])
     assert done.returncode == 0

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pumptwin.twin.hydraulic.io import load_network
 from pumptwin.twin.hydraulic.network import G_M_S2, Network
 from pumptwin.twin.hydraulic.solver import compile_network
-from pumptwin.twin.whatif.engine import PumpPoint, WhatIfReport
+from pumptwin.twin.whatif.report import PumpPoint, WhatIfReport
 from pumptwin.twin.whatif.scenarios import (
     BASE_NAME,
     LeakSpec,

@@ -1,0 +1,270 @@
+"""The one what-if path: scenarios on the calibrated twin (or the as-built network), written to a UTC folder.
+
+`run_whatif` serves every caller: the ``pumptwin whatif`` command, the Prefect ``what-if`` flow
+(`flows.what_if`) and the candidate responses of ``twin-sync`` (`flows.twin_sync_steps.respond_to_alerts`).
+It
+
+1. gathers the scenarios: declared specs, then a scenario file's, then one from command-line style
+   flags (`twin.whatif.scenarios.scenario_from_flags`);
+2. loads the network (the configured one, or the one given) and, when a saved calibration exists
+   and the network is the configured one, applies it: the calibrated wear and friction of the line
+   (`twin.health.estimation.calibrated_network`), the pumps as they ran in the calibration's last
+   window (`twin.sync.operating_network`) and every pump's calibrated machine condition; otherwise
+   it solves the as-built network and says why;
+3. resolves the rated speed (given > the file's > the fleet registry's with a calibration >
+   `DEFAULT_RATED_RPM`) and the ambient temperature (given > the file's > `DEFAULT_AMBIENT_C`; 0 degC
+   is an ambient like any other), and uses that rated speed for rpm values and the surge check;
+4. solves and assesses the scenarios in one batch (`twin.whatif.scenarios.run_scenarios`) and writes
+   the markdown, JSON, tables and plots into ``<whatif_dir>/<UTC stamp>`` (or the folder given).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pumptwin.flows.settings import Settings
+from pumptwin.flows.twin_store import load_calibration
+from pumptwin.twin.assets import build_registry
+from pumptwin.twin.health.estimation import calibrated_network
+from pumptwin.twin.hydraulic.io import load_network, reference_pipeline_path
+from pumptwin.twin.hydraulic.network import Network
+from pumptwin.twin.sync import machine_conditions, operating_network, rated_speeds_rpm
+from pumptwin.twin.times import utc_stamp
+from pumptwin.twin.whatif.report import WhatIfReport
+from pumptwin.twin.whatif.scenarios import (
+    BASE_NAME,
+    DEFAULT_AMBIENT_C,
+    DEFAULT_RATED_RPM,
+    ScenarioError,
+    ScenarioSet,
+    ScenarioSpec,
+    read_scenarios,
+    run_scenarios,
+    scenario_from_flags,
+    transient_surge_check,
+)
+
+NO_CALIBRATION = "no calibration"
+"""Why the as-built network was used: nothing is calibrated yet."""
+NOT_ASKED = "calibration not asked for"
+"""Why the as-built network was used: the caller asked for it."""
+
+
+@dataclass(frozen=True)
+class WhatIfRun:
+    """What-if results written to a folder.
+
+    Attributes:
+        report: The what-if report.
+        folder: Where its files are.
+        paths: Files by kind (``markdown``, ``json``, ``table``, ``pumps``, ``pump_curves``,
+            ``pressure_profile``).
+        calibrated_at: End of the calibration applied (UTC; None: the as-built network).
+        line: The line the scenarios ran on, 1-based.
+        as_built_reason: Why the as-built network was used (unused with a calibration).
+    """
+
+    report: WhatIfReport
+    folder: Path
+    paths: dict[str, Path]
+    calibrated_at: pd.Timestamp | None
+    line: int = 1
+    as_built_reason: str = NO_CALIBRATION
+
+    @property
+    def twin(self) -> str:
+        """What the scenarios ran on: ``calibrated twin (calibration of <UTC>)`` or ``as-built network (<why>)``."""
+        return twin_basis(self.calibrated_at, self.as_built_reason)
+
+    def to_markdown(self) -> str:
+        """The scenario table, then the twin it ran on and the files (plots) written."""
+        files = [f"- {kind}: `{path}`" for kind, path in self.paths.items()]
+        body = whatif_markdown(self.report, twin=self.twin, line=self.line)
+        return f"{body}\nFiles:\n\n" + "\n".join(files) + "\n"
+
+
+def twin_basis(calibrated_at: pd.Timestamp | None, as_built_reason: str = NO_CALIBRATION) -> str:
+    """One phrase naming what a what-if ran on (the calibration time in UTC, ISO 8601)."""
+    if calibrated_at is None:
+        return f"as-built network ({as_built_reason})"
+    return f"calibrated twin (calibration of {calibrated_at.tz_convert('UTC').isoformat()})"
+
+
+def gather_specs(
+    specs: Sequence[ScenarioSpec] = (),
+    flags: Mapping[str, Any] | None = None,
+    file: str | Path | None = None,
+) -> tuple[list[ScenarioSpec], ScenarioSet | None]:
+    """Scenarios from specs, a scenario file and command-line style flags, with the file read.
+
+    Args:
+        specs: Declared scenarios.
+        flags: Keyword arguments of `twin.whatif.scenarios.scenario_from_flags` (one scenario).
+        file: A scenario file (YAML, schema version 1).
+
+    Returns:
+        The scenarios (specs, then the file's, then the flags') and the file (None without one).
+
+    Raises:
+        ScenarioError: An invalid file or flag.
+    """
+    out = list(specs)
+    loaded = read_scenarios(file) if file is not None else None
+    if loaded is not None:
+        out += list(loaded.scenarios)
+    if flags:
+        one = scenario_from_flags(**flags)
+        if one is not None:
+            out.append(one)
+    return out, loaded
+
+
+def _is_configured(network: str | Path | None, settings: Settings) -> bool:
+    """Whether ``network`` (None: the configured one) is the network the twin is calibrated on."""
+    if network is None:
+        return True
+    configured = settings.twin.network if settings.twin.network is not None else reference_pipeline_path()
+    return Path(network).resolve() == Path(configured).resolve()
+
+
+def run_whatif(  # noqa: PLR0913 - the knobs of one what-if study
+    settings: Settings,
+    specs: Sequence[ScenarioSpec] = (),
+    *,
+    flags: Mapping[str, Any] | None = None,
+    file: str | Path | None = None,
+    network: str | Path | None = None,
+    line: int = 1,
+    calibrated: bool = True,
+    current_state: bool = True,
+    ambient_c: float | None = None,
+    rated_speed_rpm: float | None = None,
+    surge: bool = False,
+    out: Path | None = None,
+    plots: bool = True,
+) -> WhatIfRun:
+    """Evaluate scenarios on the calibrated twin (or the as-built network) and write table, JSON and plots.
+
+    Args:
+        settings: Settings (network, state folder, what-if folder, solver accuracy).
+        specs: Declared scenarios.
+        flags: Keyword arguments of `twin.whatif.scenarios.scenario_from_flags` (one more scenario).
+        file: A scenario file (its rated speed, ambient, source and delivery apply).
+        network: Network file (default the configured one); the calibration applies only to the
+            configured network.
+        line: Which line's calibration to apply, 1-based.
+        calibrated: Apply the saved calibration when there is one (False: the as-built network).
+        current_state: With a calibration, start from the pumps that ran in its last window, not
+            from the network file's statuses.
+        ambient_c: Ambient temperature, degC (default: the file's, else `DEFAULT_AMBIENT_C`).
+        rated_speed_rpm: Rated speed of every pump, rpm (default: the file's, else the fleet's with
+            a calibration, else `DEFAULT_RATED_RPM`); used for rpm values and the surge check.
+        surge: Simulate the surge (method of characteristics) of scenarios with pump trips.
+        out: Folder for the files (default ``<whatif_dir>/<UTC stamp>``).
+        plots: Also draw the pump curves and the pressure profile.
+
+    Returns:
+        The run: report, folder, files and what the scenarios ran on.
+
+    Raises:
+        ScenarioError: An invalid scenario, or one that names what the network lacks.
+        NetworkError: An unreadable network file.
+        ValueError: An unreadable calibration or a line it does not hold.
+    """
+    chosen, loaded = gather_specs(specs, flags, file)
+    include_base = not any(s.name == BASE_NAME for s in chosen)
+    if not chosen and not include_base:
+        raise ScenarioError("no scenarios to run")
+    as_built = load_network(network if network is not None else settings.twin.network)
+    reason = NO_CALIBRATION
+    if not calibrated:
+        reason = NOT_ASKED
+    elif not _is_configured(network, settings):
+        reason = f"the calibration is of the configured network, not {Path(network or '').name}"
+    cal = load_calibration(settings) if reason == NO_CALIBRATION else None
+    if cal is not None and cal.ts is None:
+        cal = None
+    rated: float | dict[str, float] = DEFAULT_RATED_RPM
+    conditions = None
+    net = as_built
+    if cal is not None:
+        registry = build_registry(as_built, max(cal.lines, default=1))
+        start = operating_network(as_built, cal, line) if current_state else as_built
+        net = calibrated_network(start, cal, line)
+        conditions = machine_conditions(cal, registry, as_built, line)
+        rated = rated_speeds_rpm(registry, line)
+    if loaded is not None and loaded.rated_speed_rpm is not None:
+        rated = loaded.rated_speed_rpm
+    if rated_speed_rpm is not None:
+        rated = rated_speed_rpm
+    if ambient_c is None:
+        ambient_c = loaded.ambient_c if loaded is not None and loaded.ambient_c is not None else DEFAULT_AMBIENT_C
+    report = run_scenarios(
+        net,
+        chosen,
+        rated_speed_rpm=rated,
+        ambient_c=ambient_c,
+        conditions=conditions,
+        source=loaded.source if loaded is not None else None,
+        delivery=loaded.delivery if loaded is not None else None,
+        accuracy=settings.twin.accuracy,
+        include_base=include_base,
+        surge_check=transient_surge_check(rated_speed_rpm=rated) if surge else None,
+    )
+    folder = out if out is not None else settings.whatif_dir / utc_stamp()
+    calibrated_at = cal.ts if cal is not None else None
+    paths = write_whatif(report, net, folder, twin=twin_basis(calibrated_at, reason), line=line, plots=plots)
+    return WhatIfRun(report, folder, paths, calibrated_at, line, reason)
+
+
+def whatif_dict(report: WhatIfReport, *, twin: str, line: int) -> dict[str, Any]:
+    """The JSON of a what-if: the report's, with the twin it ran on and the line."""
+    return {**report.to_dict(), "twin": twin, "line": line}
+
+
+def whatif_markdown(report: WhatIfReport, *, twin: str, line: int) -> str:
+    """The markdown of a what-if: the report's table, then the line and the twin it ran on."""
+    return f"{report.to_markdown().rstrip()}\n\nLine {line}, {twin}.\n"
+
+
+def write_whatif(
+    report: WhatIfReport, network: Network, folder: Path, *, twin: str, line: int = 1, plots: bool = True
+) -> dict[str, Path]:
+    """Write a report's markdown, JSON, tables and (optionally) plots into ``folder``.
+
+    Args:
+        report: The what-if report.
+        network: The network the scenarios were solved on (for the pump curves).
+        folder: Where to write (created).
+        twin: What the scenarios ran on (`twin_basis`).
+        line: The line, 1-based.
+        plots: Also draw the pump curves and the pressure profile.
+
+    Returns:
+        Files by kind (``markdown``, ``json``, ``table``, ``pumps``, ``pump_curves``, ``pressure_profile``).
+    """
+    from pumptwin.twin.hydraulic.solver import compile_network
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "markdown": folder / "whatif.md",
+        "json": folder / "whatif.json",
+        "table": folder / "whatif.csv",
+        "pumps": folder / "pumps.csv",
+    }
+    paths["markdown"].write_text(whatif_markdown(report, twin=twin, line=line), encoding="utf-8")
+    paths["json"].write_text(json.dumps(whatif_dict(report, twin=twin, line=line), indent=1), encoding="utf-8")
+    report.to_frame().to_csv(paths["table"])
+    report.pumps_frame().to_csv(paths["pumps"], index=False)
+    if plots:
+        from pumptwin.twin.whatif.plots import plot_pressure_profile, plot_pump_curves
+
+        paths["pump_curves"] = plot_pump_curves(compile_network(network), report, folder / "pump_curves.png")
+        paths["pressure_profile"] = plot_pressure_profile(report, folder / "pressure_profile.png")
+    return paths

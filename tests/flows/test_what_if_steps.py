@@ -1,0 +1,153 @@
+"""The one what-if path (`flows.what_if_steps.run_whatif`) and its callers: the CLI, the flow and twin-sync."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pandas as pd
+import pytest
+import wntr
+from typer.testing import CliRunner
+
+from pumptwin.flows.cli import app
+from pumptwin.flows.settings import Settings
+from pumptwin.flows.twin_store import state_paths
+from pumptwin.flows.what_if import whatif_flags
+from pumptwin.flows.what_if_steps import run_whatif, twin_basis
+from pumptwin.twin.assets import build_registry
+from pumptwin.twin.health.estimation import initial_calibration
+from pumptwin.twin.health.io import write_calibration
+from pumptwin.twin.hydraulic.io import load_network
+from pumptwin.twin.times import STAMP_FORMAT
+
+NET1 = Path(wntr.__file__).parent / "library" / "networks" / "Net1.inp"
+CALIBRATED_AT = pd.Timestamp("2024-03-02T06:00:00Z")
+
+
+@pytest.fixture
+def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """PUMPTWIN_HOME in tmp_path; variables the CLI sets with setdefault are restored after."""
+    monkeypatch.setenv("PUMPTWIN_HOME", str(tmp_path / "home"))
+    with mock.patch.dict(os.environ):
+        yield tmp_path / "home"
+
+
+@pytest.fixture
+def calibrated(home: Path) -> Settings:
+    """A home holding a saved calibration (the prior, timed at `CALIBRATED_AT`) of the reference pipeline."""
+    settings = Settings(home=home)
+    cal = replace(initial_calibration(build_registry(load_network())), ts=CALIBRATED_AT)
+    write_calibration(cal, state_paths(settings)["calibration"])
+    return settings
+
+
+def cli_json(args: list[str]) -> dict[str, Any]:
+    result = CliRunner().invoke(app, ["whatif", *args, "--json"])
+    assert result.exit_code in (0, 1), result.output
+    data: dict[str, Any] = json.loads(result.output)
+    return data
+
+
+def test_cli_and_flow_form_give_the_same_report(home: Path, tmp_path: Path) -> None:
+    cli = cli_json(["--flow", "-10%", "--speed", "PS2-P2=0.95", "--ambient-c", "12", "--out", str(tmp_path / "a")])
+    flags = whatif_flags(flow_change_pct=-10, speeds={"PS2-P2": 0.95})
+    run = run_whatif(Settings(home=home), flags=flags, ambient_c=12.0, out=tmp_path / "b", plots=False)
+    assert json.loads(run.paths["json"].read_text()) == cli
+    assert (tmp_path / "a" / "whatif.md").read_text() == run.paths["markdown"].read_text()
+    assert [s["scenario"] for s in cli["scenarios"]] == ["base case", "flow -10%, speed PS2-P2=0.95"]
+
+
+def test_ambient_of_zero_degc_is_used(home: Path, tmp_path: Path) -> None:
+    warm = tmp_path / "warm.yaml"
+    warm.write_text("version: 1\nambient_c: 30\nscenarios:\n  - name: a\n    flow: -5%\n")
+    frozen = tmp_path / "frozen.yaml"
+    frozen.write_text("version: 1\nambient_c: 0\nscenarios:\n  - name: a\n    flow: -5%\n")
+    assert cli_json(["--file", str(frozen), "--out", str(tmp_path / "f")])["ambient_c"] == 0.0
+    given = cli_json(["--file", str(warm), "--ambient-c", "0", "--out", str(tmp_path / "g")])
+    assert given["ambient_c"] == 0.0
+    hot = cli_json(["--file", str(warm), "--out", str(tmp_path / "h")])
+    assert hot["ambient_c"] == 30.0
+    cold, warm_c = (s["scenarios"][0]["max_bearing_c"] for s in (given, hot))
+    assert cold == pytest.approx(warm_c - 30.0)  # the bearings run 30 K cooler in air at 0 degC
+
+
+def test_scenario_file_rated_speed_reaches_the_surge_check(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transients = pytest.importorskip("pumptwin.twin.surge.transients")
+    seen: list[float] = []
+    real = transients.line_from_network
+
+    def spy(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - passes through
+        seen.append(kwargs["rated_speed_rpm"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transients, "line_from_network", spy)
+    spec = tmp_path / "trip.yaml"
+    spec.write_text("version: 1\nrated_speed_rpm: 1185\nscenarios:\n  - name: trip\n    trip: [PS1-P1]\n")
+    run = run_whatif(Settings(home=home), file=spec, surge=True, out=tmp_path / "o", plots=False)
+    assert seen == [1185.0]
+    assert any("station trip at" in n for n in run.report.outcome("trip").notes)
+    seen.clear()
+    run_whatif(Settings(home=home), file=spec, surge=True, rated_speed_rpm=990.0, out=tmp_path / "p", plots=False)
+    assert seen == [990.0]  # the command line's rated speed wins over the file's
+
+
+def test_default_folders_are_stamped_in_utc(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")  # UTC+14: a local stamp would be a day ahead
+    time.tzset()
+    try:
+        before = pd.Timestamp.now(tz="UTC").floor("s")
+        run = run_whatif(Settings(home=home), flags={"flow": "-5%"}, plots=False)
+        after = pd.Timestamp.now(tz="UTC")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert run.folder.parent == Settings(home=home).whatif_dir
+    stamped = pd.Timestamp(pd.to_datetime(run.folder.name, format=STAMP_FORMAT)).tz_localize("UTC")
+    assert before <= stamped <= after
+
+
+def test_cli_reports_the_as_built_network_without_a_calibration(home: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["whatif", "--flow", "-5%", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "ran on: as-built network (no calibration), line 1" in result.output
+    assert json.loads((tmp_path / "o" / "whatif.json").read_text())["twin"] == "as-built network (no calibration)"
+
+
+def test_cli_reports_the_calibrated_twin_and_its_time(calibrated: Settings, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["whatif", "--flow", "-5%", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "ran on: calibrated twin (calibration of 2024-03-02T06:00:00+00:00), line 1" in result.output
+    as_built = runner.invoke(app, ["whatif", "--flow", "-5%", "--as-built", "--out", str(tmp_path / "p")])
+    assert "ran on: as-built network (calibration not asked for)" in as_built.output
+    other = runner.invoke(app, ["whatif", "--network", str(NET1), "--out", str(tmp_path / "q")])
+    assert "as-built network (the calibration is of the configured network, not Net1.inp)" in other.output
+
+
+def test_twin_basis_phrases() -> None:
+    assert twin_basis(None) == "as-built network (no calibration)"
+    local = pd.Timestamp("2024-03-02T07:00:00+01:00")
+    assert twin_basis(local) == "calibrated twin (calibration of 2024-03-02T06:00:00+00:00)"
+
+
+@pytest.mark.slow
+def test_cli_and_flow_write_the_same_report(home: Path, tmp_path: Path) -> None:
+    from prefect.testing.utilities import prefect_test_harness
+
+    from pumptwin.flows.what_if import what_if
+
+    cli = cli_json(["--flow", "-10%", "--stop", "PS2-P1", "--ambient-c", "0", "--out", str(tmp_path / "a")])
+    with prefect_test_harness(server_startup_timeout=120):
+        asked = what_if(flow_change_pct=-10, stop=["PS2-P1"], ambient_c=0.0)
+    assert json.loads((Path(asked["folder"]) / "whatif.json").read_text()) == cli
+    assert asked["twin"] == cli["twin"] == "as-built network (no calibration)"
+    assert Path(asked["folder"]).parent == Settings(home=home).whatif_dir
