@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from benchmarks import skab as bench
+from pumptwin.models import skab_benchmark as bench
 from pumptwin.models.detectors import PcaT2QDetector, causal_mean, hold_persistent, skab_detector
 from pumptwin.models.skab import (
     FEATURES,
