@@ -106,7 +106,8 @@ def pump_faults(labels: pd.DataFrame, maintenance: pd.DataFrame | None = None) -
                     "failure_ts": _utc(failure, "maintenance failure_ts").to_numpy(),
                 }
             )
-            faults = pd.concat([faults, added], ignore_index=True) if len(added) else faults
+            if len(added):
+                faults = added if faults.empty else pd.concat([faults, added], ignore_index=True)
         action = m["action"].astype(str).str.strip().str.lower()
         repairs = pd.DataFrame({"pump_id": m["asset"].astype(str), "mode": m["mode"], "ts": m["ts"]})[
             action.isin(RESET_ACTIONS).to_numpy()

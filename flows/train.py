@@ -2,8 +2,10 @@
 
 Deployed from ``prefect.yaml`` as ``flows/train.py:train`` (nightly). Each family is one task
 (`flows.train_steps.train_family`): a point-in-time-correct training set through its Feast feature
-service, labels from the simulator's ground truth and maintenance records, training on the
-earlier window and evaluation on the later held-out window, an MLflow run with parameters,
+service, labels of the faults known by the end of the data (fault records that have failed, and
+maintenance records) for diagnosis, time to failure and judging, an anomaly baseline chosen
+without labels (time since commissioning or repair), training on the earlier window and
+evaluation on the later held-out window, an MLflow run with parameters,
 metrics, plots and lineage, a new registered version, and the promotion gate, which moves the
 ``champion`` alias only when the challenger beats the champion on the same held-out window. A
 family without enough data is skipped with its reason; the run's markdown artifact lists every

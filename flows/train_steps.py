@@ -2,10 +2,17 @@
 
 Plain functions over the settings: the Prefect flow ``train`` (`flows.train`) wraps them as tasks.
 For each family (anomaly, diagnosis, time to failure) a point-in-time-correct training set is
-read through the family's Feast feature service, joined with the fault labels (simulator ground
-truth and maintenance records, `features.labels.pump_labels`), split in time, trained and judged
-on the held-out window (`models.training`), logged to MLflow with its lineage and plots,
-registered, and put through the promotion gate (`models.registry.promote_if_better`).
+read through the family's Feast feature service, joined with the fault labels known by the end of
+the data (`known_fault_labels`: fault records whose functional failure lies within the data, and
+maintenance records, `features.labels.pump_labels`), split in time, trained and judged on the
+held-out window (`models.training`), logged to MLflow with its lineage and plots, registered, and
+put through the promotion gate (`models.registry.promote_if_better`).
+
+What the field would not know, the models do not learn from: a fault that has not failed yet is
+no label, and the anomaly detector's baseline rows are chosen without labels, by time since
+commissioning or since the last repair or replacement in the maintenance records
+(`models.training.baseline_mask`, `pump_restarts`). The labels train diagnosis and time to
+failure, and judge every family on the held-out window.
 """
 
 from __future__ import annotations
@@ -106,8 +113,31 @@ def read_maintenance(settings: Settings) -> pd.DataFrame | None:
     return frame
 
 
+def known_fault_labels(labels: pd.DataFrame, until: pd.Timestamp) -> pd.DataFrame:
+    """The fault records known at ``until``: those whose functional failure lies at or before it.
+
+    A fault still developing at the end of the data is not known in the field (nor is its failure
+    time): it labels nothing.
+    """
+    if labels.empty or "failure_ts" not in labels.columns:
+        return labels
+    failure = pd.to_datetime(labels["failure_ts"], utc=True)
+    return labels[(failure <= until).to_numpy()].reset_index(drop=True)
+
+
+def pump_restarts(maintenance: pd.DataFrame | None) -> pd.DataFrame:
+    """Repairs and replacements ``pump_id, ts`` in the maintenance records: where a pump's life restarts."""
+    from pumptwin.features.labels import RESET_ACTIONS
+
+    if maintenance is None or maintenance.empty or not {"asset", "ts", "action"} <= set(maintenance.columns):
+        return pd.DataFrame({"pump_id": pd.Series(dtype=str), "ts": pd.Series(dtype="datetime64[ns, UTC]")})
+    reset = maintenance["action"].astype(str).str.strip().str.lower().isin(RESET_ACTIONS).to_numpy()
+    rows = maintenance[reset]
+    return pd.DataFrame({"pump_id": rows["asset"].astype(str).to_numpy(), "ts": pd.to_datetime(rows["ts"], utc=True)})
+
+
 def labelled_training_set(settings: Settings, service: str) -> pd.DataFrame:
-    """Every offline feature row's features through ``service``, point-in-time joined, with labels."""
+    """Every offline feature row's features through ``service``, point-in-time joined, with the known labels."""
     from pumptwin.features.labels import pump_labels
     from pumptwin.features.store import apply_definitions, offline_path, open_store, training_set
 
@@ -115,7 +145,8 @@ def labelled_training_set(settings: Settings, service: str) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame()
     keys = pd.read_parquet(path, columns=["pump_id", "event_timestamp"]).drop_duplicates()
-    entity = pump_labels(keys, read_fault_labels(settings), read_maintenance(settings))
+    known = known_fault_labels(read_fault_labels(settings), pd.to_datetime(keys["event_timestamp"], utc=True).max())
+    entity = pump_labels(keys, known, read_maintenance(settings))
     store = open_store(settings.feast_dir)
     apply_definitions(store)
     frame = training_set(store, entity, service)
@@ -142,7 +173,10 @@ def train_family(settings: Settings, family: str) -> FamilyOutcome:
     try:
         split = time_split(frame["event_timestamp"], config.train_fraction)
         plot_dir = settings.home / "plots" / family / pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%S")
-        result = trainer(frame, split, config, plot_dir)
+        if family == "anomaly":
+            result = train_anomaly(frame, split, config, plot_dir, restarts=pump_restarts(read_maintenance(settings)))
+        else:
+            result = trainer(frame, split, config, plot_dir)
     except (TrainingError, ValueError) as exc:  # one family's bad data must not stop the others
         return FamilyOutcome(family, "skipped", str(exc))
     lineage = Lineage(

@@ -47,7 +47,8 @@ alarm threshold set on the held-out last quarter to ``target_far``, never below 
 boundary (``min_scale = min_threshold = 1``), and an alarm must persist ``min_run`` rows. With
 ``autoencoder`` a `models.autoencoder.WindowAutoencoder` on the same scaled inputs joins as a
 second member (max fusion: either member may alarm); it is off by default because, measured by
-``benchmarks.early_warning --autoencoder``, it raised many false alarms on healthy runs.
+``benchmarks.early_warning --autoencoder`` on the design seeds (never on the reported ones), it
+raised many false alarms on healthy runs.
 
 `build_pump_detector` returns that template; `models.fleet.FleetDetector` clones it per pump
 with `add_detector_inputs` as its input step, which is how the ``train`` flow trains and
@@ -65,6 +66,8 @@ from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from pumptwin.twin.errors import PumptwinError
+
 MAD_TO_STD = 1.4826
 """Factor from the median absolute deviation to the standard deviation of a normal distribution."""
 CORRELATED_ROWS = 144
@@ -78,7 +81,7 @@ RUNNING_FRACTION = 0.99
 _NS_PER_H = 3.6e12
 
 
-class MonitoringError(ValueError):
+class MonitoringError(PumptwinError, ValueError):
     """Bad settings or input for the pump detector; the message names the value."""
 
 

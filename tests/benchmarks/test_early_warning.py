@@ -96,6 +96,9 @@ def test_dcs_timeline_first_alarm_trip_and_episodes():
     assert ew.first_raise(tl, T0, trips=[trip]) == (trip, ew.TRIP)
     # an alarm standing at `after` is not a new alarm
     assert ew.first_raise(tl, T0 + 4 * minute, priority=ew.ALARM) == (None, "")
+    # only the fault's tags: the vibration alarm does not point at a seal failure
+    assert ew.first_raise(tl, T0, measures=ew.FAULT_MEASURES["seal_failure"]) == (None, "")
+    assert ew.first_raise(tl, T0, measures=ew.FAULT_MEASURES["bearing_wear"])[1] == "VIB_DE_RMS high alarm"
     assert ew.dcs_episodes(tl, T0) == 1 and ew.dcs_episodes(tl, T0 + 4 * minute) == 0
     assert ew.dcs_episodes(tl, T0, priority=ew.TRIP) == 1
     assert tl.standing().sum() == 4 and tl.standing(ew.TRIP).sum() == 1
@@ -200,6 +203,12 @@ def test_summary_keeps_misses_and_cases_the_dcs_never_alarmed():
     assert ew.summarise(results[:3], healthy)["targets"]["before_dcs_alarm_met"]
     late = [_result("bearing_wear", 100.0, -2.0)]  # warned after the DCS alarm
     assert not ew.summarise(late, healthy)["targets"]["before_dcs_alarm_met"]
+
+
+def test_every_pump_mode_has_the_tags_that_point_at_it():
+    assert set(ew.FAULT_MEASURES) == {m.value for m in ew.PUMP_MODES}
+    measures = {lv.measure for lv in ew.dcs_levels(100.0, 10.0, 8.0, 850.0)}
+    assert all(set(tags) <= measures for tags in ew.FAULT_MEASURES.values())
 
 
 def test_seed_sets_are_disjoint_and_the_report_set_is_large_enough():

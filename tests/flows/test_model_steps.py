@@ -106,3 +106,36 @@ def test_the_prefect_flows_run_the_same_steps(settings: Settings, built, monkeyp
     assert summary["pumps"] == 6 and summary["start"].startswith("2024-03-08")
     assert outcomes[0]["family"] == "diagnosis" and outcomes[0]["status"] == "trained"
     assert scored["pumps"] == 6 and "diagnosis" in scored["versions"]
+
+
+def test_only_faults_that_have_failed_label_the_training_set() -> None:
+    from pumptwin.flows.train_steps import known_fault_labels
+
+    labels = pd.DataFrame(
+        {
+            "asset": ["PS01.P1", "PS02.P1"],
+            "mode": ["bearing_wear", "impeller_wear"],
+            "onset_ts": pd.to_datetime(["2024-03-03", "2024-03-02"], utc=True),
+            "failure_ts": pd.to_datetime(["2024-03-08", "2024-03-20"], utc=True),
+        }
+    )
+    known = known_fault_labels(labels, pd.Timestamp("2024-03-09", tz="UTC"))
+    assert known["asset"].tolist() == ["PS01.P1"]  # PS02.P1 has not failed by the end of the data
+    assert known_fault_labels(labels, pd.Timestamp("2024-03-01", tz="UTC")).empty
+    assert known_fault_labels(labels.iloc[:0], pd.Timestamp("2024-03-09", tz="UTC")).empty
+
+
+def test_repairs_and_replacements_restart_a_pumps_baseline() -> None:
+    from pumptwin.flows.train_steps import pump_restarts
+
+    records = pd.DataFrame(
+        {
+            "asset": ["PS01.P1", "PS01.P2", "PS02.P1"],
+            "ts": ["2024-03-05T00:00:00Z", "2024-03-06T00:00:00Z", "2024-03-07T00:00:00Z"],
+            "action": ["Repair", "inspect", "replace"],
+        }
+    )
+    restarts = pump_restarts(records)
+    assert restarts["pump_id"].tolist() == ["PS01.P1", "PS02.P1"]
+    assert restarts["ts"].iloc[0] == pd.Timestamp("2024-03-05", tz="UTC")
+    assert pump_restarts(None).empty and pump_restarts(records.drop(columns="action")).empty

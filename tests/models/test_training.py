@@ -7,6 +7,7 @@ from pumptwin.models.training import (
     RUNNING_COLUMN,
     TrainConfig,
     TrainingError,
+    baseline_mask,
     time_split,
     train_anomaly,
     train_diagnosis,
@@ -14,6 +15,7 @@ from pumptwin.models.training import (
 )
 
 N = 1400  # rows per pump, 10-minute cadence: about 9.7 days
+DAY_S = 86_400.0
 HEAD = "head_residual_pct_mean_24h"
 
 
@@ -70,7 +72,9 @@ def test_time_split_cuts_the_span_and_refuses_bad_fractions(labelled):
 
 def test_anomaly_family_alarms_on_faults_and_its_gate_evaluates_any_model(labelled, tmp_path):
     split = time_split(labelled["event_timestamp"], 0.6)
-    # the synthetic features have no filling windows: train from the first row
+    # the synthetic features have no filling windows: the baseline is the training window's first six
+    # days, chosen without labels, so it holds the slow start of the faults of PS01.P1 and PS02.P1, as
+    # it would in the field
     config = TrainConfig(autoencoder=False, target_far=0.01, min_run=3, warmup_s=0.0)
     result = train_anomaly(labelled, split, config, tmp_path)
     assert result.metrics["recall"] > 0.5
@@ -118,6 +122,63 @@ def test_missing_columns_or_no_faults_are_clear_errors(labelled, tmp_path):
 
 def test_anomaly_family_skips_the_warm_up_of_the_long_windows(labelled, tmp_path):
     split = time_split(labelled["event_timestamp"], 0.6)
-    cold = train_anomaly(labelled, split, TrainConfig(min_run=3, warmup_s=0.0), tmp_path / "cold")
-    warm = train_anomaly(labelled, split, TrainConfig(min_run=3, warmup_s=86_400.0), tmp_path / "warm")
-    assert cold.train_rows - warm.train_rows == 4 * 144  # a day of 10-minute rows per pump
+    cold = train_anomaly(labelled, split, TrainConfig(min_run=3, warmup_s=0.0, baseline_s=3 * DAY_S), tmp_path / "c")
+    warm = train_anomaly(labelled, split, TrainConfig(min_run=3, warmup_s=DAY_S, baseline_s=3 * DAY_S), tmp_path / "w")
+    assert cold.train_rows == warm.train_rows == 4 * 3 * 144  # three days of 10-minute rows per pump
+    first = labelled["event_timestamp"].min()
+    assert cold.input_example["event_timestamp"].min() == first
+    assert warm.input_example["event_timestamp"].min() == first + pd.Timedelta(days=1)
+
+
+def test_anomaly_baseline_is_chosen_without_the_fault_labels(labelled, tmp_path):
+    split = time_split(labelled["event_timestamp"], 0.6)
+    config = TrainConfig(min_run=3, warmup_s=0.0, baseline_s=3 * DAY_S)
+    # a fault label on every row, or none: the detector learns from the same rows and scores alike
+    everything_faulty = labelled.assign(anomaly=1, mode="bearing_wear")
+    nothing_faulty = labelled.assign(anomaly=0, mode="healthy", failed=False)
+    a = train_anomaly(everything_faulty, split, config, tmp_path / "a")
+    b = train_anomaly(nothing_faulty, split, config, tmp_path / "b")
+    assert a.train_rows == b.train_rows == 4 * 3 * 144
+    np.testing.assert_array_equal(a.model.score(labelled)["score"], b.model.score(labelled)["score"])
+
+
+def _rows(pump: str, days: float, start: str = "2024-03-01") -> pd.DataFrame:
+    n = int(days * 144)
+    frame = pd.DataFrame({c: np.zeros(n) for c in ANOMALY_FEATURES})
+    frame.insert(0, "event_timestamp", pd.date_range(start, periods=n, freq="10min", tz="UTC"))
+    frame.insert(0, "pump_id", pump)
+    frame[RUNNING_COLUMN] = 1.0
+    return frame
+
+
+def test_baseline_window_follows_commissioning_and_the_last_repair():
+    frame = pd.concat([_rows("PS01.P1", 10.0), _rows("PS01.P2", 6.0, start="2024-03-05")], ignore_index=True)
+    mask = baseline_mask(frame, baseline_s=2 * DAY_S, warmup_s=DAY_S, trim=np.inf)
+    chosen = frame[mask].groupby("pump_id")["event_timestamp"].agg(["min", "max", "count"])
+    # each pump from a day after its own first row, for two days
+    assert chosen.loc["PS01.P1", "min"] == pd.Timestamp("2024-03-02", tz="UTC")
+    assert chosen.loc["PS01.P2", "min"] == pd.Timestamp("2024-03-06", tz="UTC")
+    assert (chosen["count"] == 2 * 144).all()
+    restarts = pd.DataFrame(
+        {
+            "pump_id": ["PS01.P1", "PS01.P1", "PS01.P2"],
+            "ts": pd.to_datetime(["2024-03-03", "2024-03-06", "2024-04-01"], utc=True),  # the last is after the data
+        }
+    )
+    moved = frame[baseline_mask(frame, 2 * DAY_S, DAY_S, restarts, trim=np.inf)]
+    first = moved.groupby("pump_id")["event_timestamp"].min()
+    assert first["PS01.P1"] == pd.Timestamp("2024-03-07", tz="UTC")  # a day after the latest repair
+    assert first["PS01.P2"] == pd.Timestamp("2024-03-06", tz="UTC")
+    with pytest.raises(TrainingError, match="baseline_s"):
+        baseline_mask(frame, 0.0, DAY_S)
+
+
+def test_baseline_trim_leaves_out_gross_outliers_only():
+    frame = _rows("PS01.P1", 4.0)
+    rng = np.random.default_rng(0)
+    frame["seal_leak_l_h_mean_24h"] = 0.5 + 0.3 * rng.normal(size=len(frame))  # within the 2 L/h tolerance
+    frame.loc[200, "seal_leak_l_h_mean_24h"] = 40.0  # a stuck or spiking instrument: 20 tolerances off
+    frame.loc[210, "seal_leak_l_h_mean_24h"] = 6.0  # 2.75 tolerances: kept
+    mask = baseline_mask(frame, 3 * DAY_S, 0.0, trim=6.0)
+    assert not mask[200] and mask[210] and mask[:432].sum() == 431
+    assert baseline_mask(frame, 3 * DAY_S, 0.0, trim=np.inf)[:432].all()
