@@ -136,7 +136,6 @@ def test_whatif_bad_input_exits_2(runner: CliRunner, tmp_path: Path, args: list[
 
 
 def test_whatif_surge_flag_simulates_trips(runner: CliRunner, tmp_path: Path) -> None:
-    pytest.importorskip("pumptwin.twin.surge.transients")
     result = runner.invoke(app, ["whatif", "--trip", "PS1-P1", "--surge", "--json", "--out", str(tmp_path / "o")])
     assert result.exit_code == 1, result.output  # the trip overloads PS1-P2 (POR, NPSH)
     trip = json.loads(result.output)["scenarios"][1]

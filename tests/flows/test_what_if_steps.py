@@ -25,6 +25,7 @@ from pumptwin.twin.assets import build_registry
 from pumptwin.twin.health.estimation import initial_calibration
 from pumptwin.twin.health.io import write_calibration
 from pumptwin.twin.hydraulic.io import load_network
+from pumptwin.twin.surge import transients
 from pumptwin.twin.times import STAMP_FORMAT
 
 NET1 = Path(wntr.__file__).parent / "library" / "networks" / "Net1.inp"
@@ -81,7 +82,6 @@ def test_ambient_of_zero_degc_is_used(home: Path, tmp_path: Path) -> None:
 def test_scenario_file_rated_speed_reaches_the_surge_check(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    transients = pytest.importorskip("pumptwin.twin.surge.transients")
     seen: list[float] = []
     real = transients.line_from_network
 

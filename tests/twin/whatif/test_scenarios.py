@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pumptwin.twin.hydraulic.io import load_network
 from pumptwin.twin.hydraulic.network import G_M_S2, Network
 from pumptwin.twin.hydraulic.solver import compile_network
+from pumptwin.twin.surge import transients
 from pumptwin.twin.whatif.report import PumpPoint, WhatIfReport
 from pumptwin.twin.whatif.scenarios import (
     BASE_NAME,
@@ -358,7 +359,6 @@ def test_resolution_errors_name_the_culprit(network: Network, spec: ScenarioSpec
 
 
 def test_transient_surge_check_simulates_the_tripped_station(network: Network) -> None:
-    transients = pytest.importorskip("pumptwin.twin.surge.transients")
     check = transient_surge_check(duration_s=40.0)
     report = run_scenarios(network, [ScenarioSpec("trip", trip=("PS1-P1",))], surge_check=check)
     out = report.outcome("trip")
