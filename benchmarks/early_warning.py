@@ -21,7 +21,9 @@ drift-aware baseline buys); ``--autoencoder`` adds ``pump_autoencoder``.
 `DESIGN_HEALTHY_SEEDS`), on which every setting of the detector and of the DCS scheme was chosen
 (the autoencoder decision included), and ``report`` (`REPORT_SEEDS`, `REPORT_HEALTHY_SEEDS`: 10
 fault seeds, i.e. 60 histories, and 10 healthy runs), never used to choose a setting. The
-benchmark reports on ``report`` by default and exits 1 when a target is missed there;
+benchmark reports on ``report`` by default and exits 1 when a target is missed there (median warning
+lead >= 24 h before the DCS alarm with misses counted as no lead, <= 0.1 false alarms per
+asset-month on healthy runs; every fault before its DCS alarm is reported beside them);
 ``--set design`` repeats it on the design seeds.
 
 **The DCS alarm scheme** (`dcs_levels`) is what a pump station's DCS computes from the raw tags,
@@ -144,6 +146,9 @@ RUNNING_FRACTION = 0.99
 MIN_TRAIN_ROWS = 100
 """Fewest training rows for a pump's own model (a pump below it is not monitored here)."""
 TARGET_FALSE_PER_ASSET_MONTH = 0.1
+"""Target: false alarms per asset-month on healthy runs."""
+TARGET_MEDIAN_LEAD_H = 24.0
+"""Target: median warning lead before the DCS alarm, h, over the faults the DCS alarms on."""
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
 """Histories simulated at once by default (the figures do not depend on it)."""
 
@@ -705,6 +710,27 @@ def _rate(episodes: int, seconds: float) -> dict[str, Any]:
     }
 
 
+def median_lead_with_misses_h(rows: list[dict[str, Any]]) -> float | None:
+    """Median lead of the warning before the DCS alarm, h, over the faults the DCS alarms on.
+
+    A fault the detector never warned of counts as no lead at all (minus infinity), so a miss
+    pulls the median down instead of leaving the sample; a warning after the DCS alarm counts
+    with its negative lead. None when the DCS alarmed on none of the faults.
+    """
+    alarmed = [r for r in rows if r["dcs_alarm"] is not None]
+    if not alarmed:
+        return None
+    leads = [
+        float(r["lead_before_dcs_alarm_h"])
+        if r["detected"] and math.isfinite(float(r["lead_before_dcs_alarm_h"]))
+        else -math.inf
+        for r in alarmed
+    ]
+    leads.sort()
+    mid = len(leads) // 2
+    return leads[mid] if len(leads) % 2 else 0.5 * (leads[mid - 1] + leads[mid])
+
+
 def summarise(results: list[dict[str, Any]], healthy: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-mode and overall figures from the case and healthy-run results, the detector's and the DCS's."""
 
@@ -737,6 +763,12 @@ def summarise(results: list[dict[str, Any]], healthy: list[dict[str, Any]]) -> d
     dcs_other_s = sum(r["dcs_watched_other_pumps_s"] + r["dcs_watched_pre_onset_s"] for r in results)
     far = healthy_runs["per_asset_month"]
     all_before = bool(results) and overall["before_dcs_alarm"] == len(results)
+    median_lead = median_lead_with_misses_h(results)
+    lead_met = (
+        median_lead >= TARGET_MEDIAN_LEAD_H
+        if median_lead is not None
+        else bool(results) and overall["detected"] == len(results)
+    )
     return {
         "per_mode": {m: block([r for r in results if r["mode"] == m]) for m in modes},
         "overall": overall,
@@ -755,10 +787,13 @@ def summarise(results: list[dict[str, Any]], healthy: list[dict[str, Any]]) -> d
             ),
         },
         "targets": {
-            "every_fault_before_dcs_alarm": True,
+            "median_lead_before_dcs_alarm_h": TARGET_MEDIAN_LEAD_H,
+            "median_lead_with_misses_h": median_lead,
+            "median_lead_met": lead_met,
             "false_alarms_per_asset_month": TARGET_FALSE_PER_ASSET_MONTH,
-            "before_dcs_alarm_met": all_before,
             "false_alarms_met": far is not None and far <= TARGET_FALSE_PER_ASSET_MONTH,
+            # Reported beside the targets, stricter than them: every fault warned before its DCS alarm.
+            "every_fault_before_dcs_alarm": all_before,
         },
     }
 
@@ -888,7 +923,15 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear re
     out.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     print(f"wrote {out}")
     head = summaries[names[0]]["targets"]
-    return 0 if head["before_dcs_alarm_met"] and head["false_alarms_met"] else 1
+    lead = head["median_lead_with_misses_h"]
+    print(
+        f"targets ({names[0]}): median lead before the DCS alarm, misses counted as none, "
+        f"{'-' if lead is None else f'{lead:.1f}'} h (>= {TARGET_MEDIAN_LEAD_H:g}): "
+        f"{'met' if head['median_lead_met'] else 'MISSED'}; false alarms per asset-month on healthy runs "
+        f"(<= {TARGET_FALSE_PER_ASSET_MONTH:g}): {'met' if head['false_alarms_met'] else 'MISSED'}; "
+        f"every fault warned before its DCS alarm (reported, not a target): {head['every_fault_before_dcs_alarm']}"
+    )
+    return 0 if head["median_lead_met"] and head["false_alarms_met"] else 1
 
 
 def dcs_levels_of_reference() -> tuple[AlarmLevel, ...]:

@@ -199,10 +199,25 @@ def test_summary_keeps_misses_and_cases_the_dcs_never_alarmed():
     assert dcs["healthy_runs"]["per_asset_month"] == pytest.approx(0.3)
     assert dcs["healthy_runs_trips"]["episodes"] == 1 and dcs["healthy_pumps_in_faulty_runs"]["episodes"] == 4
     assert s["targets"]["false_alarms_met"]
-    assert not s["targets"]["before_dcs_alarm_met"]  # one fault missed
-    assert ew.summarise(results[:3], healthy)["targets"]["before_dcs_alarm_met"]
+    assert not s["targets"]["every_fault_before_dcs_alarm"]  # one fault missed
+    assert ew.summarise(results[:3], healthy)["targets"]["every_fault_before_dcs_alarm"]
     late = [_result("bearing_wear", 100.0, -2.0)]  # warned after the DCS alarm
-    assert not ew.summarise(late, healthy)["targets"]["before_dcs_alarm_met"]
+    assert not ew.summarise(late, healthy)["targets"]["every_fault_before_dcs_alarm"]
+    assert not ew.summarise(late, healthy)["targets"]["median_lead_met"]
+
+
+def test_median_lead_counts_a_missed_fault_as_no_lead():
+    warned = [_result("bearing_wear", 100.0, lead) for lead in (30.0, 40.0, 50.0)]
+    assert ew.median_lead_with_misses_h(warned) == 40.0
+    missed = _result("seal_failure", 0.0, 10.0, detected=False)
+    assert ew.median_lead_with_misses_h([*warned, missed]) == 35.0
+    assert ew.median_lead_with_misses_h([missed, missed, warned[0]]) == -math.inf
+    assert ew.median_lead_with_misses_h([_result("cavitation", 100.0, None)]) is None
+    healthy = [{"episodes_total": 0, "monitored_s": 30 * 86_400.0}]
+    targets = ew.summarise([*warned, missed], healthy)["targets"]
+    assert targets["median_lead_met"] and not targets["every_fault_before_dcs_alarm"]
+    targets = ew.summarise([warned[0], missed, missed], healthy)["targets"]
+    assert not targets["median_lead_met"]
 
 
 def test_every_pump_mode_has_the_tags_that_point_at_it():
