@@ -12,6 +12,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from pumptwin.twin.errors import PumptwinError
+from pumptwin.twin.units import DAY_S, HOUR_S
 from pumptwin.twin.units import M3H_PER_M3S as _M3H_PER_M3S  # noqa: F401 - the transforms' unit factor
 from pumptwin.twin.units import PA_PER_BAR as _PA_PER_BAR  # noqa: F401 - the transforms' unit factor
 
@@ -59,8 +60,8 @@ RESIDUAL_COLUMNS = (
 )
 """Physics residuals at the row's cadence interval."""
 DEFAULT_CADENCE_S = 600.0
-DEFAULT_SHORT_WINDOW_S = 3600.0
-DEFAULT_LONG_WINDOW_S = 86400.0
+DEFAULT_SHORT_WINDOW_S = HOUR_S
+DEFAULT_LONG_WINDOW_S = DAY_S
 DEFAULT_EFFICIENCY = 0.75
 """Pump efficiency assumed without an efficiency curve (EPANET's global default)."""
 RUNNING_MASK_FRACTION = 0.5

@@ -47,6 +47,7 @@ import pandas as pd
 from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.health.estimation import LineEstimate, PumpEstimate, TwinCalibration
 from pumptwin.twin.times import to_utc
+from pumptwin.twin.units import WEEK_S
 
 Status = Literal["normal", "watch", "warning", "alarm"]
 STATUSES: tuple[Status, ...] = ("normal", "watch", "warning", "alarm")
@@ -118,7 +119,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("meter_bias_fraction", "physics", "-", alarm=0.03, centre=0.0),
     Rule("anomaly_score", "model", "-", alarm=1.0),
     Rule(PROBABILITY_PREFIX, "model", "-", alarm=0.5),
-    Rule("ttf_s", "model", "s", alarm=7 * 86_400.0, inverse=True),
+    Rule("ttf_s", "model", "s", alarm=WEEK_S, inverse=True),
 )
 """Default thresholds: wear 5 % of diameter, 8 % efficiency, 2 mm/s over baseline, +25 % thermal
 resistance, 1 m NPSH margin, 5 % below MAOP, friction 25 % off, 3 % meter bias, score 1,

@@ -37,6 +37,7 @@ from pumptwin.twin.hydraulic.network import (
     Valve,
     ValveType,
 )
+from pumptwin.twin.units import HOUR_S
 
 __all__ = ["format_inp", "parse_inp", "read_inp", "write_inp"]
 
@@ -200,7 +201,7 @@ def _seconds(value: str, unit: str = "") -> float:
         hours = (hours % _NOON_H) + (_NOON_H if u == "PM" else 0.0)
     elif u:
         raise _Bad(f"unknown time unit {unit!r}")
-    return float(math.floor(hours * 3600.0 + 0.5))
+    return float(math.floor(hours * HOUR_S + 0.5))
 
 
 class _Reader:

@@ -28,6 +28,7 @@ from pumptwin.twin.leak.model import (
     clean_readings,
     line_pack_weights,
 )
+from pumptwin.twin.units import HOUR_S
 
 
 class LeakMonitor:
@@ -46,7 +47,7 @@ class LeakMonitor:
         """Store the configuration and start with empty history."""
         self.config = config
         self._weights = line_pack_weights(config.line, config.meters.pressure_positions_m)
-        keep = max(config.windows_s) + 2 * config.transient_s + 2 * config.eval_s + 4 * 3600.0
+        keep = max(config.windows_s) + 2 * config.transient_s + 2 * config.eval_s + 4 * HOUR_S
         self._buf = _Buffer(keep, config.low_flow_m3s)
         self.history: list[LeakStatus] = []
         self._next_eval = math.nan
