@@ -1,7 +1,7 @@
 """Feast definitions of the pump features: entity, source, feature views and one service per model.
 
 `feast apply` (run in this folder) imports this module: it only constructs Feast objects. The
-field lists come from `features.transforms.feature_groups`, the same lists `pump_features`
+field lists come from `features.transforms.schema.feature_groups`, the same lists `pump_features`
 produces with the default windows (1 h and 24 h), so the schema cannot drift from the transform.
 
 Views (all keyed by the entity ``pump`` with join key ``pump_id``, rows every 10 minutes):
@@ -41,7 +41,7 @@ VIEW_GROUPS = {
     "pump_rolling_short": "rolling_short",
     "pump_rolling_long": "rolling_long",
 }
-"""Feature view name -> feature group of `features.transforms.feature_groups`."""
+"""Feature view name -> feature group of `features.transforms.schema.feature_groups`."""
 SERVICES = {
     "anomaly_detector": ("pump_physics", "pump_rolling_short", "pump_rolling_long"),
     "failure_diagnosis": ("pump_physics", "pump_rolling_short", "pump_rolling_long"),

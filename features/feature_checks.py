@@ -1,7 +1,7 @@
 """Great Expectations checks on a feature frame before it reaches the feature store.
 
 A feature frame has one row per (``pump_id``, ``event_timestamp``) and float feature columns
-(`features.transforms.pump_features`). The suite checks the keys (present, well-formed pump ids,
+(`features.transforms.build.pump_features`). The suite checks the keys (present, well-formed pump ids,
 UTC timestamps, no duplicate key) and that no feature value is infinite; a row that fails goes
 to quarantine with the expectation that failed as its reason, and the good rows go on. Missing
 values are not errors (a stopped pump has no head residual), but the missing rate of every

@@ -108,7 +108,7 @@ def write_offline(frame: pd.DataFrame, feast_dir: Path) -> Path:
     rejects nanoseconds). The file is replaced atomically.
 
     Args:
-        frame: `features.transforms.pump_features` output (default windows).
+        frame: `features.transforms.build.pump_features` output (default windows).
         feast_dir: The feast folder.
 
     Returns:

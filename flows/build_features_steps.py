@@ -79,7 +79,7 @@ def fleet_registry(settings: Settings, stations: list[str]) -> Registry:
 
 
 VIB_BASELINE_FILE = "vib_baseline.parquet"
-"""Each pump's vibration reference (`features.transforms.vibration_baseline`), in the feast folder."""
+"""Each pump's vibration reference (`features.transforms.build.vibration_baseline`), in the feast folder."""
 
 
 def last_feature_time(settings: Settings) -> pd.Timestamp | None:

@@ -1,7 +1,7 @@
 """The production pump detector: drift-aware, tolerance-scaled physics inputs and a calibrated CUSUM.
 
 One pump is watched through nine inputs that stay level on a healthy pump at any operating point
-(`INPUTS`), all built from `features.transforms.pump_features` columns (`SOURCE_FEATURES`):
+(`INPUTS`), all built from `features.transforms.build.pump_features` columns (`SOURCE_FEATURES`):
 
 - 24 h means of the vibration baseline ratios (DE, NDE), seal leak, strainer loss, head and
   efficiency residuals (relative to the sister pumps, below) and NPSH margin;
