@@ -49,7 +49,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from pumptwin.twin.errors import PumptwinError
-from pumptwin.twin.hydraulic.network import G_M_S2
+from pumptwin.twin.units import G_M_S2
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]

@@ -55,9 +55,9 @@ from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.hydraulic.eps import initial_batch
 from pumptwin.twin.hydraulic.io import load_network
 from pumptwin.twin.hydraulic.metrics import pump_assets, pump_metrics
-from pumptwin.twin.hydraulic.network import G_M_S2, Network
+from pumptwin.twin.hydraulic.network import Network
 from pumptwin.twin.hydraulic.solver import CLOSED, OPEN, compile_network, solve_batch
-from pumptwin.twin.units import DAY_S
+from pumptwin.twin.units import DAY_S, G_M_S2
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]

@@ -45,11 +45,11 @@ import yaml
 from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.hydraulic.io import read_yaml_mapping
 from pumptwin.twin.hydraulic.metrics import DEFAULT_EFFICIENCY, pump_assets
-from pumptwin.twin.hydraulic.network import G_M_S2, Network, NetworkError, Pipe, Pump, Reservoir
+from pumptwin.twin.hydraulic.network import Network, NetworkError, Pipe, Pump, Reservoir
 from pumptwin.twin.hydraulic.pumps import fit_head_curve
 from pumptwin.twin.hydraulic.solver import compile_network
 from pumptwin.twin.tags import is_tag
-from pumptwin.twin.units import M3H_PER_M3S
+from pumptwin.twin.units import G_M_S2, M3H_PER_M3S
 from pumptwin.twin.units import PA_PER_BAR as BAR_PA
 
 REGISTRY_VERSION = 1

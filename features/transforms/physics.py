@@ -24,7 +24,8 @@ from pumptwin.features.transforms.schema import (
     IntArray,
 )
 from pumptwin.twin.assets import Registry
-from pumptwin.twin.hydraulic.network import G_M_S2, Network
+from pumptwin.twin.hydraulic.network import Network
+from pumptwin.twin.units import G_M_S2
 
 # --------------------------------------------------------------------------------------------
 # Pump physics from the registry and the network

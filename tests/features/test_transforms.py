@@ -14,7 +14,7 @@ from pumptwin.features.transforms.physics import pump_physics
 from pumptwin.features.transforms.schema import KEY_COLUMNS, FeatureError, feature_columns, feature_names
 from pumptwin.twin.assets import build_registry
 from pumptwin.twin.hydraulic.io import load_network
-from pumptwin.twin.hydraulic.network import G_M_S2
+from pumptwin.twin.units import G_M_S2
 
 START = pd.Timestamp("2024-03-01T00:00:00Z")
 

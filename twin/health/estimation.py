@@ -74,8 +74,9 @@ from pumptwin.twin.health.pumps import (
     station_pressures,
     update_pump,
 )
-from pumptwin.twin.hydraulic.network import G_M_S2, Network
+from pumptwin.twin.hydraulic.network import Network
 from pumptwin.twin.hydraulic.pumps import Degradation, apply_degradation
+from pumptwin.twin.units import G_M_S2
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -32,8 +32,9 @@ from pumptwin.twin.health.calibration import (
     walk_var,
 )
 from pumptwin.twin.hydraulic.friction import TURBULENT_RE, darcy_friction_factor
-from pumptwin.twin.hydraulic.network import G_EPANET_M_S2, G_M_S2, Junction, Network, Pipe, Tank
+from pumptwin.twin.hydraulic.network import Junction, Network, Pipe, Tank
 from pumptwin.twin.units import FT_M as _FT
+from pumptwin.twin.units import G_EPANET_M_S2, G_M_S2
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -48,7 +48,7 @@ from pumptwin.twin.health.condition import (
     seal_leak_l_h,
     winding_load,
 )
-from pumptwin.twin.hydraulic.network import G_M_S2, Network, NetworkError
+from pumptwin.twin.hydraulic.network import Network, NetworkError
 from pumptwin.twin.hydraulic.pumps import (
     EfficiencyCurve,
     HeadCurve,
@@ -57,6 +57,7 @@ from pumptwin.twin.hydraulic.pumps import (
     fit_head_curve,
     fit_npshr_curve,
 )
+from pumptwin.twin.units import G_M_S2
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from pumptwin.twin.hydraulic.network import (
-    WATER_VISCOSITY_M2_S,
     Control,
     Curve,
     Demand,
@@ -37,7 +36,7 @@ from pumptwin.twin.hydraulic.network import (
     Valve,
     ValveType,
 )
-from pumptwin.twin.units import HOUR_S
+from pumptwin.twin.units import HOUR_S, WATER_VISCOSITY_M2_S
 
 __all__ = ["format_inp", "parse_inp", "read_inp", "write_inp"]
 

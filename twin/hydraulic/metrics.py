@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from pumptwin.twin.hydraulic.network import G_M_S2, Network, Pump
+from pumptwin.twin.hydraulic.network import Network, Pump
 from pumptwin.twin.hydraulic.pumps import (
     POR_FRACTIONS,
     EfficiencyCurve,
@@ -24,6 +24,7 @@ from pumptwin.twin.hydraulic.pumps import (
     npsh_available_m,
 )
 from pumptwin.twin.hydraulic.solver import CLOSED, CUSTOM, FloatArray, HydraulicModel
+from pumptwin.twin.units import G_M_S2
 
 DEFAULT_EFFICIENCY = 0.75
 """Efficiency assumed for a pump without an efficiency curve (EPANET's global default)."""

@@ -16,10 +16,8 @@ from enum import StrEnum
 from typing import Literal
 
 from pumptwin.twin.errors import PumptwinError
-from pumptwin.twin.units import (  # noqa: F401 - gravity and atmosphere re-exported for the network's users
+from pumptwin.twin.units import (
     ATMOSPHERIC_PRESSURE_PA,
-    G_EPANET_M_S2,
-    G_M_S2,
     WATER_DENSITY_KG_M3,
     WATER_VAPOUR_PRESSURE_PA,
     WATER_VISCOSITY_M2_S,

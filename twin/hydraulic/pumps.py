@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import brentq, least_squares, lsq_linear
 
-from pumptwin.twin.hydraulic.network import ATMOSPHERIC_PRESSURE_PA, G_M_S2, Curve, Network, NetworkError
-from pumptwin.twin.units import WATER_DENSITY_KG_M3, WATER_VAPOUR_PRESSURE_PA
+from pumptwin.twin.hydraulic.network import Curve, Network, NetworkError
+from pumptwin.twin.units import ATMOSPHERIC_PRESSURE_PA, G_M_S2, WATER_DENSITY_KG_M3, WATER_VAPOUR_PRESSURE_PA
 
 FloatArray = npt.NDArray[np.float64]
 Points = Sequence[tuple[float, float]] | Curve

@@ -60,7 +60,8 @@ from pumptwin.twin.hydraulic._kernels import (  # noqa: F401 - re-exported const
     XPRESSURE,
     _gga_batch,
 )
-from pumptwin.twin.hydraulic.network import G_EPANET_M_S2, Network, NetworkError, Pump, ValveType
+from pumptwin.twin.hydraulic.network import Network, NetworkError, Pump, ValveType
+from pumptwin.twin.units import G_EPANET_M_S2
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]

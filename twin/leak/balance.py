@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from pumptwin.twin.hydraulic.network import G_M_S2
 from pumptwin.twin.leak.location import head_profile_residual
 from pumptwin.twin.leak.model import (
     _MAD_TO_SIGMA,
@@ -26,6 +25,7 @@ from pumptwin.twin.leak.model import (
     clean_readings,
     line_pack_weights,
 )
+from pumptwin.twin.units import G_M_S2
 
 
 class _Buffer:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pumptwin.twin.hydraulic.network import G_M_S2
 from pumptwin.twin.leak.model import (
     _TINY,
     FloatArray,
@@ -21,6 +20,7 @@ from pumptwin.twin.leak.model import (
     NoiseModel,
     clean_readings,
 )
+from pumptwin.twin.units import G_M_S2
 
 
 @dataclass(frozen=True, slots=True)

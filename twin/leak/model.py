@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.hydraulic.friction import darcy_friction_factor
-from pumptwin.twin.hydraulic.network import G_M_S2
+from pumptwin.twin.units import G_M_S2
 
 FloatArray = NDArray[np.float64]
 

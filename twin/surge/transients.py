@@ -64,10 +64,10 @@ from scipy.optimize import brentq
 
 from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.hydraulic.friction import darcy_friction_factor
-from pumptwin.twin.hydraulic.network import ATMOSPHERIC_PRESSURE_PA, G_M_S2, Network, Pipe, Pump
+from pumptwin.twin.hydraulic.network import Network, Pipe, Pump
 from pumptwin.twin.hydraulic.network import Reservoir as NetworkReservoir
 from pumptwin.twin.hydraulic.pumps import EfficiencyCurve, HeadCurve, fit_efficiency_curve, fit_head_curve
-from pumptwin.twin.units import WATER_DENSITY_KG_M3, WATER_VAPOUR_PRESSURE_PA
+from pumptwin.twin.units import ATMOSPHERIC_PRESSURE_PA, G_M_S2, WATER_DENSITY_KG_M3, WATER_VAPOUR_PRESSURE_PA
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

@@ -35,10 +35,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from pumptwin.twin.health.condition import MachineCondition, predicted_bearing_c, predicted_vibration_mm_s
-from pumptwin.twin.hydraulic.network import G_M_S2, NetworkError
+from pumptwin.twin.hydraulic.network import NetworkError
 from pumptwin.twin.hydraulic.pumps import POR_FRACTIONS
 from pumptwin.twin.hydraulic.solver import CLOSED, CONVERGED, DISCONNECTED, FloatArray, HydraulicModel, ScenarioBatch
-from pumptwin.twin.units import J_PER_KWH, M3H_PER_M3S, M_PER_KM, PA_PER_MPA, W_PER_KW
+from pumptwin.twin.units import G_M_S2, J_PER_KWH, M3H_PER_M3S, M_PER_KM, PA_PER_MPA, W_PER_KW
 from pumptwin.twin.whatif.engine import NO_FLOW_M3S, WhatIf, WhatIfResult
 from pumptwin.twin.whatif.limits import Limits
 from pumptwin.twin.whatif.path import LinePath, main_path

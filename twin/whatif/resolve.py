@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pumptwin.twin.health.condition import MachineCondition
-from pumptwin.twin.hydraulic.network import G_M_S2, Network, NetworkError
+from pumptwin.twin.hydraulic.network import Network, NetworkError
 from pumptwin.twin.hydraulic.solver import HydraulicModel, compile_network
-from pumptwin.twin.units import PA_PER_BAR
+from pumptwin.twin.units import G_M_S2, PA_PER_BAR
 from pumptwin.twin.whatif.assess import SurgeCheck, assess
 from pumptwin.twin.whatif.engine import WhatIf, WhatIfResult, evaluate
 from pumptwin.twin.whatif.limits import Limits

@@ -29,8 +29,9 @@ from pumptwin.twin.health.estimation import (
     update_calibration,
 )
 from pumptwin.twin.hydraulic.io import load_network
-from pumptwin.twin.hydraulic.network import G_M_S2, Network
+from pumptwin.twin.hydraulic.network import Network
 from pumptwin.twin.hydraulic.pumps import fit_efficiency_curve, fit_head_curve
+from pumptwin.twin.units import G_M_S2
 
 START = pd.Timestamp("2024-03-01T00:00:00Z")
 DAY = 86_400.0

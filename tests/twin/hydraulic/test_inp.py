@@ -13,16 +13,8 @@ import pytest
 import wntr
 
 from pumptwin.twin.hydraulic.inp import FLOW_UNITS_M3S, format_inp, parse_inp, read_inp, write_inp
-from pumptwin.twin.hydraulic.network import (
-    WATER_VISCOSITY_M2_S,
-    Curve,
-    Junction,
-    LinkStatus,
-    Network,
-    NetworkError,
-    Tank,
-    ValveType,
-)
+from pumptwin.twin.hydraulic.network import Curve, Junction, LinkStatus, Network, NetworkError, Tank, ValveType
+from pumptwin.twin.units import WATER_VISCOSITY_M2_S
 
 LIBRARY = Path(wntr.__file__).parent / "library" / "networks"
 EXAMPLES = ["Net1.inp", "Net2.inp", "Net3.inp", "ky10.inp", "ky4.inp", "Net6.inp"]

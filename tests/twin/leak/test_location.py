@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pumptwin.twin.hydraulic.network import G_M_S2
 from pumptwin.twin.leak.detection import (
     LineModel,
     NoiseModel,
@@ -15,6 +14,7 @@ from pumptwin.twin.leak.detection import (
     profile_misfit,
 )
 from pumptwin.twin.leak.location import _Means
+from pumptwin.twin.units import G_M_S2
 
 X = np.array([0.0, 12_500.0, 25_000.0, 37_500.0, 50_000.0])
 SD = np.full(5, 0.025)

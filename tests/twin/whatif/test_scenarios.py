@@ -10,9 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pumptwin.twin.hydraulic.io import load_network
-from pumptwin.twin.hydraulic.network import G_M_S2, Network
+from pumptwin.twin.hydraulic.network import Network
 from pumptwin.twin.hydraulic.solver import compile_network
 from pumptwin.twin.surge import transients
+from pumptwin.twin.units import G_M_S2
 from pumptwin.twin.whatif.report import PumpPoint, WhatIfReport
 from pumptwin.twin.whatif.scenarios import (
     BASE_NAME,
