@@ -1,7 +1,8 @@
 """The one settings object, read from `PUMPTWIN_*` environment variables.
 
 `Settings` is composed of one group per concern, each with its own environment prefix
-(`PUMPTWIN_TWIN_`, `PUMPTWIN_MLFLOW_`, `PUMPTWIN_MODELS_`, `PUMPTWIN_PREFECT_`, `PUMPTWIN_HISTORIAN_`).
+(`PUMPTWIN_TWIN_`, `PUMPTWIN_MLFLOW_`, `PUMPTWIN_MODELS_`, `PUMPTWIN_PREFECT_`, `PUMPTWIN_HISTORIAN_`,
+`PUMPTWIN_INGEST_`).
 Every field is read by some entry point or step (a test checks it); a setting nothing reads is
 removed rather than documented.
 A field can also be set through the root with the nested delimiter `__`:
@@ -57,6 +58,11 @@ class TwinSettings(BaseSettings):
         default=1e-6,
         gt=0,
         description="Convergence criterion of the hydraulic solver: sum of flow changes over sum of flows.",
+    )
+    max_memory_mb: float = Field(
+        default=4096.0,
+        gt=0,
+        description="Largest estimated memory of one solver or what-if run, MB; a longer or finer run is refused.",
     )
 
 
@@ -122,6 +128,33 @@ class PrefectSettings(BaseSettings):
     )
 
 
+class IngestSettings(BaseSettings):
+    """How readings are admitted to the raw store: clock tolerance, late data, memory, locks."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}INGEST_", extra="forbid")
+
+    max_future_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How far past the wall clock a reading may lie, s; later readings are quarantined.",
+    )
+    overlap_s: float = Field(
+        default=86400.0,
+        ge=0,
+        description="How far before a tag's watermark an incremental historian read starts, s (late, buffered data).",
+    )
+    chunk_readings: int = Field(
+        default=1_000_000,
+        ge=1000,
+        description="Readings read, validated and stored per chunk of a file; bounds an ingest's memory.",
+    )
+    lock_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a writer waits for a partition or the watermarks held by another ingest, s.",
+    )
+
+
 class HistorianSettings(BaseSettings):
     """Where the historian (a PI Web API server) is and how to sign in."""
 
@@ -139,6 +172,7 @@ class HistorianSettings(BaseSettings):
 
 _GROUPS: dict[str, type[BaseSettings]] = {
     "historian": HistorianSettings,
+    "ingest": IngestSettings,
     "twin": TwinSettings,
     "mlflow": MlflowSettings,
     "models": ModelSettings,
@@ -164,8 +198,11 @@ class Settings(BaseSettings):
     models: ModelSettings = Field(default_factory=ModelSettings, description="Features, training and promotion.")
     prefect: PrefectSettings = Field(default_factory=PrefectSettings, description="Orchestration API.")
     historian: HistorianSettings = Field(default_factory=HistorianSettings, description="PI Web API historian.")
+    ingest: IngestSettings = Field(
+        default_factory=IngestSettings, description="Admission of readings to the raw store."
+    )
 
-    @field_validator("twin", "mlflow", "models", "prefect", "historian", mode="before")
+    @field_validator("twin", "mlflow", "models", "prefect", "historian", "ingest", mode="before")
     @classmethod
     def _build_group(cls, value: object, info: ValidationInfo) -> object:
         """Build a group from a dict, so its own `PUMPTWIN_<GROUP>_*` variables fill the other fields."""

@@ -1,0 +1,111 @@
+r"""Input that cannot be trusted: bounded text in messages, printable text, paths that stay inside.
+
+Every value that reaches a message, a terminal or a file path from outside (a file's header, a
+scenario's name, a tag) passes through one of these:
+
+- `shorten` bounds a value's text, so a megabyte-long cell does not become a megabyte-long error;
+- `printable` replaces control characters (terminal escape sequences, carriage returns, NUL) with
+  visible escapes, so a file's bytes cannot clear the screen or forge output lines;
+- `child_path` joins a folder and a name taken from input and refuses a result outside the folder
+  (`../`, absolute paths, links out of it).
+
+Example:
+    >>> shorten("x" * 500, limit=12)
+    "'xxxxxxxx...' (500 chars)"
+    >>> printable(chr(27) + "[2J")
+    '\\x1b[2J'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from pumptwin.twin.errors import PumptwinError
+
+MESSAGE_LIMIT = 80
+"""Characters of an input value shown in a message."""
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+class UnsafePathError(PumptwinError, ValueError):
+    """A path built from input would leave its folder; the message names the input."""
+
+
+def printable(text: str) -> str:
+    """Return `text` with control characters written as visible escapes (ESC as backslash-x1b).
+
+    Tabs and line feeds stay; everything a terminal would act on (escape sequences, carriage
+    returns, bidirectional overrides) is shown, not executed.
+
+    Args:
+        text: Text from input.
+
+    Returns:
+        The text, safe to print.
+    """
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def shorten(value: object, limit: int = MESSAGE_LIMIT) -> str:
+    """Return a value's repr for a message: printable and at most about `limit` characters.
+
+    Args:
+        value: Any value taken from input.
+        limit: Characters of the value kept; longer values end in ``...`` and their length.
+
+    Returns:
+        The value's repr (strings quoted), bounded and printable.
+    """
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        shown = repr(text) if isinstance(value, str) else text
+        return printable(shown)
+    head = text[: max(limit - 4, 1)]
+    shown = repr(head + "...") if isinstance(value, str) else head + "..."
+    return printable(f"{shown} ({len(text)} chars)")
+
+
+def child_path(folder: str | Path, name: str, *, what: str = "name") -> Path:
+    """Join `folder` and a name from input; refuse a result that is not inside `folder`.
+
+    The name may hold subfolders (``a/b.parquet``) but no ``..`` that climbs out, no absolute path,
+    no NUL, and no symbolic link that resolves outside `folder`.
+
+    Args:
+        folder: The folder the path must stay in.
+        name: A relative name taken from input (a scenario's name, a file name).
+        what: What the name is, for the message.
+
+    Returns:
+        `folder / name`, unresolved (links inside the folder are kept as given).
+
+    Raises:
+        UnsafePathError: When the name is empty, absolute, holds NUL, or leads outside `folder`.
+    """
+    if not name or "\x00" in name or os.path.isabs(name) or Path(name).is_absolute():
+        raise UnsafePathError(f"{what} {shorten(name)} is not a relative name inside {folder}")
+    base = Path(folder)
+    candidate = base / name
+    root = base.resolve()
+    resolved = candidate.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise UnsafePathError(f"{what} {shorten(name)} leads outside {folder}")
+    return candidate
+
+
+def inside(folder: str | Path, path: str | Path) -> bool:
+    """True when `path`, with every link resolved, lies inside `folder` (also resolved).
+
+    Args:
+        folder: The folder.
+        path: A path, e.g. a file found while walking `folder`.
+
+    Returns:
+        Whether the real location of `path` is within the real location of `folder`.
+    """
+    root = Path(folder).resolve()
+    real = Path(path).resolve()
+    return real == root or root in real.parents
