@@ -13,6 +13,13 @@ What a training run records:
   requirements (MLflow's inference of them is slow and drags in unrelated packages), an input
   example and a signature inferred from that example and the model's output on it.
 
+A model's artifact is a pickle, and unpickling runs code, so the artifact store is not trusted:
+right after logging, the SHA-256 digest of every file of the model's artifact is recorded in the
+tracking store (`ARTIFACT_DIGEST_TAG` on the run and the model version, with the file listing in
+`ARTIFACT_FILES_TAG`). `load_model` downloads the artifact to a private folder, checks every file
+against that record and only then unpickles it; a changed, missing or added file, or a version
+without a record, raises `ModelIntegrityError` and nothing is unpickled.
+
 The signature describes what MLflow's generic `pyfunc` interface returns, since that is what a
 model server calls. `pyfunc` can serve `predict` and `predict_proba` but not `decision_function`,
 so: a classifier with `predict_proba` is served (and its signature inferred) through
@@ -79,6 +86,14 @@ LINEAGE_ARTIFACT = "lineage.json"
 PLOTS_DIR = "plots"
 """Artifact folder of a training run's plots."""
 
+ARTIFACT_DIGEST_TAG = "pumptwin.artifact_sha256"
+"""Run and model-version tag: `sha256:<hex>` of the model artifact's file listing (see `listing_digest`)."""
+
+ARTIFACT_FILES_TAG = "pumptwin.artifact_files"
+"""Model-version tag: the model artifact's files and their SHA-256 digests, as canonical JSON."""
+
+_CHUNK_BYTES = 1 << 20
+
 _LOCK = threading.RLock()
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _METRIC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
@@ -86,6 +101,13 @@ _METRIC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
 
 class RegistryError(PumptwinError, ValueError):
     """Bad input to the model registry: unknown model or version, bad lineage, non-finite score."""
+
+
+class ModelIntegrityError(RegistryError):
+    """A registered model's artifact does not match the digests recorded when it was logged, or has none.
+
+    The message names the model, the version and the file; the artifact was not unpickled.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +363,80 @@ def frame_digest(frame: pd.DataFrame) -> str:
     h.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
     h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
     return f"sha256:{h.hexdigest()}"
+
+
+def artifact_listing(folder: Path) -> dict[str, str]:
+    """SHA-256 digest of every file under `folder`, by path relative to it.
+
+    Args:
+        folder: A model's artifact folder, as downloaded.
+
+    Returns:
+        POSIX relative path to hex digest, sorted by path.
+
+    Raises:
+        ModelIntegrityError: If the folder holds anything but folders and regular files (a link).
+    """
+    listing: dict[str, str] = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_symlink() or not (path.is_dir() or path.is_file()):
+            raise ModelIntegrityError(f"artifact entry {relative!r} is not a regular file")
+        if path.is_file():
+            digest = hashlib.sha256()
+            with path.open("rb") as handle:
+                while chunk := handle.read(_CHUNK_BYTES):
+                    digest.update(chunk)
+            listing[relative] = digest.hexdigest()
+    return listing
+
+
+def listing_json(listing: Mapping[str, str]) -> str:
+    """The canonical JSON form of a file listing: keys sorted, no spaces.
+
+    Args:
+        listing: Relative path to hex digest (see `artifact_listing`).
+
+    Returns:
+        The JSON text.
+    """
+    return json.dumps(dict(listing), sort_keys=True, separators=(",", ":"))
+
+
+def listing_digest(listing: Mapping[str, str]) -> str:
+    """One digest over a file listing: SHA-256 of its canonical JSON.
+
+    Args:
+        listing: Relative path to hex digest (see `artifact_listing`).
+
+    Returns:
+        `sha256:<hex>`.
+
+    Example:
+        >>> listing_digest({"model.pkl": "00"}) == listing_digest({"model.pkl": "00"})
+        True
+    """
+    return f"sha256:{hashlib.sha256(listing_json(listing).encode()).hexdigest()}"
+
+
+def listing_difference(actual: Mapping[str, str], recorded: Mapping[str, str]) -> str:
+    """The first difference between two file listings, for a message.
+
+    Args:
+        actual: The listing of the files as found.
+        recorded: The listing recorded when the model was logged.
+
+    Returns:
+        E.g. `file 'model.pkl' changed`, `file 'x' was added`, or `the file listing changed`.
+    """
+    for path in sorted(set(actual) | set(recorded)):
+        if path not in recorded:
+            return f"file {path!r} was added"
+        if path not in actual:
+            return f"file {path!r} is missing"
+        if actual[path] != recorded[path]:
+            return f"file {path!r} changed (sha256 {actual[path][:12]}..., recorded {recorded[path][:12]}...)"
+    return "the file listing changed"
 
 
 def flatten_params(params: Mapping[str, object], prefix: str = "") -> dict[str, str]:
@@ -656,9 +752,12 @@ def log_training_run(
                 tags=run_tags,
             )
             version = info.registered_model_version
+            client = open_client(tracking)
+            listing = _download_listing(client.get_logged_model(str(info.model_id)).artifact_location)
+            client.set_tag(run.info.run_id, ARTIFACT_DIGEST_TAG, listing_digest(listing))
             if registered_name is not None and version is not None:
-                client = open_client(tracking)
-                for key, value in {**run_tags, **lineage.params()}.items():
+                integrity = {ARTIFACT_DIGEST_TAG: listing_digest(listing), ARTIFACT_FILES_TAG: listing_json(listing)}
+                for key, value in {**run_tags, **lineage.params(), **integrity}.items():
                     client.set_model_version_tag(registered_name, str(version), key, value)
     return TrainedRun(
         run_id=run.info.run_id,
@@ -669,6 +768,23 @@ def log_training_run(
         registered_name=registered_name,
         version=int(version) if version is not None else None,
     )
+
+
+def _download(artifact_uri: str, folder: Path) -> Path:
+    """Download `artifact_uri` (a folder) into `folder`; call within `activated`.
+
+    Returns:
+        The local copy of the artifact folder.
+    """
+    import mlflow.artifacts
+
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=str(folder)))
+
+
+def _download_listing(artifact_uri: str) -> dict[str, str]:
+    """The file listing (see `artifact_listing`) of the artifact folder at `artifact_uri`; call within `activated`."""
+    with tempfile.TemporaryDirectory(prefix="pumptwin-model-") as tmp:
+        return artifact_listing(_download(artifact_uri, Path(tmp)))
 
 
 def read_lineage(tracking: Tracking, run_id: str) -> Lineage:
@@ -744,7 +860,11 @@ def load_model(
     *,
     version: int | None = None,
 ) -> Any:  # noqa: ANN401 (the estimator's class is known only once it is loaded)
-    """Load a registered model as its scikit-learn estimator.
+    """Load a registered model as its scikit-learn estimator, once its artifact is verified.
+
+    The artifact is downloaded to a private temporary folder and every file is checked against
+    the digests recorded when the model was logged (`ARTIFACT_DIGEST_TAG`); only that verified
+    copy is unpickled.
 
     Args:
         tracking: Where MLflow keeps its data.
@@ -757,21 +877,67 @@ def load_model(
 
     Raises:
         RegistryError: If the model, the version or the alias does not exist.
+        ModelIntegrityError: If the version has no recorded digest, or a file of its artifact was
+            changed, removed or added since it was logged; nothing was unpickled.
     """
     import mlflow.sklearn
 
     client = open_client(tracking)
     registered = _registered(client, name)
+    aliases = dict(registered.aliases or {})
     if version is not None:
-        uri = f"models:/{name}/{_version(client, name, version).version}"
+        chosen = _version(client, name, version)
     elif alias is None:
         raise RegistryError("give an alias or a version to load")
-    elif alias not in dict(registered.aliases or {}):
+    elif alias not in aliases:
         raise RegistryError(f"registered model {name!r} has no version with alias {alias!r}")
     else:
-        uri = f"models:/{name}@{alias}"
-    with activated(tracking):
-        return mlflow.sklearn.load_model(uri)
+        chosen = _version(client, name, int(aliases[alias]))
+    with tempfile.TemporaryDirectory(prefix="pumptwin-model-") as tmp, activated(tracking):
+        local = _verified_copy(client, chosen, Path(tmp))
+        return mlflow.sklearn.load_model(str(local))
+
+
+def _verified_copy(client: MlflowClient, version: RegisteredVersion, folder: Path) -> Path:
+    """Download `version`'s artifact into `folder` and check it against its recorded digests.
+
+    Returns:
+        The verified local copy.
+
+    Raises:
+        ModelIntegrityError: Naming the model, the version and the file that differs.
+    """
+    where = f"model {version.name!r} version {version.version}"
+    expected = version.tags.get(ARTIFACT_DIGEST_TAG)
+    if not expected:
+        raise ModelIntegrityError(
+            f"{where}: no artifact digest ({ARTIFACT_DIGEST_TAG}) was recorded, so its pickle cannot be "
+            "verified and is not loaded; register it again with log_training_run"
+        )
+    local = _download(client.get_model_version_download_uri(version.name, str(version.version)), folder)
+    try:
+        actual = artifact_listing(local)
+    except ModelIntegrityError as exc:
+        raise ModelIntegrityError(f"{where}: {exc}; not loaded") from None
+    if listing_digest(actual) != expected:
+        recorded = _recorded_listing(version, expected)
+        what = listing_difference(actual, recorded) if recorded else "its files changed"
+        raise ModelIntegrityError(
+            f"{where}: {what} since it was logged (artifact digest {listing_digest(actual)}, recorded {expected});"
+            " not loaded"
+        )
+    return local
+
+
+def _recorded_listing(version: RegisteredVersion, expected: str) -> dict[str, str]:
+    """The file listing recorded with `version`, when it agrees with its recorded digest, else empty."""
+    try:
+        recorded = json.loads(version.tags.get(ARTIFACT_FILES_TAG, "{}"))
+    except json.JSONDecodeError:
+        return {}
+    if not isinstance(recorded, dict) or listing_digest(recorded) != expected:
+        return {}
+    return {str(k): str(v) for k, v in recorded.items()}
 
 
 def promote_if_better(

@@ -46,6 +46,7 @@ from pumptwin.plant.health import LAWS, MODE_INFO, Law, Mode
 from pumptwin.plant.sensors import SensorConfig, SensorError
 from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.hydraulic.io import read_yaml_mapping
+from pumptwin.twin.safety import clip, printable, shorten
 from pumptwin.twin.times import UtcTimeError, to_utc
 
 SCENARIO_VERSION = 1
@@ -56,10 +57,35 @@ ACTIONS: tuple[Action, ...] = ("speed", "start", "stop", "switch")
 MAX_RELATIVE_SPEED = 2.0
 _UNITS_S = {"w": 604_800.0, "d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0}
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([wdhms])")
+MAX_NAME_LENGTH = 100
+"""Longest scenario name, in characters."""
+_SCENARIO_NAME = re.compile(rf"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{{0,{MAX_NAME_LENGTH - 1}}}")
+_MAX_VALUE_CHARS = 64  # a duration or timestamp is short; longer text is refused before any parsing
 
 
 class ScenarioError(PumptwinError, ValueError):
     """A scenario is invalid; the message names the file and the field."""
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` when it can name a scenario, and the files written after it.
+
+    A name is 1 to `MAX_NAME_LENGTH` letters, digits, ``_``, ``-`` and ``.``, not starting with a
+    dot, so it never leaves the folder it is used in (no ``/``, no ``..``) and never hides a file.
+
+    Example:
+        >>> check_name("bearing_failure-2.v1")
+        'bearing_failure-2.v1'
+
+    Raises:
+        ScenarioError: For any other name, shown bounded and printable.
+    """
+    if not isinstance(name, str) or _SCENARIO_NAME.fullmatch(name) is None:
+        raise ScenarioError(
+            f"scenario name {shorten(name)} must be 1 to {MAX_NAME_LENGTH} letters, digits, '_', '-' or '.',"
+            " not starting with '.'"
+        )
+    return name
 
 
 def parse_duration(value: object, what: str = "duration") -> float:
@@ -69,23 +95,27 @@ def parse_duration(value: object, what: str = "duration") -> float:
         ScenarioError: Anything else, or a negative or non-finite number.
     """
     if isinstance(value, bool):
-        raise ScenarioError(f"{what}: expected a duration, got {value!r}")
+        raise ScenarioError(f"{what}: expected a duration, got {shorten(value)}")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
         text = value.strip().lower().replace(" ", "")
+        if len(text) > _MAX_VALUE_CHARS:
+            raise ScenarioError(f"{what}: cannot read {shorten(value)} as a duration (e.g. 90s, 15m, 6h, 2d)")
         parts = _DURATION.findall(text)
         if not parts or "".join(n + u for n, u in parts) != text:
             try:
                 seconds = float(text)
             except ValueError:
-                raise ScenarioError(f"{what}: cannot read {value!r} as a duration (e.g. 90s, 15m, 6h, 2d)") from None
+                raise ScenarioError(
+                    f"{what}: cannot read {shorten(value)} as a duration (e.g. 90s, 15m, 6h, 2d)"
+                ) from None
         else:
             seconds = sum(float(n) * _UNITS_S[u] for n, u in parts)
     else:
-        raise ScenarioError(f"{what}: expected a duration, got {value!r}")
+        raise ScenarioError(f"{what}: expected a duration, got {shorten(value)}")
     if not (math.isfinite(seconds) and seconds >= 0):
-        raise ScenarioError(f"{what}: must be a finite duration >= 0, got {value!r}")
+        raise ScenarioError(f"{what}: must be a finite duration >= 0, got {shorten(value)}")
     return seconds
 
 
@@ -95,10 +125,12 @@ def parse_timestamp(value: object, what: str = "start") -> pd.Timestamp:
     Raises:
         ScenarioError: Not a timestamp.
     """
+    if isinstance(value, str) and len(value) > _MAX_VALUE_CHARS:  # the parser is slow on long text
+        raise ScenarioError(f"{what}: cannot read {shorten(value)} as a timestamp")
     try:
         return to_utc(cast(Any, value), what=what)
     except UtcTimeError:
-        raise ScenarioError(f"{what}: cannot read {value!r} as a timestamp") from None
+        raise ScenarioError(f"{what}: cannot read {shorten(value)} as a timestamp") from None
 
 
 def parse_offset(value: object, start: pd.Timestamp, what: str) -> float:
@@ -110,7 +142,7 @@ def parse_offset(value: object, start: pd.Timestamp, what: str) -> float:
     if isinstance(value, datetime) or (isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}", value.strip())):
         seconds = (parse_timestamp(value, what) - start).total_seconds()
         if seconds < 0:
-            raise ScenarioError(f"{what}: {value} is before the scenario start {start}")
+            raise ScenarioError(f"{what}: {shorten(value)} is before the scenario start {start}")
         return float(seconds)
     return parse_duration(value, what)
 
@@ -137,7 +169,7 @@ class OpsEventSpec:
     def __post_init__(self) -> None:
         """Check the action and its arguments."""
         if self.action not in ACTIONS:
-            raise ScenarioError(f"event at {self.at_s} s: unknown action {self.action!r}; use one of {ACTIONS}")
+            raise ScenarioError(f"event at {self.at_s} s: unknown action {shorten(self.action)}; use one of {ACTIONS}")
         if self.action == "speed" and (self.value is None or not 0 < self.value <= MAX_RELATIVE_SPEED):
             raise ScenarioError(f"event at {self.at_s} s: a speed event needs a relative speed in (0, 2]")
         if self.action == "switch" and (not self.to or self.target.count(".") != 1):
@@ -220,9 +252,9 @@ class FaultSpec:
 
     def __post_init__(self) -> None:
         """Check times, law and magnitude."""
-        where = f"fault {self.mode.value} on {self.target}"
+        where = f"fault {self.mode.value} on {shorten(self.target)}"
         if self.law not in LAWS:
-            raise ScenarioError(f"{where}: unknown law {self.law!r}; use one of {LAWS}")
+            raise ScenarioError(f"{where}: unknown law {shorten(self.law)}; use one of {LAWS}")
         if not (0 <= self.onset_s <= self.failure_s) or (self.onset_s == self.failure_s and self.law != "step"):
             raise ScenarioError(f"{where}: needs 0 <= onset < failure (equal only for the step law)")
         if not (math.isfinite(self.magnitude) and self.magnitude > 0):
@@ -279,7 +311,8 @@ class Scenario:
     base_dir: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        """Check times and sizes."""
+        """Check the name, times and sizes."""
+        check_name(self.name)
         if not (math.isfinite(self.step_s) and self.step_s > 0):
             raise ScenarioError(f"scenario {self.name!r}: step must be > 0 s")
         if not (math.isfinite(self.duration_s) and self.duration_s >= self.step_s):
@@ -300,53 +333,101 @@ class Scenario:
 # --------------------------------------------------------------------------------------------
 
 
-def _known(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+def _known(data: object, allowed: set[str], where: str) -> Mapping[str, Any]:
+    """``data`` when it is a mapping of allowed fields, else a ScenarioError naming ``where``."""
+    if not isinstance(data, Mapping):
+        raise ScenarioError(f"{where}: expected a mapping, got {shorten(data)}")
     unknown = set(data) - allowed
     if unknown:
-        raise ScenarioError(f"{where}: unknown fields {sorted(unknown)}; allowed: {sorted(allowed)}")
+        shown = sorted(shorten(k) for k in unknown)
+        more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""  # noqa: PLR2004 - shown in a message
+        raise ScenarioError(f"{where}: unknown fields [{', '.join(shown[:5])}]{more}; allowed: {sorted(allowed)}")
+    return data
 
 
-def _event(data: Mapping[str, Any], start: pd.Timestamp) -> OpsEventSpec:
-    _known(data, {"at", "target", "action", "value", "to"}, "operations.events")
+def _required(data: Mapping[str, Any], key: str, where: str) -> Any:  # noqa: ANN401 - a value from YAML
+    """``data[key]``, or a ScenarioError naming ``where`` and the missing field."""
+    if key not in data:
+        raise ScenarioError(f"{where}: missing field {key!r}")
+    return data[key]
+
+
+def _float(value: object, where: str) -> float:
+    """``value`` as a float, or a ScenarioError naming ``where`` and the value."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ScenarioError(f"{where}: expected a number, got {shorten(value)}")
+    try:
+        return float(value)
+    except ValueError:
+        raise ScenarioError(f"{where}: expected a number, got {shorten(value)}") from None
+
+
+def _int(value: object, where: str) -> int:
+    """``value`` as an int (a whole float too), or a ScenarioError naming ``where`` and the value."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    number = _float(value, where)
+    if not (math.isfinite(number) and number == int(number)):
+        raise ScenarioError(f"{where}: expected a whole number, got {shorten(value)}")
+    return int(number)
+
+
+def _list(value: object, where: str) -> list[Any]:
+    """``value`` as a list (None as an empty one), or a ScenarioError naming ``where``."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ScenarioError(f"{where}: expected a list, got {shorten(value)}")
+    return value
+
+
+def _event(raw: object, start: pd.Timestamp) -> OpsEventSpec:
+    where = "operations.events"
+    data = _known(raw, {"at", "target", "action", "value", "to"}, where)
     return OpsEventSpec(
         at_s=parse_offset(data.get("at", 0), start, "event time"),
-        target=str(data["target"]),
-        action=cast(Action, str(data["action"])),
-        value=None if data.get("value") is None else float(data["value"]),
+        target=str(_required(data, "target", where)),
+        action=cast(Action, str(_required(data, "action", where))),
+        value=None if data.get("value") is None else _float(data["value"], f"{where}.value"),
         to=None if data.get("to") is None else str(data["to"]),
     )
 
 
-def _operations(data: Mapping[str, Any], start: pd.Timestamp) -> OperationsSpec:
+def _operations(raw: object, start: pd.Timestamp) -> OperationsSpec:
     allowed = {"speed", "daily_swing", "nomination", "nomination_jitter", "ramp_per_s", "auto_standby"}
-    _known(data, allowed | {"standby_delay", "events"}, "operations")
-    kw: dict[str, Any] = {k: float(data[k]) for k in allowed - {"nomination", "auto_standby"} if k in data}
+    data = _known(raw, allowed | {"standby_delay", "events"}, "operations")
+    kw: dict[str, Any] = {
+        k: _float(data[k], f"operations.{k}") for k in allowed - {"nomination", "auto_standby"} if k in data
+    }
     if "nomination" in data:
         kw["nomination_s"] = parse_duration(data["nomination"], "operations.nomination")
     if "standby_delay" in data:
         kw["standby_delay_s"] = parse_duration(data["standby_delay"], "operations.standby_delay")
     if "auto_standby" in data:
         kw["auto_standby"] = bool(data["auto_standby"])
-    events = tuple(_event(e, start) for e in data.get("events") or ())
+    events = tuple(_event(e, start) for e in _list(data.get("events"), "operations.events"))
     return OperationsSpec(**kw, events=events)
 
 
-def _fault(data: Mapping[str, Any], start: pd.Timestamp) -> FaultSpec:
-    _known(data, {"mode", "target", "onset", "failure", "law", "magnitude", "trip", "bearing"}, "faults")
+def _fault(raw: object, start: pd.Timestamp) -> FaultSpec:
+    data = _known(raw, {"mode", "target", "onset", "failure", "law", "magnitude", "trip", "bearing"}, "faults")
+    mode_name = _required(data, "mode", "faults")
     try:
-        mode = Mode(str(data["mode"]))
+        mode = Mode(str(mode_name))
     except ValueError:
-        raise ScenarioError(f"faults: unknown mode {data['mode']!r}; use one of {[m.value for m in Mode]}") from None
+        raise ScenarioError(
+            f"faults: unknown mode {shorten(mode_name)}; use one of {[m.value for m in Mode]}"
+        ) from None
     info = MODE_INFO[mode]
     onset = parse_offset(data.get("onset", 0), start, f"fault {mode.value} onset")
     failure = parse_offset(data.get("failure", onset), start, f"fault {mode.value} failure")
     return FaultSpec(
         mode=mode,
-        target=str(data["target"]),
+        target=str(_required(data, "target", "faults")),
         onset_s=onset,
         failure_s=failure,
         law=cast(Law, str(data.get("law", info.law))),
-        magnitude=float(data.get("magnitude", info.magnitude)),
+        magnitude=_float(data.get("magnitude", info.magnitude), f"fault {mode.value} magnitude"),
         trip=bool(data.get("trip", info.trips)),
         bearing=str(data.get("bearing", "DE")).upper(),
     )
@@ -359,35 +440,34 @@ def scenario_from_dict(data: Mapping[str, Any], base_dir: str | Path | None = No
         ScenarioError: Wrong version, missing or unknown fields, or invalid values.
     """
     if data.get("version", SCENARIO_VERSION) != SCENARIO_VERSION:
-        raise ScenarioError(f"scenario version {data.get('version')!r} is not supported (expected {SCENARIO_VERSION})")
+        raise ScenarioError(
+            f"scenario version {shorten(data.get('version'))} is not supported (expected {SCENARIO_VERSION})"
+        )
     top = {"version", "name", "description", "start", "duration", "step", "seed", "fleet", "operations"}
     _known(data, top | {"ambient", "sensors", "faults", "truth_period"}, "scenario")
     for required in ("name", "start", "duration"):
-        if required not in data:
-            raise ScenarioError(f"scenario: missing field {required!r}")
+        _required(data, required, "scenario")
+    name = check_name(str(data["name"]))
     start = parse_timestamp(data["start"])
-    fleet = data.get("fleet") or {}
-    _known(fleet, {"network", "lines"}, "fleet")
-    ambient = data.get("ambient") or {}
-    _known(ambient, {f.name for f in fields(AmbientSpec)}, "ambient")
-    sensors = data.get("sensors") or {}
-    _known(sensors, {f.name for f in fields(SensorConfig)}, "sensors")
+    fleet = _known(data.get("fleet") or {}, {"network", "lines"}, "fleet")
+    ambient = _known(data.get("ambient") or {}, {f.name for f in fields(AmbientSpec)}, "ambient")
+    sensors = _known(data.get("sensors") or {}, {f.name for f in fields(SensorConfig)}, "sensors")
     try:
         sensor_config = SensorConfig(**sensors)
-    except SensorError as exc:
-        raise ScenarioError(str(exc)) from None
+    except (SensorError, TypeError, ValueError) as exc:
+        raise ScenarioError(f"sensors: {clip(str(exc))}") from None
     return Scenario(
-        name=str(data["name"]),
+        name=name,
         description=str(data.get("description", "")).strip(),
         start=start,
         duration_s=parse_duration(data["duration"], "duration"),
         step_s=parse_duration(data.get("step", 60), "step"),
-        seed=int(data.get("seed", 0)),
-        lines=int(fleet.get("lines", 1)),
+        seed=_int(data.get("seed", 0), "seed"),
+        lines=_int(fleet.get("lines", 1), "fleet.lines"),
         network=str(fleet.get("network", "reference")),
         operations=_operations(data.get("operations") or {}, start),
-        ambient=AmbientSpec(**{k: float(v) for k, v in ambient.items()}),
-        faults=tuple(_fault(f, start) for f in data.get("faults") or ()),
+        ambient=AmbientSpec(**{k: _float(v, f"ambient.{k}") for k, v in ambient.items()}),
+        faults=tuple(_fault(f, start) for f in _list(data.get("faults"), "faults")),
         sensors=sensor_config,
         truth_period_s=parse_duration(data.get("truth_period", 600), "truth_period"),
         base_dir=None if base_dir is None else str(base_dir),
@@ -452,8 +532,10 @@ def read_scenario(path: str | Path) -> Scenario:
     data = read_yaml_mapping(src, ScenarioError, "scenario file")
     try:
         return scenario_from_dict(data, base_dir=src.parent)
-    except (ScenarioError, KeyError, TypeError, ValueError) as exc:
-        raise ScenarioError(f"{src}: {exc}") from exc
+    except ScenarioError as exc:
+        raise ScenarioError(f"{printable(str(src))}: {exc}") from exc
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ScenarioError(f"{printable(str(src))}: {clip(str(exc))}") from exc
 
 
 def write_scenario(scenario: Scenario, path: str | Path) -> Path:
@@ -482,5 +564,5 @@ def shipped_scenario(name: str) -> Scenario:
     """
     files = shipped_scenarios()
     if name not in files:
-        raise ScenarioError(f"no shipped scenario {name!r}; available: {sorted(files)}")
+        raise ScenarioError(f"no shipped scenario {shorten(name)}; available: {sorted(files)}")
     return read_scenario(files[name])

@@ -48,6 +48,7 @@ from pumptwin.twin.hydraulic.metrics import DEFAULT_EFFICIENCY, pump_assets
 from pumptwin.twin.hydraulic.network import Network, NetworkError, Pipe, Pump, Reservoir
 from pumptwin.twin.hydraulic.pumps import fit_head_curve
 from pumptwin.twin.hydraulic.solver import compile_network
+from pumptwin.twin.safety import clip, printable, shorten
 from pumptwin.twin.tags import is_tag
 from pumptwin.twin.units import G_M_S2, M3H_PER_M3S
 from pumptwin.twin.units import PA_PER_BAR as BAR_PA
@@ -126,7 +127,7 @@ def sanitize(name: str) -> str:
     """
     out = _NAME.sub("_", name.strip().upper())
     if not out:
-        raise RegistryError(f"name {name!r} leaves nothing after sanitising")
+        raise RegistryError(f"name {shorten(name)} leaves nothing after sanitising")
     return out
 
 
@@ -157,11 +158,13 @@ class TagSpec:
     def __post_init__(self) -> None:
         """Check the name and the ranges."""
         if not is_tag(self.tag) or self.tag != f"{self.station}.{self.asset}.{self.measure}":
-            raise RegistryError(f"tag {self.tag!r}: must be STATION.ASSET.MEASURE in A-Z, 0-9 and _")
+            raise RegistryError(f"tag {shorten(self.tag)}: must be STATION.ASSET.MEASURE in A-Z, 0-9 and _")
         if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
-            raise RegistryError(f"tag {self.tag!r}: needs finite low < high, got {self.low}, {self.high}")
+            raise RegistryError(
+                f"tag {shorten(self.tag)}: needs finite low < high, got {shorten(self.low)}, {shorten(self.high)}"
+            )
         if not (math.isfinite(self.sample_period_s) and self.sample_period_s > 0):
-            raise RegistryError(f"tag {self.tag!r}: sample period must be > 0 s")
+            raise RegistryError(f"tag {shorten(self.tag)}: sample period must be > 0 s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +281,7 @@ class Registry:
         """Check tag names are unique and index them."""
         for t in self.tags:
             if t.tag in self._by_tag:
-                raise RegistryError(f"tag {t.tag!r} is listed twice")
+                raise RegistryError(f"tag {shorten(t.tag)} is listed twice")
             self._by_tag[t.tag] = t
         if self.n_lines < 1:
             raise RegistryError("a fleet needs at least one line")
@@ -297,7 +300,7 @@ class Registry:
         try:
             return self._by_tag[name]
         except KeyError:
-            raise RegistryError(f"tag {name!r} is not in the registry") from None
+            raise RegistryError(f"tag {shorten(name)} is not in the registry") from None
 
     def pump_index(self, name: str) -> int:
         """Index in `pumps` of the pump ``STATION.ASSET``.
@@ -308,7 +311,7 @@ class Registry:
         for i, p in enumerate(self.pumps):
             if p.name == name:
                 return i
-        raise RegistryError(f"pump {name!r} is not in the registry")
+        raise RegistryError(f"pump {shorten(name)} is not in the registry")
 
 
 # --------------------------------------------------------------------------------------------
@@ -439,7 +442,7 @@ def build_registry(
     if n_lines < 1:
         raise RegistryError("a fleet needs at least one line")
     if not network.pumps:
-        raise RegistryError(f"network {network.name!r} has no pumps to build stations from")
+        raise RegistryError(f"network {shorten(network.name)} has no pumps to build stations from")
     periods = {**DEFAULT_SAMPLE_PERIOD_S, **(sample_periods_s or {})}
     design = _pump_design(network)
     groups = network_stations(network)
@@ -453,7 +456,7 @@ def build_registry(
             name = f"{STATION_PREFIX}{(line - 1) * len(groups) + s + 1:02d}"
             assets = tuple(pump_asset_name(p) for p in net_pumps)
             if len(set(assets)) != len(assets):
-                raise RegistryError(f"station {net_station!r}: pump asset names repeat: {assets}")
+                raise RegistryError(f"station {shorten(net_station)}: pump asset names repeat: {assets}")
             stations.append(StationSpec(name, line, net_station, net_pumps[0].start, net_pumps[0].end, assets))
             for pump, asset in zip(net_pumps, assets, strict=True):
                 q, head, shaft = design[pump.id]
@@ -541,18 +544,18 @@ def _meter_tag(
         try:
             link = network.link(element)
         except NetworkError as exc:
-            raise RegistryError(f"meter {element!r}: {exc}") from None
+            raise RegistryError(f"meter {shorten(element)}: {clip(str(exc))}") from None
         if not isinstance(link, Pipe):
-            raise RegistryError(f"meter {element!r}: a FLOW meter needs a pipe")
+            raise RegistryError(f"meter {shorten(element)}: a FLOW meter needs a pipe")
         low, high = -0.1 * design_flow_m3h, 1.5 * design_flow_m3h
     elif measure == "PRESS":
         try:
             network.node(element)
         except NetworkError as exc:
-            raise RegistryError(f"meter {element!r}: {exc}") from None
+            raise RegistryError(f"meter {shorten(element)}: {clip(str(exc))}") from None
         low, high = -1.0, _pressure_high_bar(network, element)
     else:
-        raise RegistryError(f"meter {element!r}: measure must be FLOW or PRESS, got {measure!r}")
+        raise RegistryError(f"meter {shorten(element)}: measure must be FLOW or PRESS, got {shorten(measure)}")
     period = periods["FLOW"] if measure == "FLOW" else periods["PRESS"]
     return TagSpec(f"{station}.{asset}.{measure}", station, asset, measure, LINE_MEASURES[measure], low, high, period)
 
@@ -592,7 +595,7 @@ def registry_from_dict(data: Mapping[str, Any]) -> Registry:
     """
     version = data.get("version")
     if version != REGISTRY_VERSION:
-        raise RegistryError(f"registry version {version!r} is not supported (expected {REGISTRY_VERSION})")
+        raise RegistryError(f"registry version {shorten(version)} is not supported (expected {REGISTRY_VERSION})")
     try:
         return Registry(
             network=str(data["network"]),
@@ -603,8 +606,12 @@ def registry_from_dict(data: Mapping[str, Any]) -> Registry:
             tags=tuple(TagSpec(**t) for t in data["tags"]),
             version=int(version),
         )
-    except (KeyError, TypeError) as exc:
-        raise RegistryError(f"registry: missing or unknown field: {exc}") from exc
+    except RegistryError:
+        raise
+    except KeyError as exc:
+        raise RegistryError(f"registry: missing field {shorten(exc.args[0] if exc.args else '')}") from exc
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise RegistryError(f"registry: invalid or unknown field: {clip(str(exc))}") from exc
 
 
 def write_registry(registry: Registry, path: str | Path) -> Path:
@@ -627,7 +634,7 @@ def read_registry(path: str | Path) -> Registry:
     try:
         return registry_from_dict(data)
     except RegistryError as exc:
-        raise RegistryError(f"{src}: {exc}") from exc
+        raise RegistryError(f"{printable(str(src))}: {exc}") from exc
 
 
 def measure_ranges(registry: Registry) -> dict[str, tuple[float, float, str]]:

@@ -4,6 +4,7 @@ Every value that reaches a message, a terminal or a file path from outside (a fi
 scenario's name, a tag) passes through one of these:
 
 - `shorten` bounds a value's text, so a megabyte-long cell does not become a megabyte-long error;
+- `clip` bounds the text of another error (a parser's message may quote its input) kept in ours;
 - `printable` replaces control characters (terminal escape sequences, carriage returns, NUL) with
   visible escapes, so a file's bytes cannot clear the screen or forge output lines;
 - `child_path` joins a folder and a name taken from input and refuses a result outside the folder
@@ -26,6 +27,9 @@ from pumptwin.twin.errors import PumptwinError
 
 MESSAGE_LIMIT = 80
 """Characters of an input value shown in a message."""
+
+TEXT_LIMIT = 200
+"""Characters of another error's text (a library's message, which may quote input) kept in ours."""
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
@@ -68,6 +72,19 @@ def shorten(value: object, limit: int = MESSAGE_LIMIT) -> str:
     return printable(f"{shown} ({len(text)} chars)")
 
 
+def clip(text: str, limit: int = TEXT_LIMIT) -> str:
+    """Return message text (not a repr) cut to `limit` characters, ending in ``...`` when cut, and printable.
+
+    Args:
+        text: An error's text, e.g. ``str(exc)`` of a library's exception.
+        limit: Characters kept, ``...`` included.
+
+    Returns:
+        The text, bounded and safe to print.
+    """
+    return printable(text if len(text) <= limit else text[: max(limit - 3, 0)] + "...")
+
+
 def child_path(folder: str | Path, name: str, *, what: str = "name") -> Path:
     """Join `folder` and a name from input; refuse a result that is not inside `folder`.
 
@@ -83,7 +100,8 @@ def child_path(folder: str | Path, name: str, *, what: str = "name") -> Path:
         `folder / name`, unresolved (links inside the folder are kept as given).
 
     Raises:
-        UnsafePathError: When the name is empty, absolute, holds NUL, or leads outside `folder`.
+        UnsafePathError: When the name is empty, absolute, holds NUL, leads outside `folder` or
+            names `folder` itself (``.``, ``a/..``).
     """
     if not name or "\x00" in name or os.path.isabs(name) or Path(name).is_absolute():
         raise UnsafePathError(f"{what} {shorten(name)} is not a relative name inside {folder}")
@@ -91,7 +109,9 @@ def child_path(folder: str | Path, name: str, *, what: str = "name") -> Path:
     candidate = base / name
     root = base.resolve()
     resolved = candidate.resolve()
-    if resolved != root and root not in resolved.parents:
+    if resolved == root:
+        raise UnsafePathError(f"{what} {shorten(name)} names the folder {folder} itself, not a path inside it")
+    if root not in resolved.parents:
         raise UnsafePathError(f"{what} {shorten(name)} leads outside {folder}")
     return candidate
 

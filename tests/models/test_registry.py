@@ -7,11 +7,15 @@ test uses its own registered model names so the tests stay independent.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
+import pickle
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import mlflow
 import numpy as np
@@ -24,18 +28,25 @@ from sklearn.tree import DecisionTreeClassifier
 
 from pumptwin.models.detectors import PcaT2QDetector
 from pumptwin.models.registry import (
+    ARTIFACT_DIGEST_TAG,
+    ARTIFACT_FILES_TAG,
     CHAMPION,
     LINEAGE_ARTIFACT,
     PROMOTION_EXPERIMENT,
     Lineage,
+    ModelIntegrityError,
     RegistryError,
     Tracking,
     activated,
+    artifact_listing,
     champion_version,
     decide,
     default_pip_requirements,
     flatten_params,
     frame_digest,
+    listing_difference,
+    listing_digest,
+    listing_json,
     load_model,
     log_training_run,
     open_client,
@@ -43,6 +54,7 @@ from pumptwin.models.registry import (
     promote_if_better,
     read_lineage,
 )
+from pumptwin.twin.errors import PumptwinError
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 COLUMNS = ["flow_m3s", "head_m", "power_w", "vibration_mms"]
@@ -446,3 +458,134 @@ def test_global_tracking_uri_is_left_unchanged(tracking, detector_run, monkeypat
     finally:
         mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None unsets it
     assert not is_tracking_uri_set()
+
+
+# --- artifact integrity --------------------------------------------------------------------------
+
+
+class OpensAFile:
+    """A pickle payload: unpickling it creates the file `path` (stands in for arbitrary code)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (str(self.path), "w"))
+
+
+def artifact_folder(tracking: Tracking, name: str, version: int) -> Path:
+    """The model version's artifact folder in the (file) artifact store."""
+    uri = open_client(tracking).get_model_version_download_uri(name, str(version))
+    return Path(url2pathname(urlparse(uri).path))
+
+
+@pytest.fixture
+def tiny(tracking, classes, request):
+    """A tiny registered model under a name of its own: (name, version)."""
+    x, y, _, _ = classes
+    name = f"tiny-{request.node.name.replace('_', '-')[:60]}"
+    run = log(tracking, DummyClassifier().fit(x, y), x.head(3), name, experiment="integrity")
+    return name, run.version
+
+
+def test_artifact_listing_digests_every_file(tmp_path):
+    (tmp_path / "model.pkl").write_bytes(b"\x80\x04N.")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "MLmodel").write_text("flavors: {}\n")
+    listing = artifact_listing(tmp_path)
+    assert listing == {
+        "model.pkl": hashlib.sha256(b"\x80\x04N.").hexdigest(),
+        "sub/MLmodel": hashlib.sha256(b"flavors: {}\n").hexdigest(),
+    }
+    assert listing_digest(listing) == listing_digest(dict(reversed(listing.items())))
+    assert listing_digest(listing) != listing_digest({**listing, "model.pkl": "0" * 64})
+    assert listing_digest(listing) != listing_digest({**listing, "extra": listing["model.pkl"]})
+
+
+def test_artifact_listing_refuses_links(tmp_path):
+    (tmp_path / "target").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    with pytest.raises(ModelIntegrityError, match="'link' is not a regular file"):
+        artifact_listing(tmp_path)
+
+
+def test_listing_difference_names_the_file():
+    recorded = {"MLmodel": "aa", "model.pkl": "bb"}
+    assert listing_difference({"MLmodel": "aa", "model.pkl": "cc"}, recorded).startswith("file 'model.pkl' changed")
+    assert listing_difference({"MLmodel": "aa"}, recorded) == "file 'model.pkl' is missing"
+    assert listing_difference({**recorded, "code/x.py": "dd"}, recorded) == "file 'code/x.py' was added"
+
+
+def test_a_logged_model_records_the_digest_of_its_artifact(tracking, detector_run, tmp_path):
+    _, run = detector_run
+    client = open_client(tracking)
+    tags = client.get_model_version("pca-detector", str(run.version)).tags
+    files = json.loads(tags[ARTIFACT_FILES_TAG])
+    assert {"MLmodel", "model.pkl", "requirements.txt"} <= set(files)
+    assert tags[ARTIFACT_DIGEST_TAG] == listing_digest(files)
+    assert client.get_run(run.run_id).data.tags[ARTIFACT_DIGEST_TAG] == tags[ARTIFACT_DIGEST_TAG]
+    assert artifact_listing(artifact_folder(tracking, "pca-detector", run.version)) == files
+
+
+def test_a_changed_byte_in_the_pickle_is_refused(tracking, tiny):
+    name, version = tiny
+    assert isinstance(load_model(tracking, name, version=version), DummyClassifier)
+    pickled = artifact_folder(tracking, name, version) / "model.pkl"
+    data = bytearray(pickled.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    pickled.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match=rf"model '{name}' version {version}: file 'model.pkl' changed"):
+        load_model(tracking, name, version=version)
+
+
+def test_a_malicious_pickle_is_refused_before_it_runs(tracking, tiny, tmp_path):
+    name, version = tiny
+    control, marker = tmp_path / "control", tmp_path / "marker"
+    pickle.loads(pickle.dumps(OpensAFile(control)))  # noqa: S301 - shows what the payload does
+    assert control.exists()
+    (artifact_folder(tracking, name, version) / "model.pkl").write_bytes(pickle.dumps(OpensAFile(marker)))
+    client = open_client(tracking)
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    with pytest.raises(ModelIntegrityError, match="'model.pkl' changed"):
+        load_model(tracking, name)
+    with pytest.raises(ModelIntegrityError, match="not loaded"):
+        load_model(tracking, name, version=version)
+    assert not marker.exists()
+
+
+def test_an_added_file_is_refused(tracking, tiny):
+    name, version = tiny
+    code = artifact_folder(tracking, name, version) / "code"
+    code.mkdir()
+    (code / "sitecustomize.py").write_text("raise SystemExit\n")
+    with pytest.raises(ModelIntegrityError, match="file 'code/sitecustomize.py' was added"):
+        load_model(tracking, name, version=version)
+
+
+def test_a_removed_file_is_refused(tracking, tiny):
+    name, version = tiny
+    (artifact_folder(tracking, name, version) / "requirements.txt").unlink()
+    with pytest.raises(ModelIntegrityError, match="file 'requirements.txt' is missing"):
+        load_model(tracking, name, version=version)
+
+
+def test_a_version_without_a_digest_is_refused(tracking, tiny):
+    name, version = tiny
+    open_client(tracking).delete_model_version_tag(name, str(version), ARTIFACT_DIGEST_TAG)
+    with pytest.raises(ModelIntegrityError, match=rf"model '{name}' version {version}: no artifact digest"):
+        load_model(tracking, name, version=version)
+
+
+def test_a_tampered_file_listing_does_not_hide_a_change(tracking, tiny):
+    name, version = tiny
+    folder = artifact_folder(tracking, name, version)
+    (folder / "model.pkl").write_bytes(b"tampered")
+    forged = {**artifact_listing(folder)}
+    open_client(tracking).set_model_version_tag(name, str(version), ARTIFACT_FILES_TAG, listing_json(forged))
+    with pytest.raises(ModelIntegrityError, match="its files changed since it was logged"):
+        load_model(tracking, name, version=version)
+
+
+def test_integrity_errors_are_registry_errors():
+    assert issubclass(ModelIntegrityError, RegistryError)
+    assert issubclass(ModelIntegrityError, PumptwinError)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -110,3 +112,58 @@ def test_lines_for_stations_counts_lines_from_station_numbers():
     assert lines_for_stations(net, ["PS01", "PS03", "LINE02", "junk"]) == 2
     assert lines_for_stations(net, ["PS20"]) == 10
     assert lines_for_stations(net, []) == 1
+
+
+# --- hostile files ------------------------------------------------------------------------------
+
+HUGE = "x" * 100_000
+
+
+def _edited(network: Network, tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    path = write_registry(build_registry(network), tmp_path / "r.yaml")
+    data = yaml.safe_load(path.read_text())
+    edit(data)
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "huge version": lambda d: d.update(version=HUGE),
+    "huge n_lines": lambda d: d.update(n_lines=HUGE),
+    "huge tag": lambda d: d["tags"][0].update(tag=HUGE),
+    "huge low": lambda d: d["tags"][0].update(low=HUGE),
+    "huge field": lambda d: d["tags"][0].update({HUGE: 1}),
+    "huge missing field": lambda d: d.pop("network"),
+    "escape in tag": lambda d: d["tags"][0].update(tag="PS01.P1.\x1b[2J"),
+    "escape in a field name": lambda d: d["pumps"][0].update({"\x1b[2J": 1}),
+    "station not a mapping": lambda d: d["stations"].__setitem__(0, "\x1b[2J"),
+}
+
+
+@pytest.mark.parametrize("edit", EDITS.values(), ids=EDITS.keys())
+def test_a_hostile_registry_gives_a_short_printable_registry_error(
+    network: Network, tmp_path: Path, edit: Callable[[dict[str, Any]], None]
+) -> None:
+    with pytest.raises(RegistryError) as info:
+        read_registry(_edited(network, tmp_path, edit))
+    message = str(info.value)
+    assert "r.yaml" in message
+    assert len(message) < 400 + len(str(tmp_path))
+    assert "\x1b" not in message
+
+
+def test_a_yaml_bomb_is_a_registry_error(tmp_path: Path) -> None:
+    levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    levels += [f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi", strict=True)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(levels) + "\n", encoding="utf-8")
+    with pytest.raises(RegistryError, match="nodes"):
+        read_registry(path)
+
+
+def test_unknown_names_are_bounded_in_messages(network: Network) -> None:
+    registry = build_registry(network)
+    for call in (lambda: registry.tag(HUGE), lambda: registry.pump_index(HUGE), lambda: sanitize(" " * 10**6)):
+        with pytest.raises(RegistryError) as info:
+            call()
+        assert len(str(info.value)) < 300

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import json
 import shutil
+import tracemalloc
 from pathlib import Path
 
 import pytest
 import wntr
+import yaml
 
+from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.health.estimation import TwinCalibration
+from pumptwin.twin.hydraulic import io as hydraulic_io
 from pumptwin.twin.hydraulic.eps import simulate
 from pumptwin.twin.hydraulic.inp import read_inp
-from pumptwin.twin.hydraulic.io import load_network, reference_pipeline_path, solution_to_dict
+from pumptwin.twin.hydraulic.io import (
+    MAX_YAML_ALIASES,
+    MAX_YAML_BYTES,
+    MAX_YAML_DEPTH,
+    MAX_YAML_NODES,
+    BoundedLoader,
+    load_network,
+    read_yaml_mapping,
+    reference_pipeline_path,
+    solution_to_dict,
+)
 from pumptwin.twin.hydraulic.network import FLUIDS, Network, NetworkError
 from pumptwin.twin.hydraulic.solver import compile_network
 
@@ -303,3 +317,178 @@ def test_twin_state_round_trips_with_its_alerts(tmp_path: Path) -> None:
     (tmp_path / "broken.json").write_text(json.dumps({"ts": "2024-03-02T00:00:00Z", "health": []}))
     with pytest.raises(NetworkError, match="alerts"):
         read_state(tmp_path / "broken.json")
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile YAML: every YAML file the project reads goes through read_yaml_mapping
+# --------------------------------------------------------------------------------------------
+
+
+class HostileError(PumptwinError, ValueError):
+    """The error class a caller gives read_yaml_mapping."""
+
+
+def billion_laughs() -> str:
+    """The classic alias bomb: nine levels of nine aliases, 9**9 strings once expanded (342 bytes)."""
+    levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    levels += [f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi", strict=True)]
+    return "\n".join(levels) + "\n"
+
+
+def read_hostile(tmp_path: Path, content: str | bytes) -> dict[str, object]:
+    path = tmp_path / "hostile.yaml"
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        path.write_bytes(content)
+    return read_yaml_mapping(path, HostileError, "test file", label="hostile.yaml")
+
+
+def test_an_alias_bomb_is_refused_while_composing(tmp_path: Path) -> None:
+    """The bomb is refused after a few hundred real nodes: memory stays far below what it asks for."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(HostileError, match=r"hostile\.yaml: not valid YAML: line \d+, column \d+: more than"):
+            read_hostile(tmp_path, billion_laughs())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * 2**20
+
+
+def test_the_bomb_is_refused_by_the_loader_itself() -> None:
+    with pytest.raises(yaml.composer.ComposerError, match=f"more than {MAX_YAML_NODES} nodes"):
+        yaml.load(billion_laughs(), Loader=BoundedLoader)  # noqa: S506 - the bounded safe loader
+
+
+def test_aliases_are_capped_in_number(tmp_path: Path) -> None:
+    text = "a: &a 1\nb: [" + ", ".join(["*a"] * (MAX_YAML_ALIASES + 1)) + "]\n"
+    with pytest.raises(HostileError, match=f"more than {MAX_YAML_ALIASES} aliases"):
+        read_hostile(tmp_path, text)
+
+
+def test_a_recursive_alias_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(HostileError, match="refers to a node that contains it"):
+        read_hostile(tmp_path, "a: &a [1, *a]\n")
+
+
+def test_a_few_aliases_still_load(tmp_path: Path) -> None:
+    data = read_hostile(
+        tmp_path, "curve: &c {kind: HEAD, points: [[0, 1], [2, 3]]}\nother: *c\nmerged: {<<: *c, x: 1}\n"
+    )
+    assert data["other"] == data["curve"] == {"kind": "HEAD", "points": [[0, 1], [2, 3]]}
+    assert data["merged"] == {"kind": "HEAD", "points": [[0, 1], [2, 3]], "x": 1}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a: " + "[" * 100_000 + "]" * 100_000 + "\n", "a: " + "{b: " * 10_000 + "1" + "}" * 10_000 + "\n"],
+    ids=["deep-lists", "deep-mappings"],
+)
+def test_deep_nesting_is_refused_not_a_recursion_error(tmp_path: Path, text: str) -> None:
+    with pytest.raises(HostileError, match=f"nesting deeper than {MAX_YAML_DEPTH} levels"):
+        read_hostile(tmp_path, text)
+
+
+def test_nesting_up_to_the_limit_loads(tmp_path: Path) -> None:
+    data = read_hostile(tmp_path, "a: " + "[" * (MAX_YAML_DEPTH - 1) + "]" * (MAX_YAML_DEPTH - 1) + "\n")
+    assert isinstance(data["a"], list)
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    with path.open("wb") as handle:
+        handle.truncate(MAX_YAML_BYTES + 1)  # sparse: nothing is written, nothing may be read
+    with pytest.raises(HostileError, match=rf"big\.yaml: {MAX_YAML_BYTES + 1} bytes is more than"):
+        read_yaml_mapping(path, HostileError)
+
+
+def test_too_many_nodes_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hydraulic_io, "MAX_YAML_NODES", 1000)
+    assert len(read_hostile(tmp_path, "a: [" + "1," * 997 + "]\n")["a"]) == 997  # type: ignore[arg-type]
+    with pytest.raises(HostileError, match="more than 1000 nodes"):
+        read_hostile(tmp_path, "a: [" + "1," * 998 + "]\n")
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("a: café\n".encode("latin-1"), r"not UTF-8 text \(byte 0xe9 at position 6\); save it as UTF-8"),
+        ("a: 1\n".encode("utf-16"), r"not UTF-8 text \(byte 0xff at position 0\)"),
+        (bytes(range(256)) * 4, r"not UTF-8 text"),
+        (b"a: 1\n\x00\x01\x02", r"not valid YAML: character U\+0000 at position 5"),
+        ("a:\n\tb: 1\n", r"not valid YAML: line 2, column 1: while scanning for the next token, found character '\\t'"),
+        ("a: 2024-13-45\n", r"not valid YAML: month must be in 1\.\.12"),
+        ("a: " + "9" * 5000 + "\n", r"not valid YAML: Exceeds the limit"),
+        (
+            "a: 1\n---\nb: 2\n",
+            r"not valid YAML: line 2, column 1: expected a single document in the stream, but found another document",
+        ),
+        ("a: !!python/object:os.system {}\n", r"not valid YAML: .*could not determine a constructor"),
+    ],
+    ids=["latin-1", "utf-16", "binary", "nul", "tab", "bad-date", "huge-int", "two-documents", "python-tag"],
+)
+def test_bad_bytes_and_bad_yaml_are_the_callers_error(tmp_path: Path, content: str | bytes, match: str) -> None:
+    with pytest.raises(HostileError, match=f"^hostile\\.yaml: {match}") as info:
+        read_hostile(tmp_path, content)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    assert read_hostile(tmp_path, "\ufeffname: café\n".encode()) == {"name": "café"}
+
+
+def test_yaml_problems_quote_input_bounded_and_printable(tmp_path: Path) -> None:
+    with pytest.raises(HostileError) as info:
+        read_hostile(tmp_path, "a: *" + "x" * 1_000_000 + "\n")
+    assert len(str(info.value)) < 300
+    with pytest.raises(HostileError) as info:
+        read_hostile(tmp_path, "a: [1\n\u202eb: 2\n")
+    assert "\u202e" not in str(info.value)
+
+
+def test_the_shipped_yaml_files_still_load() -> None:
+    reference = read_yaml_mapping(reference_pipeline_path().with_suffix(".yaml"), HostileError)
+    assert "maop_mpa" in reference
+    for path in sorted((reference_pipeline_path().parent.parent.parent / "plant" / "scenarios").glob("*.yaml")):
+        assert "name" in read_yaml_mapping(path, HostileError), path
+
+
+LONG = "x" * 100_000
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "maop_mpa:\n  SUC1: " + LONG + "\n",
+        "maop_mpa:\n  " + LONG + ": 1\n",
+        "pumps:\n  " + LONG + ": {}\n",
+        "pumps:\n  PS1-P1: {" + LONG + ": 1}\n",
+        "fluid: {name: " + LONG + ", density_kg_m3: -1}\n",
+        "fluid: {" + LONG + ": 1}\n",
+        "curves:\n  C9: {points: [[1, " + LONG + "]]}\n",
+        'maop_mpa:\n  SUC1: "\\e[2J"\n',
+        "maop_mpa: [1, 2]\n",
+        "curves:\n  C9: {points: [1, 2]}\n",
+        "pumps:\n  PS1-P1: {min_speed: [1]}\n",
+    ],
+    ids=[
+        "huge-value",
+        "huge-pipe",
+        "huge-pump",
+        "huge-pump-field",
+        "huge-fluid-name",
+        "huge-fluid-field",
+        "huge-point",
+        "escape",
+        "maop-list",
+        "flat-points",
+        "speed-list",
+    ],
+)
+def test_sidecar_messages_are_short_and_printable(tmp_path: Path, text: str) -> None:
+    with pytest.raises(NetworkError) as err:
+        load_network(with_sidecar(tmp_path, text))
+    message = str(err.value)
+    assert message.startswith("line.yaml"), message[:300]
+    assert len(message) < 400 and "\x1b" not in message
