@@ -15,12 +15,14 @@ It
    `DEFAULT_RATED_RPM`) and the ambient temperature (given > the file's > `DEFAULT_AMBIENT_C`; 0 degC
    is an ambient like any other), and uses that rated speed for rpm values and the surge check;
 4. solves and assesses the scenarios in one batch (`twin.whatif.scenarios.run_scenarios`) and writes
-   the markdown, JSON, tables and plots into ``<whatif_dir>/<UTC stamp>`` (or the folder given).
+   the markdown, JSON, tables and plots into a new folder ``<whatif_dir>/<UTC stamp>-<random suffix>``
+   (`new_run_folder`: two runs never share one), or into the folder given.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +52,10 @@ from pumptwin.twin.whatif.scenarios import (
     transient_surge_check,
 )
 
+FOLDER_SUFFIX_BYTES = 3
+"""Random bytes in a run folder's name after its UTC stamp (six hex digits)."""
+FOLDER_ATTEMPTS = 16
+"""Names tried for a new run folder before giving up."""
 NO_CALIBRATION = "no calibration"
 """Why the as-built network was used: nothing is calibrated yet."""
 NOT_ASKED = "calibration not asked for"
@@ -166,7 +172,7 @@ def run_whatif(  # noqa: PLR0913 - the knobs of one what-if study
         rated_speed_rpm: Rated speed of every pump, rpm (default: the file's, else the fleet's with
             a calibration, else `DEFAULT_RATED_RPM`); used for rpm values and the surge check.
         surge: Simulate the surge (method of characteristics) of scenarios with pump trips.
-        out: Folder for the files (default ``<whatif_dir>/<UTC stamp>``).
+        out: Folder for the files (default a new ``<whatif_dir>/<UTC stamp>-<suffix>``, see `new_run_folder`).
         plots: Also draw the pump curves and the pressure profile.
 
     Returns:
@@ -216,11 +222,40 @@ def run_whatif(  # noqa: PLR0913 - the knobs of one what-if study
         accuracy=settings.twin.accuracy,
         include_base=include_base,
         surge_check=transient_surge_check(rated_speed_rpm=rated) if surge else None,
+        max_memory_mb=settings.twin.max_memory_mb,
     )
-    folder = out if out is not None else settings.whatif_dir / utc_stamp()
+    folder = out if out is not None else new_run_folder(settings.whatif_dir)
     calibrated_at = cal.ts if cal is not None else None
     paths = write_whatif(report, net, folder, twin=twin_basis(calibrated_at, reason), line=line, plots=plots)
     return WhatIfRun(report, folder, paths, calibrated_at, line, reason)
+
+
+def new_run_folder(parent: Path, *, attempts: int = FOLDER_ATTEMPTS) -> Path:
+    """Create and return a new folder ``<parent>/<UTC stamp>-<random suffix>`` that no other run has.
+
+    The stamp is to the microsecond and the suffix random, and the folder is created with
+    ``exist_ok=False``, so two runs started in the same instant (two processes, or a clock that
+    does not move) get different folders; a name already taken is retried with a new suffix.
+
+    Args:
+        parent: The folder of the runs (created when missing).
+        attempts: Names tried before giving up.
+
+    Returns:
+        The new, empty folder.
+
+    Raises:
+        FileExistsError: When every name tried is taken.
+    """
+    parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(attempts):
+        folder = parent / f"{utc_stamp()}-{secrets.token_hex(FOLDER_SUFFIX_BYTES)}"
+        try:
+            folder.mkdir(exist_ok=False)
+        except FileExistsError:
+            continue
+        return folder
+    raise FileExistsError(f"{parent}: no free run folder after {attempts} attempts")
 
 
 def whatif_dict(report: WhatIfReport, *, twin: str, line: int) -> dict[str, Any]:

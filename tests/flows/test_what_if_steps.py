@@ -16,11 +16,12 @@ import pytest
 import wntr
 from typer.testing import CliRunner
 
+from pumptwin.flows import what_if_steps
 from pumptwin.flows.cli import app
 from pumptwin.flows.settings import Settings
 from pumptwin.flows.twin_store import state_paths
 from pumptwin.flows.what_if import whatif_flags
-from pumptwin.flows.what_if_steps import run_whatif, twin_basis
+from pumptwin.flows.what_if_steps import FOLDER_SUFFIX_BYTES, new_run_folder, run_whatif, twin_basis
 from pumptwin.twin.assets import build_registry
 from pumptwin.twin.health.estimation import initial_calibration
 from pumptwin.twin.health.io import write_calibration
@@ -111,8 +112,34 @@ def test_default_folders_are_stamped_in_utc(home: Path, monkeypatch: pytest.Monk
         monkeypatch.delenv("TZ")
         time.tzset()
     assert run.folder.parent == Settings(home=home).whatif_dir
-    stamped = pd.Timestamp(pd.to_datetime(run.folder.name, format=STAMP_FORMAT)).tz_localize("UTC")
+    stamp, suffix = run.folder.name.split("-")
+    stamped = pd.Timestamp(pd.to_datetime(stamp, format=STAMP_FORMAT)).tz_localize("UTC")
     assert before <= stamped <= after
+    assert len(suffix) == 2 * FOLDER_SUFFIX_BYTES
+
+
+def test_two_runs_in_the_same_instant_get_their_own_folders(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(what_if_steps, "utc_stamp", lambda: "20260301T120000000000Z")  # a clock that stands still
+    first = run_whatif(Settings(home=home), flags={"flow": "-5%"}, plots=False)
+    second = run_whatif(Settings(home=home), flags={"flow": "+5%"}, plots=False)
+    assert first.folder != second.folder
+    assert first.folder.name.startswith("20260301T120000000000Z-")
+    assert "-5%" in first.paths["markdown"].read_text()  # the first run's files are still its own
+    assert "+5%" in second.paths["markdown"].read_text()
+
+
+def test_a_taken_folder_name_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(what_if_steps, "utc_stamp", lambda: "20260301T120000000000Z")
+    suffixes = iter(["aaaaaa", "aaaaaa", "bbbbbb"])
+    monkeypatch.setattr(what_if_steps.secrets, "token_hex", lambda _: next(suffixes))
+    first = new_run_folder(tmp_path / "runs")
+    (first / "whatif.md").write_text("first")
+    second = new_run_folder(tmp_path / "runs")
+    assert (first.name, second.name) == ("20260301T120000000000Z-aaaaaa", "20260301T120000000000Z-bbbbbb")
+    assert (first / "whatif.md").read_text() == "first"
+    monkeypatch.setattr(what_if_steps.secrets, "token_hex", lambda _: "aaaaaa")
+    with pytest.raises(FileExistsError, match="no free run folder"):
+        new_run_folder(tmp_path / "runs", attempts=3)
 
 
 def test_cli_reports_the_as_built_network_without_a_calibration(home: Path, tmp_path: Path) -> None:
@@ -151,3 +178,39 @@ def test_cli_and_flow_write_the_same_report(home: Path, tmp_path: Path) -> None:
     assert json.loads((Path(asked["folder"]) / "whatif.json").read_text()) == cli
     assert asked["twin"] == cli["twin"] == "as-built network (no calibration)"
     assert Path(asked["folder"]).parent == Settings(home=home).whatif_dir
+
+
+TINY_LINE = """[JUNCTIONS]
+ J1 0 0
+[RESERVOIRS]
+ UP 50
+ DOWN 40
+[PIPES]
+ P1 UP J1 1000 300 100
+ P2 J1 DOWN 1000 300 100
+[OPTIONS]
+ UNITS LPS
+[END]
+"""
+"""Two reservoirs joined through J1: at zero pressure J1 can leak about 1580 m3/h."""
+
+
+def test_a_leak_the_line_cannot_feed_is_reported_and_exits_1(home: Path, tmp_path: Path) -> None:
+    network = tmp_path / "tiny.inp"
+    network.write_text(TINY_LINE)
+    result = CliRunner().invoke(
+        app, ["whatif", "--network", str(network), "--leak", "J1=5000m3/h", "--out", str(tmp_path / "o"), "--json"]
+    )
+    assert result.exit_code == 1, result.output
+    scenario = json.loads(result.output)["scenarios"][1]
+    assert scenario["status"] == "leak not reachable"
+    assert scenario["leak_requested_m3h"] == pytest.approx(5000.0)
+    assert 1000.0 < scenario["leak_m3h"] < 2000.0
+    assert scenario["leaks"][0]["achieved_m3h"] == pytest.approx(scenario["leak_m3h"])
+    assert "5000 m3/h requested" in scenario["message"] and "at most at J1" in scenario["message"]
+    assert "leak not reachable: 5000 m3/h requested" in (tmp_path / "o" / "whatif.md").read_text()
+    fine = CliRunner().invoke(
+        app, ["whatif", "--network", str(network), "--leak", "J1=500m3/h", "--out", str(tmp_path / "p"), "--json"]
+    )
+    assert fine.exit_code == 0, fine.output
+    assert json.loads(fine.output)["scenarios"][1]["leak_m3h"] == pytest.approx(500.0, rel=1e-3)

@@ -13,12 +13,13 @@ steps, not inside the solver's iterations as EPANET's pswitch does.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pumptwin.twin.hydraulic.network import LinkStatus
+from pumptwin.twin.hydraulic.network import LinkStatus, NetworkError
 from pumptwin.twin.hydraulic.solver import (
     ACTIVE,
     CLOSED,
@@ -36,9 +37,162 @@ from pumptwin.twin.hydraulic.solver import (
     base_batch,
     solve_batch,
 )
+from pumptwin.twin.safety import shorten
 from pumptwin.twin.units import DAY_S
 
 LOW, HIGH, TIMER, TIMEOFDAY = range(4)
+BYTES_PER_MB = 1e6
+"""Bytes in one MB, as memory limits are given."""
+STEP_BOOKKEEPING_BYTES = 160
+"""Memory of one reporting time besides its arrays: its time in a list and in an index (Python objects), bytes."""
+NEGATIVE_PRESSURE_TOLERANCE_M = 1e-6
+"""Pressure head below which a junction counts as under negative pressure, m (rounding aside, EPANET's < 0)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NegativePressure:
+    """The lowest pressure a junction reaches over a run.
+
+    Attributes:
+        node: Junction id.
+        pressure_m: Lowest pressure head, m (negative).
+        time_s: Reporting time at which it occurs, s.
+    """
+
+    node: str
+    pressure_m: float
+    time_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunTimes:
+    """Validated clock of an extended-period run, whole seconds (EPANET counts in seconds).
+
+    Attributes:
+        duration_s: Simulated time, s (0: the steady state at time 0).
+        hydraulic_step_s: Hydraulic time step, s (>= 1).
+        report_step_s: Reporting time step, s (>= 1).
+        report_start_s: First reporting time, s.
+    """
+
+    duration_s: int
+    hydraulic_step_s: int
+    report_step_s: int
+    report_start_s: int
+
+    @property
+    def n_report_times(self) -> int:
+        """How many reporting times the run records (1 for a steady state)."""
+        if self.duration_s <= 0:
+            return 1
+        return max(0, (self.duration_s - self.report_start_s) // self.report_step_s + 1)
+
+
+def run_times(model: HydraulicModel, duration_s: float | None = None) -> RunTimes:
+    """The run's duration and time steps, checked before anything is allocated.
+
+    Args:
+        model: Compiled network (its [TIMES] options apply).
+        duration_s: Simulated time in s (default: the network's DURATION).
+
+    Returns:
+        Duration and steps in whole seconds.
+
+    Raises:
+        NetworkError: A duration that is not a finite number >= 0, or a hydraulic, pattern or
+            report time step that is not a finite number of at least 1 s.
+    """
+    opts = model.network.options
+    duration = opts.duration_s if duration_s is None else duration_s
+    if not (isinstance(duration, int | float) and math.isfinite(duration) and duration >= 0):
+        raise NetworkError(f"duration must be a finite number of seconds >= 0, got {shorten(duration)} s")
+    steps = {
+        "hydraulic time step": opts.hydraulic_step_s,
+        "pattern time step": opts.pattern_step_s,
+        "report time step": opts.report_step_s,
+    }
+    for what, value in steps.items():
+        if not (math.isfinite(value) and round(value) >= 1):
+            raise NetworkError(f"{model.network.name}: {what} must be a finite time of at least 1 s, got {value:g} s")
+    if not math.isfinite(opts.report_start_s) or opts.report_start_s < 0:
+        raise NetworkError(
+            f"{model.network.name}: report start must be a finite time >= 0, got {opts.report_start_s} s"
+        )
+    return RunTimes(
+        duration_s=int(round(duration)),
+        hydraulic_step_s=int(round(opts.hydraulic_step_s)),
+        report_step_s=int(round(opts.report_step_s)),
+        report_start_s=int(round(opts.report_start_s)),
+    )
+
+
+def result_bytes(model: HydraulicModel, n_times: int, n_scenarios: int = 1) -> int:
+    """Memory of an `EpsResult`, bytes: heads, flows, statuses, demands, speeds and flags at every reporting time.
+
+    Args:
+        model: Compiled network.
+        n_times: Reporting times.
+        n_scenarios: Scenarios in the batch.
+
+    Returns:
+        Bytes the result arrays and their bookkeeping take.
+    """
+    per_row = 8 * (model.n_nodes + 2 * model.n_links + model.n_junctions + len(model.pump_link)) + 1
+    return n_times * (n_scenarios * per_row + 8 + STEP_BOOKKEEPING_BYTES)
+
+
+def check_memory(needed_bytes: float, limit_mb: float, what: str, setting: str = "") -> None:
+    """Refuse a run whose estimated memory is above the limit.
+
+    Args:
+        needed_bytes: Estimated memory, bytes.
+        limit_mb: Largest memory allowed, MB.
+        what: The run, for the message (e.g. ``Net1: 3600 s in 2 reporting times``).
+        setting: Where the limit is set, for the message.
+
+    Raises:
+        NetworkError: When ``needed_bytes`` is above ``limit_mb``; the message names both.
+    """
+    if not needed_bytes <= limit_mb * BYTES_PER_MB:
+        raise NetworkError(
+            f"{what}: the results would need about {needed_bytes / BYTES_PER_MB:.4g} MB, "
+            f"above the limit of {limit_mb:g} MB{f' ({setting})' if setting else ''}; "
+            "shorten the run or lengthen its report step"
+        )
+
+
+def negative_pressures(
+    model: HydraulicModel, result: EpsResult, scenario: int = 0, *, demand_only: bool = True
+) -> list[NegativePressure]:
+    """Junctions whose pressure falls below zero at some reporting time, worst first (EPANET's warning).
+
+    EPANET warns of "negative pressures" at junctions that have a demand (or an emitter) where
+    the pressure head is below zero: the demand cannot be delivered there, so the result is not
+    physical. ``demand_only=False`` looks at every junction.
+
+    Args:
+        model: Compiled network.
+        result: From `simulate`.
+        scenario: Batch row.
+        demand_only: Only junctions with a positive demand at that time or an emitter.
+
+    Returns:
+        One entry per junction: its lowest pressure head (m) and when (s).
+    """
+    nj = model.n_junctions
+    pressure = result.head_m[:, scenario, :nj] - model.elevation_m[:nj]
+    low = pressure < -NEGATIVE_PRESSURE_TOLERANCE_M
+    if demand_only:
+        emitters = np.array([j.emitter_coeff > 0 for j in model.network.junctions], dtype=bool)
+        low &= (result.demand_m3s[:, scenario, :] > 0) | emitters
+    masked = np.where(low, pressure, np.inf)
+    worst_t = np.argmin(masked, axis=0)
+    worst = masked[worst_t, np.arange(nj)]
+    out = [
+        NegativePressure(model.node_ids[j], float(worst[j]), int(result.times_s[worst_t[j]]))
+        for j in np.flatnonzero(np.isfinite(worst))
+    ]
+    return sorted(out, key=lambda n: n.pressure_m)
 
 
 @dataclass(frozen=True)
@@ -233,6 +387,7 @@ def simulate(  # noqa: PLR0915 - the time loop reads best in one place
     duration_s: float | None = None,
     accuracy: float = 1e-6,
     max_trials: int | None = None,
+    max_memory_mb: float | None = None,
 ) -> EpsResult:
     """Run an extended-period simulation of every scenario in ``batch``.
 
@@ -246,18 +401,29 @@ def simulate(  # noqa: PLR0915 - the time loop reads best in one place
             the steady state at time 0).
         accuracy: Convergence limit of each solve (relative flow change).
         max_trials: Iteration limit per solve.
+        max_memory_mb: Largest memory the results may take, MB (None: no limit); checked
+            before anything is allocated.
 
     Returns:
         Heads, flows, statuses and demands at each reporting time.
+
+    Raises:
+        NetworkError: A duration that is not a finite number >= 0, a time step under 1 s, or
+            results above ``max_memory_mb``.
     """
     net = model.network
     opts = net.options
     batch = batch if batch is not None else base_batch(model)
     n_b = batch.size
-    duration = int(round(opts.duration_s if duration_s is None else duration_s))
-    hstep = int(round(opts.hydraulic_step_s))
-    rstep = max(1, int(round(opts.report_step_s)))
-    rstart = int(round(opts.report_start_s))
+    times = run_times(model, duration_s)
+    if max_memory_mb is not None:
+        check_memory(
+            result_bytes(model, times.n_report_times, n_b),
+            max_memory_mb,
+            f"{net.name}: {times.duration_s} s in {times.n_report_times} reporting times",
+        )
+    duration, hstep = times.duration_s, times.hydraulic_step_s
+    rstep, rstart = times.report_step_s, times.report_start_s
     tstart = int(round(opts.start_clocktime_s))
     nj = model.n_junctions
     nr = len(net.reservoirs)

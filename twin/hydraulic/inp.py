@@ -6,10 +6,16 @@ The reader converts every quantity to SI (m, m3/s, s, W) with exact factors
 EPANET. The writer uses SI file units (LPS flows, m lengths, mm diameters,
 METERS pressure) so that ``read_inp(write_inp(read_inp(f)))`` gives back the
 same model. Errors raise `NetworkError` naming the file, line, section and element.
+
+Files are decoded without losing a byte (`decode_inp`): UTF-8 or UTF-16/32 with a byte-order
+mark, else Windows-1252 (what the EPANET GUI writes on Windows), else Latin-1; the network's
+``source_encoding`` says which, and a file that is not text is refused.
 """
 
 from __future__ import annotations
 
+import codecs
+import logging
 import math
 import re
 from collections import defaultdict
@@ -36,9 +42,10 @@ from pumptwin.twin.hydraulic.network import (
     Valve,
     ValveType,
 )
+from pumptwin.twin.safety import shorten
 from pumptwin.twin.units import HOUR_S, WATER_VISCOSITY_M2_S
 
-__all__ = ["format_inp", "parse_inp", "read_inp", "write_inp"]
+__all__ = ["decode_inp", "format_inp", "parse_inp", "read_inp", "write_inp"]
 
 FT_M, HP_W, _GAL_M3 = 0.3048, 745.699872, 0.003785411784  # m per ft, W per hp, m3 per US gallon (all exact)
 PSI_PER_FT, KPA_PER_PSI = 0.4333, 6.894757  # EPANET's own factors (psi per ft of water, kPa per psi)
@@ -82,6 +89,11 @@ _TIME_FIELDS = {
 _T = TypeVar("_T")
 _RESERVOIR_TANK_TOKENS = 3  # id, head and an optional head pattern
 _NOON_H, _MAX_HMS_PARTS = 12.0, 3
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+         (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))  # fmt: skip
+# control characters no text file holds (tab, line feed, vertical tab, form feed and carriage return are text)
+_BINARY = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+_log = logging.getLogger(__name__)
 
 
 class _Bad(NetworkError):
@@ -124,7 +136,7 @@ class _Row:
         """Field ``i`` upper-cased, which must be one of ``allowed`` (``default`` when absent)."""
         word = (self.tok(i, None if default else what) or default or "").upper()
         if word not in (allowed := tuple(allowed)):
-            raise _Bad(f"{what} must be one of {', '.join(allowed)}, got {self.tokens[i]!r}")
+            raise _Bad(f"{what} must be one of {', '.join(allowed)}, got {shorten(self.tokens[i])}")
         return word
 
     def num(self, i: int, what: str, scale: float = 1.0, default: float | None = None) -> float:
@@ -134,9 +146,9 @@ class _Row:
         try:
             value = float(tok)
         except ValueError:
-            raise _Bad(f"malformed number {tok!r} for {what}") from None
+            raise _Bad(f"malformed number {shorten(tok)} for {what}") from None
         if not math.isfinite(value):
-            raise _Bad(f"{what} is not a finite number: {tok!r}")
+            raise _Bad(f"{what} is not a finite number: {shorten(tok)}")
         return value * scale
 
 
@@ -153,7 +165,7 @@ def _split(text: str, source: str) -> defaultdict[str, list[_Row]]:
         if body.startswith("["):
             name = body[1 : body.find("]")].strip().upper()
             if "]" not in body or name not in _KNOWN_SECTIONS:
-                raise _Located(f"{source} line {no}: unknown section {body.split()[0]!r}")
+                raise _Located(f"{source} line {no}: unknown section {shorten(body.split()[0])}")
             if name == "END":
                 break
             current, hint = name, ""
@@ -186,9 +198,9 @@ def _seconds(value: str, unit: str = "") -> float:
     try:
         numbers = [float(p) for p in parts]
     except ValueError:
-        raise _Bad(f"malformed time {value!r}") from None
+        raise _Bad(f"malformed time {shorten(value)}") from None
     if len(parts) > _MAX_HMS_PARTS or any(n < 0 or not math.isfinite(n) for n in numbers):
-        raise _Bad(f"malformed time {value!r}")
+        raise _Bad(f"malformed time {shorten(value)}")
     hours = sum(n / 60.0**i for i, n in enumerate(numbers))
     u = unit.upper()
     scales = {"SEC": 1 / 3600, "MIN": 1 / 60, "HOU": 1.0, "DAY": 24.0}
@@ -199,7 +211,7 @@ def _seconds(value: str, unit: str = "") -> float:
             raise _Bad(f"malformed clock time {value} {unit}")
         hours = (hours % _NOON_H) + (_NOON_H if u == "PM" else 0.0)
     elif u:
-        raise _Bad(f"unknown time unit {unit!r}")
+        raise _Bad(f"unknown time unit {shorten(unit)}")
     return float(math.floor(hours * HOUR_S + 0.5))
 
 
@@ -224,7 +236,7 @@ class _Reader:
     def at(self, row: _Row, kind: str = "", index: int = 0) -> Iterator[None]:
         """Re-raise any error inside naming file, line, section and the element (``kind`` + token ``index``)."""
         where = f"{self.source} line {row.no} [{row.section}]"
-        label = f" {kind} {row.tokens[index]!r}:" if kind and index < len(row.tokens) else ""
+        label = f" {kind} {shorten(row.tokens[index])}:" if kind and index < len(row.tokens) else ""
         try:
             yield
         except _Located:
@@ -238,7 +250,7 @@ class _Reader:
 
     def ref(self, table: Mapping[str, object], kind: str, ref_id: str | None) -> str | None:
         if ref_id is not None and ref_id not in table:
-            raise _Bad(f"{kind} {ref_id!r} does not exist")
+            raise _Bad(f"{kind} {shorten(ref_id)} does not exist")
         return ref_id
 
     def use_curve(self, curve_id: str | None, kind: str) -> str | None:
@@ -247,7 +259,7 @@ class _Reader:
             return None
         old, by_use = self.curve_kind.get(curve_id, (kind, False))
         if by_use and old != kind:
-            raise _Bad(f"curve {curve_id!r} is used both as a {old} and as a {kind} curve")
+            raise _Bad(f"curve {shorten(curve_id)} is used both as a {old} and as a {kind} curve")
         self.curve_kind[curve_id] = (kind, True)
         return curve_id
 
@@ -300,7 +312,7 @@ class _Reader:
                     try:
                         value = spec[1](tok)
                     except ValueError:
-                        raise _Bad(f"malformed value {tok!r}") from None
+                        raise _Bad(f"malformed value {shorten(tok)}") from None
                     if key == "SPECIFIC GRAVITY" and not float(tok) > 0:
                         raise _Bad(f"specific gravity must be > 0, got {tok}")
                     self.options = _set(self.options, spec[0], value)
@@ -368,7 +380,7 @@ class _Reader:
                 start, end = self.ends(row)
                 at = {row.tokens[i].upper(): i + 1 for i in range(3, len(row.tokens), 2)}
                 if unknown := sorted(set(at) - {"HEAD", "POWER", "SPEED", "PATTERN"}):
-                    raise _Bad(f"unknown pump keyword {unknown[0]!r} (expected HEAD, POWER, SPEED or PATTERN)")
+                    raise _Bad(f"unknown pump keyword {shorten(unknown[0])} (expected HEAD, POWER, SPEED or PATTERN)")
                 head = self.use_curve(row.tok(at["HEAD"], "head curve id"), "HEAD") if "HEAD" in at else None
                 power = row.num(at["POWER"], "power", u["power"]) if "POWER" in at else None
                 speed = row.num(at["SPEED"], "speed") if "SPEED" in at else 1.0
@@ -441,7 +453,7 @@ class _Reader:
         word = [t.upper() for t in row.tokens] + [""] * 8
         link = self.links.get(row.tokens[1]) if word[0] == "LINK" and len(row.tokens) > 1 else None
         if link is None:
-            raise _Bad(f"needs LINK <existing link id>, got {row.text!r}")
+            raise _Bad(f"needs LINK <existing link id>, got {shorten(row.text)}")
         status = LinkStatus(word[2]) if word[2] in ("OPEN", "CLOSED", "ACTIVE") else None
         setting = None if status else row.num(2, "setting", self.setting_scale(link))
         node, above, below, time_s, clock_s = None, None, None, None, None
@@ -454,7 +466,7 @@ class _Reader:
             seconds = _seconds(row.tok(5, "time") or "", row.tok(6) or "")
             time_s, clock_s = (seconds, None) if word[4] == "TIME" else (None, seconds)
         else:
-            raise _Bad(f"expected IF NODE id ABOVE|BELOW value or AT TIME|CLOCKTIME t in {row.text!r}")
+            raise _Bad(f"expected IF NODE id ABOVE|BELOW value or AT TIME|CLOCKTIME t in {shorten(row.text)}")
         self.controls.append(Control(link.id, status, setting, node, above, below, time_s, clock_s))
 
     def build(self) -> Network:
@@ -497,14 +509,70 @@ def parse_inp(text: str, name: str = "network.inp") -> Network:
     return _Reader(text, name).read()
 
 
-def read_inp(path: str | Path) -> Network:
-    """Read an EPANET .inp file (see `parse_inp`).
+def decode_inp(data: bytes, source: str = "network.inp") -> tuple[str, str]:
+    """The text of an .inp file's bytes and the encoding it was read in, every byte kept.
+
+    A UTF-16 or UTF-32 byte-order mark selects that encoding. Otherwise the bytes are read as
+    UTF-8 (with or without a byte-order mark) when they are valid UTF-8, else as Windows-1252
+    (what the EPANET GUI writes on Windows), else as Latin-1 (for the five bytes Windows-1252
+    leaves undefined). No byte is replaced, so two ids that differ in one accented letter stay
+    two ids.
+
+    Args:
+        data: The file's bytes.
+        source: The file's name, for messages.
+
+    Returns:
+        The text and the encoding used (``utf-8``, ``utf-16``, ``utf-32``, ``cp1252`` or ``latin-1``).
 
     Raises:
-        NetworkError: On malformed input, naming file, line, section and element.
+        NetworkError: When the bytes are not text (NUL or other control bytes, or invalid UTF-16/32
+            after its byte-order mark).
+    """
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                return _check_text(data[len(bom) :].decode(codec), source, codec), codec[:6]
+            except UnicodeDecodeError as exc:
+                raise NetworkError(
+                    f"{source}: not a text file: invalid {codec.upper()} at byte {exc.start} after its byte-order mark"
+                ) from None
+    for codec in ("utf-8-sig", "cp1252", "latin-1"):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        return _check_text(text, source, codec), codec.removesuffix("-sig")
+    raise NetworkError(f"{source}: cannot be read as text")  # pragma: no cover - latin-1 decodes every byte
+
+
+def _check_text(text: str, source: str, codec: str) -> str:
+    """``text`` without a trailing DOS end-of-file mark; an error when it holds control characters."""
+    text = text.rstrip("\x1a")
+    bad = _BINARY.search(text)
+    if bad is not None:
+        line = text.count("\n", 0, bad.start()) + 1
+        raise NetworkError(
+            f"{source}: not a text file: control character {bad.group()!r} on line {line} (read as {codec}); "
+            "an EPANET .inp file is text in UTF-8, UTF-16 or Windows-1252"
+        )
+    return text
+
+
+def read_inp(path: str | Path) -> Network:
+    """Read an EPANET .inp file (see `parse_inp` and, for the encoding, `decode_inp`).
+
+    The network's ``source_encoding`` says which encoding was used; one other than UTF-8 is also
+    logged.
+
+    Raises:
+        NetworkError: On a file that is not text or malformed input, naming file, line, section and element.
     """
     path = Path(path)
-    return parse_inp(path.read_text(encoding="utf-8-sig", errors="replace"), path.name)
+    text, encoding = decode_inp(path.read_bytes(), path.name)
+    if encoding != "utf-8":
+        _log.info("%s: read as %s (not valid UTF-8)", path.name, encoding)
+    return replace(parse_inp(text, path.name), source_encoding=encoding)
 
 
 def _f(value: float) -> str:

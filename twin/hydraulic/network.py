@@ -401,6 +401,9 @@ class Options:
 class Network:
     """A pipe network with pump stations: the twin's physical model.
 
+    ``source_encoding`` is the text encoding of the file the network was read from (``utf-8``,
+    ``cp1252``, ...; None when built in code); it does not take part in comparisons.
+
     Raises:
         NetworkError: When ids repeat, a link names a node that does not exist,
             or a pump, control or pattern refers to something missing.
@@ -419,6 +422,7 @@ class Network:
     options: Options = field(default_factory=Options)
     fluid: Fluid = field(default_factory=Fluid)
     atmospheric_pressure_pa: float = ATMOSPHERIC_PRESSURE_PA
+    source_encoding: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         node_ids = [n.id for n in self.nodes]

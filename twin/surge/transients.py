@@ -88,6 +88,13 @@ DEFAULT_EFFICIENCY = 0.75
 """Pump efficiency used when a station has no efficiency curve (fraction)."""
 MIN_RUNDOWN_SPEED = 0.01
 """Relative speed at which a tripped pump counts as stopped; the run-down ends there (-)."""
+DEFAULT_MAX_MEMORY_MB = 4096.0
+"""Largest estimated memory of one transient run (grid, envelopes and time series), MB."""
+GRID_NODE_BYTES = 8 * 32
+"""Memory per grid node: the grid's arrays, the state, the envelopes and the result, bytes."""
+STEP_VALUE_BYTES = 8
+"""Memory per recorded value and time step (time, speed, valve opening, probe heads, flows, pressures), bytes."""
+_BYTES_PER_MB = 1e6
 _TINY = 1e-12
 _MAX_POISSON = 0.5
 _FLOW_BRACKET_M3S = 1e9
@@ -109,6 +116,15 @@ def _positive(value: float, what: str) -> None:
 
 def _finite(value: float, what: str) -> None:
     _require(isinstance(value, int | float) and math.isfinite(value), f"{what} must be a finite number, got {value}")
+
+
+def _check_memory(needed_bytes: float, max_memory_mb: float, what: str) -> None:
+    """Refuse a run whose estimated memory (bytes) is above ``max_memory_mb`` (MB)."""
+    _positive(max_memory_mb, "memory limit max_memory_mb (MB)")
+    _require(
+        needed_bytes <= max_memory_mb * _BYTES_PER_MB,
+        f"{what} would need about {needed_bytes / _BYTES_PER_MB:.4g} MB, above the limit of {max_memory_mb:g} MB",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -473,6 +489,7 @@ def discretise(
     dt_s: float | None = None,
     max_reach_m: float = 1000.0,
     wave_speed_tolerance: float = 0.01,
+    max_memory_mb: float = DEFAULT_MAX_MEMORY_MB,
 ) -> Grid:
     """Cut the line into reaches of length a dt (Courant number 1), adjusting wave speeds.
 
@@ -485,13 +502,15 @@ def discretise(
         dt_s: Time step in s (> 0), or None to choose one.
         max_reach_m: Longest reach wanted, in m (> 0), when ``dt_s`` is None.
         wave_speed_tolerance: Largest relative wave speed adjustment allowed (> 0).
+        max_memory_mb: Largest estimated memory of the grid nodes, MB (checked before they exist).
 
     Returns:
         The grid.
 
     Raises:
-        TransientError: A non-positive dt, reach length or tolerance, or a dt for
-            which a wave speed would move by more than the tolerance.
+        TransientError: A non-positive dt, reach length or tolerance, a dt for
+            which a wave speed would move by more than the tolerance, or a grid above
+            ``max_memory_mb``.
     """
     _positive(wave_speed_tolerance, "wave speed tolerance")
     if dt_s is not None:
@@ -514,6 +533,8 @@ def discretise(
                 break
         else:  # pragma: no cover - some k always fits within 10,000 divisions for a 1e-4 tolerance
             raise TransientError(f"no time step fits the wave speeds within {wave_speed_tolerance}")
+    n_nodes = sum(counts) + 1
+    _check_memory(n_nodes * GRID_NODE_BYTES, max_memory_mb, f"a grid of {n_nodes} nodes (dt {dt:.3g} s)")
     reach_pipe = np.repeat(np.arange(len(line.reaches)), counts)
     lengths = np.concatenate([np.full(n, r.length_m / n) for r, n in zip(line.reaches, counts, strict=True)])
     x = np.concatenate([[0.0], np.cumsum(lengths)])
@@ -864,6 +885,7 @@ def simulate(  # noqa: PLR0915 - one time loop with its two boundaries
     max_reach_m: float = 1000.0,
     wave_speed_tolerance: float = 0.01,
     probes_m: Sequence[float] | None = None,
+    max_memory_mb: float = DEFAULT_MAX_MEMORY_MB,
 ) -> TransientResult:
     """Run the transient from the steady state for ``duration_s`` seconds.
 
@@ -874,17 +896,32 @@ def simulate(  # noqa: PLR0915 - one time loop with its two boundaries
         max_reach_m: Longest reach wanted, in m.
         wave_speed_tolerance: Largest relative wave speed adjustment allowed (-).
         probes_m: Distances from the upstream end (m) to record; default both ends and the middle.
+        max_memory_mb: Largest estimated memory of the run (grid and time series), MB; checked
+            before either is allocated.
 
     Returns:
         Time series at the probes, envelopes, MAOP check and column separation.
 
     Raises:
-        TransientError: Non-positive duration or time step, probes off the line, or
-            a case without a steady state.
+        TransientError: Non-positive duration or time step, probes off the line, a run above
+            ``max_memory_mb``, or a case without a steady state.
     """
     _positive(duration_s, "duration (s)")
     line, up, down = case.line, case.upstream, case.downstream
-    grid = discretise(line, dt_s=dt_s, max_reach_m=max_reach_m, wave_speed_tolerance=wave_speed_tolerance)
+    grid = discretise(
+        line,
+        dt_s=dt_s,
+        max_reach_m=max_reach_m,
+        wave_speed_tolerance=wave_speed_tolerance,
+        max_memory_mb=max_memory_mb,
+    )
+    n_probes = 3 if probes_m is None else len(probes_m)
+    n_steps_est = duration_s / grid.dt_s + 1.0
+    _check_memory(
+        grid.x_m.size * GRID_NODE_BYTES + n_steps_est * (3 * n_probes + 3) * STEP_VALUE_BYTES,
+        max_memory_mb,
+        f"a transient of {duration_s:g} s in steps of {grid.dt_s:.3g} s ({n_steps_est:.4g} steps)",
+    )
     steady = steady_state(case, grid)
     dt = grid.dt_s
     rho_g = line.density_kg_m3 * G_M_S2

@@ -19,6 +19,13 @@ in ISO 10816-3 zones: A (new), B (unrestricted long-term operation), C (not for
 long-term operation), D (damage). The default boundaries are those of group 1
 machines (above 300 kW) on rigid foundations: 2.3, 4.5 and 7.1 mm/s.
 
+A scenario's status says whether its steady result stands: besides a line that is cut, a target
+out of reach or a solve that did not converge, a leak given as a flow that the line cannot feed
+(the achieved leak differs from the requested one by more than the limits' tolerance) gives
+``leak not reachable``, and a junction below the lowest physical pressure (EPANET's negative
+pressures) gives ``negative pressure``. Either is not ``ok``; the limits are still checked on the
+solution as it stands.
+
 Surge after a pump trip is a transient question; a steady what-if reports the
 state the line settles in after the trip. `assess` takes an optional
 ``surge_check`` callable that a transient solver can supply (see
@@ -35,6 +42,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from pumptwin.twin.health.condition import MachineCondition, predicted_bearing_c, predicted_vibration_mm_s
+from pumptwin.twin.hydraulic.eps import NEGATIVE_PRESSURE_TOLERANCE_M
 from pumptwin.twin.hydraulic.network import NetworkError
 from pumptwin.twin.hydraulic.pumps import POR_FRACTIONS
 from pumptwin.twin.hydraulic.solver import CLOSED, CONVERGED, DISCONNECTED, FloatArray, HydraulicModel, ScenarioBatch
@@ -42,7 +50,7 @@ from pumptwin.twin.units import G_M_S2, J_PER_KWH, M3H_PER_M3S, M_PER_KM, PA_PER
 from pumptwin.twin.whatif.engine import NO_FLOW_M3S, WhatIf, WhatIfResult
 from pumptwin.twin.whatif.limits import Limits
 from pumptwin.twin.whatif.path import LinePath, main_path
-from pumptwin.twin.whatif.report import PumpPoint, ScenarioOutcome, Violation, WhatIfReport
+from pumptwin.twin.whatif.report import LeakOutcome, PumpPoint, ScenarioOutcome, Violation, WhatIfReport
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,17 @@ class SurgeFindings:
     violations: tuple[Violation, ...] = ()
     notes: tuple[str, ...] = ()
 
+
+LEAK_NOT_REACHABLE = "leak not reachable"
+"""Status of a scenario whose leak, given as a flow, the line cannot feed."""
+NEGATIVE_PRESSURE = "negative pressure"
+"""Status of a scenario with a junction below the lowest physical pressure."""
+SOLVED = ("ok", LEAK_NOT_REACHABLE, NEGATIVE_PRESSURE)
+"""Statuses of a scenario whose solution stands, so that its limits are checked too."""
+LEAK_EXHAUSTED_M = 1.0
+"""Pressure head below which a leak that is not reached is the most the node can discharge, m."""
+NODES_SHOWN = 3
+"""Junctions named in a negative-pressure message (the worst first)."""
 
 SurgeCheck = Callable[[HydraulicModel, WhatIf, "WhatIfResult", int], SurgeFindings]
 """Transient check of a scenario with tripped pumps: (model, what-if, result, row) -> findings."""
@@ -143,6 +162,13 @@ def _outcome(  # noqa: PLR0913, PLR0915 - one pass over every quantity of a scen
         status, message = "disconnected", "a junction with demand has no open path to a reservoir or tank"
     elif flag != CONVERGED:
         status, message = "not converged", "the hydraulic solver did not converge"
+    leaks = _leaks(model, result, row, limits)
+    low = _negative_pressures(model, result, row, limits)
+    if status == "ok" and not all(leak.reached for leak in leaks):
+        status, message = LEAK_NOT_REACHABLE, "; ".join(_leak_message(leak) for leak in leaks if not leak.reached)
+    elif status == "ok" and low:
+        status, message = NEGATIVE_PRESSURE, _negative_pressure_message(low, rho_g, limits)
+    solved = status in SOLVED
     k_del = path.delivery_link
     sign = 1.0 if path.forward[-1] else -1.0
     thr = sign * float(result.flow_m3s[row, k_del])
@@ -181,7 +207,7 @@ def _outcome(  # noqa: PLR0913, PLR0915 - one pass over every quantity of a scen
             bearing_c=brg,
         )
         points.append(point)
-        if run and status == "ok":
+        if run and solved:
             violations += _pump_violations(point, pump.min_speed, pump.max_speed, limits)
     heads = result.head_m[row]
     pressure_mpa = result.line.pressure_pa[row] / PA_PER_MPA
@@ -190,7 +216,7 @@ def _outcome(  # noqa: PLR0913, PLR0915 - one pass over every quantity of a scen
     if np.isfinite(margin).any():
         k_min = int(np.nanargmin(margin))
         min_margin, min_at = float(margin[k_min]) / PA_PER_MPA, net.pipes[k_min].id
-        if status == "ok" and margin[k_min] < 0:
+        if solved and margin[k_min] < 0:
             violations.append(
                 Violation(
                     "MAOP",
@@ -204,7 +230,7 @@ def _outcome(  # noqa: PLR0913, PLR0915 - one pass over every quantity of a scen
         min_margin, min_at = math.nan, ""
     vapour_gauge_pa = net.fluid.vapour_pressure_pa - net.atmospheric_pressure_pa
     j_min = int(np.argmin(result.line.pressure_pa[row, :nj])) if nj else 0
-    if status == "ok" and nj and result.line.pressure_pa[row, j_min] < vapour_gauge_pa:
+    if solved and nj and result.line.pressure_pa[row, j_min] < vapour_gauge_pa:
         violations.append(
             Violation(
                 "VAPOUR",
@@ -236,6 +262,48 @@ def _outcome(  # noqa: PLR0913, PLR0915 - one pass over every quantity of a scen
         maop_mpa=_path_maop_mpa(model, path),
         violations=tuple(violations),
         notes=sc.notes,
+        leaks=leaks,
+        negative_pressure_m=tuple(low),
+    )
+
+
+def _leaks(model: HydraulicModel, result: WhatIfResult, row: int, limits: Limits) -> tuple[LeakOutcome, ...]:
+    """Each leak the scenario gives as a flow: requested, achieved (m3/h) and the pressure head there (m)."""
+    out = []
+    for nid, requested_m3s in result.scenarios[row].leak_flow_m3s.items():
+        j = model.node_index[nid]
+        requested, achieved = requested_m3s * M3H_PER_M3S, float(result.leak_m3s[row, j]) * M3H_PER_M3S
+        pressure = float(result.head_m[row, j] - model.elevation_m[j])
+        out.append(LeakOutcome(nid, requested, achieved, pressure, limits.leak_reached(requested, achieved)))
+    return tuple(out)
+
+
+def _leak_message(leak: LeakOutcome) -> str:
+    """Why a leak is not reached; "at most" when the node's pressure has fallen to about zero."""
+    most = "at most" if leak.pressure_m < LEAK_EXHAUSTED_M else "achieved"
+    return (
+        f"leak not reachable: {leak.requested_m3h:.4g} m3/h requested, {leak.achieved_m3h:.4g} m3/h {most} "
+        f"at {leak.node} (pressure {leak.pressure_m:.3g} m)"
+    )
+
+
+def _negative_pressures(
+    model: HydraulicModel, result: WhatIfResult, row: int, limits: Limits
+) -> list[tuple[str, float]]:
+    """Junctions whose pressure head is below ``limits.min_pressure_m``, worst first: (id, m)."""
+    nj = model.n_junctions
+    pressure = result.head_m[row, :nj] - model.elevation_m[:nj]
+    low = np.flatnonzero(pressure < limits.min_pressure_m - NEGATIVE_PRESSURE_TOLERANCE_M)
+    return sorted(((model.node_ids[j], float(pressure[j])) for j in low), key=lambda item: item[1])
+
+
+def _negative_pressure_message(low: list[tuple[str, float]], rho_g: float, limits: Limits) -> str:
+    """The scenario's negative pressures: how many junctions and the worst ones, m and MPa gauge."""
+    shown = ", ".join(f"{nid} {p:.4g} m ({p * rho_g / PA_PER_MPA:.3g} MPa g)" for nid, p in low[:NODES_SHOWN])
+    more = f" and {len(low) - NODES_SHOWN} more" if len(low) > NODES_SHOWN else ""
+    return (
+        f"negative pressure at {len(low)} junction{'s' if len(low) > 1 else ''} (below {limits.min_pressure_m:g} m): "
+        f"{shown}{more}; the steady result is not physical"
     )
 
 

@@ -9,8 +9,10 @@ target. `evaluate` turns a list of them into one `ScenarioBatch` and solves it.
 A throughput target (a factor on the base state's flow, whatever else the
 what-if changes) costs two more batched solves: the base state, and a grid of
 41 common speed factors on the running pumps, interpolated. A leak given as a
-flow costs a few more: its emitter coefficient C in q = C p^n is rescaled by
-target / solved flow until the solved leak matches.
+flow costs a few more: its emitter coefficient C in q = C p^n is found by a
+secant iteration on ln C until the solved leak matches. A leak larger than the
+line can feed at that node (its pressure falls to zero as C grows) is not
+reached; the result holds the leak achieved and `twin.whatif.assess` reports both.
 
 The results are read by the modules beside this one: the line's main path and its chainage in
 `twin.whatif.path`, the limits a scenario is checked against in `twin.whatif.limits`, the report
@@ -42,8 +44,18 @@ from pumptwin.twin.units import J_PER_KWH, M3H_PER_M3S, PA_PER_MPA, W_PER_KW
 
 LINK_STATUS_CODES = {"OPEN": OPEN, "CLOSED": CLOSED, "ACTIVE": ACTIVE}
 """Link status names a what-if may set."""
-LEAK_ITERATIONS = 3
-"""Batched solves used to match leaks given as a flow (each rescales C by target / solved flow)."""
+LEAK_ITERATIONS = 10
+"""Most batched solves used to match leaks given as a flow (a secant step on ln C each)."""
+LEAK_MATCH = 1e-4
+"""Relative difference of solved and requested leak at which the iteration stops (-)."""
+LEAK_COEFF_MAX_M3S = 1e3
+"""Largest emitter coefficient tried, m3/s per m^n: an opening so large that the node's pressure is ~0."""
+LEAK_STEP_MAX = math.log(1e3)
+"""Largest change of ln C in one iteration (-)."""
+LEAK_STEP_MIN = 1e-12
+"""Change of ln C below which a leak's secant slope is not updated (-)."""
+LEAK_ELASTICITY_MIN = 0.02
+"""Smallest d ln q / d ln C used in a secant step (-): a leak the line can hardly feed more takes long steps."""
 NO_FLOW_M3S = 1e-6
 """Flow below which a line counts as not delivering, m3/s."""
 
@@ -311,10 +323,14 @@ def evaluate(
 
 
 def _match_leak_flows(model: HydraulicModel, batch: ScenarioBatch, scenarios: list[WhatIf], accuracy: float) -> None:
-    """Set emitter coefficients so each leak given as a flow discharges that flow (batched fixed point).
+    """Set emitter coefficients so each leak given as a flow discharges that flow (batched secant on ln C).
 
-    Starts from C = q / p^n at a nominal 10 m pressure head, then rescales C by target / solved
-    flow; the leak flow is proportional to C at a given pressure, so this converges quickly.
+    Starts from C = q / p^n at a nominal 10 m pressure head. The leak q = C p^n grows with C by
+    an elasticity d ln q / d ln C between 0 and 1 (the node's pressure falls as C grows), so each
+    step moves ln C by ln(target / solved) over the last secant slope (1 at first, at least
+    `LEAK_ELASTICITY_MIN`), at most `LEAK_STEP_MAX` and to at most `LEAK_COEFF_MAX_M3S`. A
+    leak the line cannot feed leaves C large and the node's pressure near zero: the final solve
+    then gives the most the node can discharge.
     """
     rows = [r for r, sc in enumerate(scenarios) if sc.leak_flow_m3s]
     if not rows:
@@ -326,12 +342,25 @@ def _match_leak_flows(model: HydraulicModel, batch: ScenarioBatch, scenarios: li
             targets[i, model.node_index[nid]] = q
     mask = targets > 0
     sub = batch.take(np.array(rows))
-    sub.emitter_coeff[mask] = targets[mask] / 10.0**n
+    log_c = np.log(np.where(mask, targets, 1.0) / 10.0**n)
+    log_c_max = math.log(LEAK_COEFF_MAX_M3S)
+    prev_c: FloatArray | None = None
+    prev_f: FloatArray | None = None
     for _ in range(LEAK_ITERATIONS):
-        res = solve_batch(model, sub, accuracy=accuracy)
-        solved = res.emitter_flow_m3s
-        ok = mask & (solved > NO_FLOW_M3S)
-        sub.emitter_coeff[ok] *= targets[ok] / solved[ok]
+        sub.emitter_coeff[mask] = np.exp(log_c[mask])
+        solved = solve_batch(model, sub, accuracy=accuracy).emitter_flow_m3s
+        f = np.log(np.maximum(solved, NO_FLOW_M3S * 1e-3) / np.where(mask, targets, 1.0))
+        if np.all(np.abs(np.expm1(f[mask])) <= LEAK_MATCH):
+            break
+        slope = np.ones_like(f)
+        if prev_c is not None and prev_f is not None:
+            dx = log_c - prev_c
+            moved = np.abs(dx) > LEAK_STEP_MIN
+            slope[moved] = np.clip((f[moved] - prev_f[moved]) / dx[moved], LEAK_ELASTICITY_MIN, 1.0)
+        prev_c, prev_f = log_c.copy(), f
+        step = np.clip(-f / slope, -LEAK_STEP_MAX, LEAK_STEP_MAX)
+        log_c = np.where(mask, np.minimum(log_c + step, log_c_max), log_c)
+    sub.emitter_coeff[mask] = np.exp(log_c[mask])
     batch.emitter_coeff[rows] = np.where(mask, sub.emitter_coeff, batch.emitter_coeff[rows])
 
 

@@ -1,4 +1,7 @@
-"""The limits a what-if scenario is checked against: NPSH margin, bearing temperature, vibration zones, MAOP.
+"""The limits a what-if scenario is checked against: NPSH, bearing temperature, vibration, MAOP, pressure, leaks.
+
+Besides the machine and pipe limits, `Limits` holds the lowest pressure that is physical and how
+closely a leak given as a flow must be reached.
 
 Vibration is graded in ISO 10816-3 zones: A (new), B (unrestricted long-term operation), C (not
 for long-term operation), D (damage). The default boundaries are those of group 1 machines (above
@@ -53,9 +56,28 @@ class Limits:
         bearing_alarm_c: Highest bearing temperature, degC.
         zones: Vibration zone boundaries; zone C or D is a violation.
         max_maop_use: Highest pressure as a fraction of MAOP (1.0: at MAOP).
+        min_pressure_m: Lowest pressure head at any junction, m gauge; below it the steady result
+            is not physical (EPANET's negative pressures) and the scenario's status says so.
+        leak_tolerance: Relative difference between a requested leak and the leak the line
+            achieves beyond which the leak counts as not reached (-) ...
+        leak_tolerance_m3h: ... when the difference is also above this many m3/h.
     """
 
     min_npsh_margin_m: float = 1.0
     bearing_alarm_c: float = 90.0
     zones: IsoZones = field(default_factory=IsoZones)
     max_maop_use: float = 1.0
+    min_pressure_m: float = 0.0
+    leak_tolerance: float = 0.02
+    leak_tolerance_m3h: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.leak_tolerance >= 0 and self.leak_tolerance_m3h >= 0):
+            raise NetworkError(
+                f"limits: leak tolerances must be >= 0, got {self.leak_tolerance} and {self.leak_tolerance_m3h} m3/h"
+            )
+
+    def leak_reached(self, requested_m3h: float, achieved_m3h: float) -> bool:
+        """Whether an achieved leak (m3/h) matches the requested one within both tolerances."""
+        gap = abs(achieved_m3h - requested_m3h)
+        return gap <= max(self.leak_tolerance * abs(requested_m3h), self.leak_tolerance_m3h)

@@ -66,17 +66,50 @@ class PumpPoint:
 
 
 @dataclass(frozen=True)
+class LeakOutcome:
+    """A leak given as a flow: what was requested and what the line achieves there.
+
+    Attributes:
+        node: Junction of the leak.
+        requested_m3h: Leak requested, m3/h.
+        achieved_m3h: Leak the solved scenario discharges, m3/h.
+        pressure_m: Pressure head at the junction, m.
+        reached: Whether the achieved leak matches the requested one within the limits' tolerance.
+    """
+
+    node: str
+    requested_m3h: float
+    achieved_m3h: float
+    pressure_m: float
+    reached: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of the leak."""
+        return _jsonable(
+            {
+                "node": self.node,
+                "requested_m3h": self.requested_m3h,
+                "achieved_m3h": self.achieved_m3h,
+                "pressure_m": self.pressure_m,
+                "reached": self.reached,
+            }
+        )
+
+
+@dataclass(frozen=True)
 class ScenarioOutcome:
     """The full result of one scenario.
 
     Attributes:
         name: Scenario name.
-        status: ``ok``, ``not converged``, ``disconnected`` or ``infeasible``.
+        status: ``ok``, ``not converged``, ``disconnected``, ``infeasible``, ``leak not reachable``
+            (a leak given as a flow the line cannot feed) or ``negative pressure`` (a junction below
+            the lowest physical pressure: the steady result is not physical).
         message: Why the status is not ``ok`` ("" when it is).
         throughput_m3h: Flow at the delivery, m3/h.
         power_kw: Total shaft power, kW.
         specific_energy_kwh_m3: Shaft energy per delivered volume, kWh/m3.
-        leak_m3h: Total leak (emitter) outflow, m3/h.
+        leak_m3h: Total leak (emitter) outflow achieved, m3/h.
         min_maop_margin_mpa: Least MAOP minus pressure over the line's pipes, MPa.
         min_maop_margin_at: The pipe where it occurs.
         max_pressure_mpa, min_pressure_mpa: Extreme gauge pressures at the junctions, MPa.
@@ -86,6 +119,8 @@ class ScenarioOutcome:
         profile_nodes: Node ids along the main path.
         violations: Limits violated, with their values.
         notes: How the scenario's inputs were resolved.
+        leaks: The leaks given as a flow: requested and achieved.
+        negative_pressure_m: Junctions below the lowest physical pressure, worst first: (id, pressure head m).
     """
 
     name: str
@@ -108,6 +143,13 @@ class ScenarioOutcome:
     maop_mpa: FloatArray
     violations: tuple[Violation, ...]
     notes: tuple[str, ...] = ()
+    leaks: tuple[LeakOutcome, ...] = ()
+    negative_pressure_m: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def leak_requested_m3h(self) -> float:
+        """Total leak requested as a flow, m3/h (NaN when no leak was given as a flow)."""
+        return sum(leak.requested_m3h for leak in self.leaks) if self.leaks else math.nan
 
     @property
     def within_limits(self) -> bool:
@@ -139,6 +181,7 @@ class ScenarioOutcome:
             "max_vibration_mm_s": max((p.vibration_mm_s for p in run), default=math.nan),
             "worst_zone": max(zones) if zones else "-",
             "max_bearing_c": max((p.bearing_c for p in run), default=math.nan),
+            "leak_requested_m3h": self.leak_requested_m3h,
             "leak_m3h": self.leak_m3h,
             "violations": "; ".join(str(v) for v in self.violations) or "none",
         }
@@ -149,6 +192,8 @@ class ScenarioOutcome:
             **_jsonable(self.row()),
             "message": self.message,
             "notes": list(self.notes),
+            "leaks": [leak.to_dict() for leak in self.leaks],
+            "negative_pressure_nodes": {nid: p for nid, p in self.negative_pressure_m},
             "violations": [
                 {"limit": v.limit, "where": v.where, "value": v.value, "limit_value": v.limit_value, "unit": v.unit}
                 for v in self.violations
@@ -193,6 +238,7 @@ MARKDOWN_COLUMNS = (
     ("max_vibration_mm_s", "vib mm/s", "{:.2f}"),
     ("worst_zone", "zone", "{}"),
     ("max_bearing_c", "bearing C", "{:.0f}"),
+    ("leak_requested_m3h", "leak asked m3/h", "{:.0f}"),
     ("leak_m3h", "leak m3/h", "{:.0f}"),
     ("violations", "limits violated", "{}"),
 )
@@ -291,6 +337,9 @@ class WhatIfReport:
                 "min_npsh_margin_m": self.limits.min_npsh_margin_m,
                 "bearing_alarm_c": self.limits.bearing_alarm_c,
                 "max_maop_use": self.limits.max_maop_use,
+                "min_pressure_m": self.limits.min_pressure_m,
+                "leak_tolerance": self.limits.leak_tolerance,
+                "leak_tolerance_m3h": self.limits.leak_tolerance_m3h,
                 "iso_10816_3_mm_s": {"A/B": z.ab_mm_s, "B/C": z.bc_mm_s, "C/D": z.cd_mm_s},
             },
             "within_limits": self.within_limits,

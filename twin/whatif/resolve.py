@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pumptwin.twin.health.condition import MachineCondition
+from pumptwin.twin.hydraulic.eps import BYTES_PER_MB
 from pumptwin.twin.hydraulic.network import Network, NetworkError
 from pumptwin.twin.hydraulic.solver import HydraulicModel, compile_network
 from pumptwin.twin.units import G_M_S2, PA_PER_BAR
@@ -31,6 +32,13 @@ from pumptwin.twin.whatif.spec import (
     ScenarioError,
     ScenarioSpec,
 )
+
+SCENARIO_ARRAYS = 6
+"""Arrays of a value per node and two per link that a scenario of a batch takes (inputs, solution, metrics)."""
+PUMP_BYTES = 2_000
+"""Memory per pump and scenario: its metrics and its operating point in the report, bytes."""
+PATH_BYTES = 64
+"""Memory per main-path node and scenario: the profile's arrays in the report, bytes."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +183,7 @@ def resolve(spec: ScenarioSpec, ctx: LineContext) -> WhatIf:  # noqa: PLR0912, P
         node = _place_node(ctx, leak.node, leak.km, f"{at}: leak", notes)
         q = leak.flow_m3s if leak.flow_m3s is not None else (leak.fraction or 0.0) * ctx.base_throughput_m3s
         leak_flow[node] = leak_flow.get(node, 0.0) + q
-        notes.append(f"leak {q * 3600:.1f} m3/h at {node}")
+        notes.append(f"leak {q * 3600:.1f} m3/h requested at {node}")
     coeffs: dict[str, float] = {}
     if spec.ruptures and abs(model.emitter_exp - 0.5) > EXPONENT_TOLERANCE:
         raise ScenarioError(
@@ -223,6 +231,18 @@ def resolve(spec: ScenarioSpec, ctx: LineContext) -> WhatIf:  # noqa: PLR0912, P
         raise ScenarioError(str(exc)) from exc
 
 
+def batch_bytes(model: HydraulicModel, n_scenarios: int) -> int:
+    """Estimated memory of solving and assessing ``n_scenarios`` what-ifs in one batch, bytes.
+
+    Per scenario: the batch's inputs and the solution (a value per node and two per link, in
+    `SCENARIO_ARRAYS` arrays of 8 bytes), `PUMP_BYTES` per pump (metrics and the operating
+    point) and `PATH_BYTES` per node of the profile.
+    """
+    per = 8 * SCENARIO_ARRAYS * (model.n_nodes + 2 * model.n_links)
+    per += PUMP_BYTES * len(model.pump_link) + PATH_BYTES * model.n_nodes
+    return n_scenarios * per
+
+
 def _parallel(model: HydraulicModel, i: int) -> list[int]:
     """Pumps between the same suction and discharge nodes as pump ``i``."""
     k = model.pump_link
@@ -258,6 +278,7 @@ def run_scenarios(  # noqa: PLR0913 - the knobs of one what-if study
     accuracy: float = 1e-6,
     include_base: bool = True,
     surge_check: SurgeCheck | None = None,
+    max_memory_mb: float | None = None,
 ) -> WhatIfReport:
     """Resolve declared scenarios on a (possibly calibrated) network, solve them in one batch, report.
 
@@ -273,11 +294,22 @@ def run_scenarios(  # noqa: PLR0913 - the knobs of one what-if study
         accuracy: Solver convergence limit.
         include_base: Put the base case first.
         surge_check: Optional transient check of scenarios with pump trips.
+        max_memory_mb: Largest estimated memory of the batch, MB (None: no limit); checked before
+            the scenarios are resolved and solved.
 
     Raises:
-        ScenarioError: When a scenario cannot be resolved on this network.
+        ScenarioError: When a scenario cannot be resolved on this network, or the batch is above
+            ``max_memory_mb``.
     """
     model = compile_network(network)
+    if max_memory_mb is not None:
+        n_scenarios = len(specs) + int(include_base)
+        needed = batch_bytes(model, n_scenarios)
+        if needed > max_memory_mb * BYTES_PER_MB:
+            raise ScenarioError(
+                f"{n_scenarios} scenarios on {model.network.name}: the batch would need about "
+                f"{needed / BYTES_PER_MB:.4g} MB, above the limit of {max_memory_mb:g} MB; run fewer scenarios at once"
+            )
     ctx = line_context(model, source=source, delivery=delivery, rated_speed_rpm=rated_speed_rpm, accuracy=accuracy)
     whatifs = ([WhatIf(BASE_NAME)] if include_base else []) + [resolve(s, ctx) for s in specs]
     if not whatifs:
