@@ -270,6 +270,25 @@ def test_lines_with_too_many_fields_are_rejected_and_the_rest_is_read(tmp_path):
     assert len(result.readings) == 3
     assert result.rejected["reason"].tolist() == [REASON_FIELDS]
     assert result.rejected["tag"].tolist() == ["PS01.P1.FLOW_M3S"]
+    assert result.rejected["source_row"].tolist() == [4]
+
+
+def test_lines_with_too_few_fields_are_rejected_and_rows_keep_their_numbers(tmp_path):
+    text = "tag,ts,value,quality\nPS01.P1.FLOW_M3S,2026-11-01T00:05:00Z,1\n\n" + LONG_CSV.split("\n", 1)[1]
+    result = read_csv_file(write(tmp_path / "short.csv", text))
+    assert len(result.readings) == 3
+    assert result.rejected[["ts", "source_row", "reason"]].to_dict("records") == [
+        {"ts": "2026-11-01T00:05:00Z", "source_row": 1, "reason": REASON_FIELDS}
+    ]
+    problem = only_problem(result)
+    assert "header has 4 fields" in problem.problem and "row 1" in problem.problem
+
+
+def test_duplicate_and_empty_header_names_are_told_apart(tmp_path):
+    text = "ts,PS01.P1.FLOW_M3S,PS01.P1.FLOW_M3S,\n2026-11-01T00:00:00Z,1,2,\n"
+    result = read_csv_file(write(tmp_path / "dup.csv", text))
+    assert result.readings["tag"].tolist() == ["PS01.P1.FLOW_M3S"]
+    assert result.rejected["tag"].tolist() == ["PS01.P1.FLOW_M3S.1"]
 
 
 def test_latin1_file_is_read(tmp_path):
