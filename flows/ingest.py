@@ -1,9 +1,10 @@
 """The Prefect ``ingest`` flow: read a source over a window, validate, store, quarantine, report.
 
-Deployed from ``prefect.yaml`` as ``flows/ingest.py:ingest``. The steps are the plain functions
-of `flows.ingest_steps`; reading retries on transient historian errors. Each run publishes a
-markdown artifact: rows in, stored, quarantined by reason, per station, and the validation
-summary.
+Deployed from ``prefect.yaml`` as ``flows/ingest.py:ingest``, one run at a time (the deployment's
+concurrency limit; the raw store's locks also keep concurrent writers from losing rows). The steps
+are the plain functions of `flows.ingest_steps`; reading retries on transient historian errors.
+Files are read chunk by chunk in the store step. Each run publishes a markdown artifact: rows in,
+stored, quarantined by reason, unknown tags, per station, and the validation summary.
 """
 
 from __future__ import annotations
@@ -52,11 +53,12 @@ def ingest(
         source: A file or folder path, ``simulator:SCENARIO`` or ``pi:NAME_FILTER``.
         start: Start of the window (UTC); None takes everything the source has.
         end: End of the window (UTC, exclusive).
-        incremental: Only store readings newer than each tag's watermark.
+        incremental: For ``pi:`` sources without a start, read from each point's watermark minus
+            the overlap; every row read is stored or recognised as a duplicate either way.
     """
     settings = get_settings()
-    result = read_source_task(source, settings, start, end)
-    report = store_source_task(result, settings, incremental=incremental)
+    result = read_source_task(source, settings, start, end, incremental=incremental)
+    report = store_source_task(result, settings)
     create_markdown_artifact(key="ingest-summary", markdown=report.to_markdown(), description=f"ingest of {source}")
     get_run_logger().info(
         "stored %d of %d rows, quarantined %d", report.summary.stored, report.summary.rows_in, report.summary.rejected

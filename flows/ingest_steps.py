@@ -10,30 +10,46 @@ A source is named by one string:
 
 These are plain functions: the Prefect flow (`flows.ingest`) wraps them as tasks, and the CLI
 (``pumptwin ingest``) runs them without an orchestrator.
+
+A file or folder is not read here: `read_source` returns a `PathSource`, and `store_source` reads,
+validates and stores it chunk by chunk (``settings.ingest.chunk_readings`` readings at a time), so
+a large file never sits in memory whole. The watermark decides what to read, not what to keep:
+for a ``pi:`` source without a start, an incremental read starts at the oldest watermark of its
+points minus ``settings.ingest.overlap_s``; files and the simulator are stored whole (rows already
+stored are counted as duplicates). Readings later than the wall clock plus
+``settings.ingest.max_future_s`` and readings of tags no asset of the registry carries are
+quarantined, never stored.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 
 from pumptwin.features.ingest.pi_web_api import BasicAuth, BearerAuth, PIWebAPIClient
-from pumptwin.features.ingest.pipeline import IngestSummary, ingest_source, new_run_id
-from pumptwin.features.ingest.rawstore import RawStore
-from pumptwin.features.ingest.sources import SourceResult, from_frame, read_path
-from pumptwin.features.validation import TagValidator
+from pumptwin.features.ingest.pipeline import IngestSummary, ingest_chunks, new_run_id
+from pumptwin.features.ingest.sources import SourceResult, from_frame, iter_path
+from pumptwin.features.validation import NEWEST, TagRules, TagValidator
 from pumptwin.flows.settings import Settings, SettingsError
+from pumptwin.flows.store_steps import raw_store
 from pumptwin.plant.scenario import read_scenario, shipped_scenario
 from pumptwin.plant.simulator import Plant
-from pumptwin.twin.assets import build_registry, measure_ranges
+from pumptwin.twin.assets import LINE_PREFIX, build_registry, lines_for_stations, measure_ranges
 from pumptwin.twin.hydraulic.io import load_network
+from pumptwin.twin.hydraulic.network import Network
+from pumptwin.twin.safety import child_path
 from pumptwin.twin.times import to_utc
 
 SIMULATOR = "simulator:"
 PI = "pi:"
+
+MAX_FLEET_LINES = 1000
+"""Most lines a fleet's registry is built for when checking tags (a station number beyond is unknown)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,70 @@ class IngestReport:
     def to_markdown(self) -> str:
         """The run as markdown: rows in, stored, quarantined by reason, per station, validation."""
         return f"{self.summary.to_markdown()}\n\n## Validation\n\n{self.validation_markdown}"
+
+
+@dataclass(frozen=True)
+class PathSource:
+    """A file or folder to ingest, read chunk by chunk when stored (see `store_source`).
+
+    Attributes:
+        path: The file or folder.
+        start: Only readings at or after this instant (UTC); None for no bound.
+        end: Only readings before this instant (UTC); None for no bound.
+        chunk_readings: Readings per chunk, at most.
+    """
+
+    path: Path
+    start: datetime | None = None
+    end: datetime | None = None
+    chunk_readings: int = 1_000_000
+
+    @property
+    def source(self) -> str:
+        """The source's name: the path."""
+        return str(self.path)
+
+    def chunks(self) -> Iterator[SourceResult]:
+        """Read the file or folder chunk by chunk, keeping the readings in [start, end).
+
+        Yields:
+            One `SourceResult` per chunk (a refused file as one chunk with a refusing problem).
+        """
+        for chunk in iter_path(self.path, chunk_readings=self.chunk_readings):
+            yield _window(chunk, self.start, self.end)
+
+
+class RegistryTags:
+    """The tags of the fleet's registry, sized to the stations a chunk names (`known_tags` of the pipeline).
+
+    A fleet is copies (lines) of the network; ``PS05`` on a two-station network lies on line 3, and
+    ``LINE03`` meters on line 3. The registry is built for as many lines as the chunk's stations
+    and meters need, up to `MAX_FLEET_LINES`.
+
+    Args:
+        network: The network every line copies.
+    """
+
+    def __init__(self, network: Network) -> None:
+        self.network = network
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019 - one instance per run; the cache dies with it
+    def _tags(self, lines: int) -> frozenset[str]:
+        return frozenset(build_registry(self.network, lines).tag_names)
+
+    def __call__(self, tags: Sequence[str]) -> Collection[str]:
+        """Return the tags among `tags` that the registry knows.
+
+        Args:
+            tags: Tag names of a chunk.
+
+        Returns:
+            The known ones.
+        """
+        stations = {tag.split(".", 1)[0] for tag in tags}
+        meters = [s.removeprefix(LINE_PREFIX) for s in stations if s.startswith(LINE_PREFIX)]
+        lines = max([lines_for_stations(self.network, stations)] + [int(n) for n in meters if n.isdigit()])
+        return self._tags(min(lines, MAX_FLEET_LINES)).intersection(tags)
 
 
 def _window(frame: SourceResult, start: datetime | None, end: datetime | None) -> SourceResult:
@@ -72,23 +152,47 @@ def write_fault_labels(labels: pd.DataFrame, name: str, settings: Settings) -> P
 
     Written to ``<labels_dir>/<name>.parquet``; training reads every file there. Labels describe
     what was simulated; the twin itself never reads them.
+
+    Raises:
+        UnsafePathError: When ``name`` would lead outside the labels folder (``../x``, an absolute path).
     """
     folder = settings.labels_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.parquet"
+    path = child_path(folder, f"{name}.parquet", what="scenario name")
+    path.parent.mkdir(parents=True, exist_ok=True)
     labels.to_parquet(path, index=False)
     return path
 
 
 def read_source(
-    source: str, settings: Settings, start: datetime | None = None, end: datetime | None = None
-) -> SourceResult:
+    source: str,
+    settings: Settings,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    incremental: bool = True,
+    now: datetime | None = None,
+) -> SourceResult | PathSource:
     """Read ``source`` (a path, ``simulator:...`` or ``pi:...``) over the window [start, end).
+
+    A path is not read yet: it comes back as a `PathSource` that `store_source` reads in chunks.
+
+    Args:
+        source: A file or folder path, ``simulator:SCENARIO`` or ``pi:NAME_FILTER``.
+        settings: The settings of this entry point.
+        start: Start of the window (UTC). For ``pi:`` without it, an incremental read starts at the
+            points' oldest watermark minus ``settings.ingest.overlap_s``.
+        end: End of the window (UTC, exclusive); for ``pi:`` default the wall clock.
+        incremental: For ``pi:`` without a start, start from the watermarks.
+        now: The wall clock; default the current time.
+
+    Returns:
+        The readings (simulator, historian) or the path to read in chunks.
 
     Raises:
         PIWebAPITransientError: The historian did not answer after the client's retries (the flow
             retries the task).
-        SettingsError: A ``pi:`` source without a historian URL, data server or window.
+        SettingsError: A ``pi:`` source without a historian URL or data server, or without a start
+            where a point has no watermark yet (or the read is not incremental).
     """
     if source.startswith(SIMULATOR):
         name = source.removeprefix(SIMULATOR)
@@ -104,33 +208,88 @@ def read_source(
         write_fault_labels(plant.ground_truth().labels, scenario.name, settings)
         return _window(from_frame(readings, source), start, end)
     if source.startswith(PI):
-        hist = settings.historian
-        if hist.url is None or hist.data_server is None or start is None or end is None:
-            raise SettingsError("a pi: source needs PUMPTWIN_HISTORIAN__URL, __DATA_SERVER and a start and end")
-        auth = (
-            BearerAuth(hist.token.get_secret_value())
-            if hist.token is not None
-            else BasicAuth(hist.username or "", hist.password.get_secret_value())
-            if hist.password is not None
-            else None
+        return _read_historian(source, settings, start, end, incremental=incremental, now=now)
+    return PathSource(Path(source), start, end, settings.ingest.chunk_readings)
+
+
+def _read_historian(
+    source: str,
+    settings: Settings,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    incremental: bool,
+    now: datetime | None,
+) -> SourceResult:
+    """Read the recorded values of the ``pi:`` source's points; the window starts at the watermarks."""
+    hist = settings.historian
+    if hist.url is None or hist.data_server is None:
+        raise SettingsError("a pi: source needs PUMPTWIN_HISTORIAN__URL and PUMPTWIN_HISTORIAN__DATA_SERVER")
+    if start is None and not incremental:
+        raise SettingsError("a pi: source needs a start (--start) when the read is not incremental")
+    auth = (
+        BearerAuth(hist.token.get_secret_value())
+        if hist.token is not None
+        else BasicAuth(hist.username or "", hist.password.get_secret_value())
+        if hist.password is not None
+        else None
+    )
+    client = PIWebAPIClient(
+        hist.url, auth=auth, timeout_s=hist.timeout_s, verify=hist.verify_tls, max_count=hist.max_count
+    )
+    points = client.find_points(client.data_server(hist.data_server), source.removeprefix(PI))
+    wall = to_utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
+    if start is None:
+        start = raw_store(settings).window_start(
+            [p.name for p in points], overlap=timedelta(seconds=settings.ingest.overlap_s), now=wall
         )
-        client = PIWebAPIClient(
-            hist.url, auth=auth, timeout_s=hist.timeout_s, verify=hist.verify_tls, max_count=hist.max_count
-        )
-        points = client.find_points(client.data_server(hist.data_server), source.removeprefix(PI))
-        return client.read_recorded({p.name: p.web_id for p in points}, start, end)
-    return _window(read_path(Path(source)), start, end)
+        if start is None:
+            raise SettingsError(
+                f"a pi: source needs a start (--start): some of its {len(points)} points have no watermark yet"
+            )
+    return client.read_recorded({p.name: p.web_id for p in points}, start, end if end is not None else wall)
 
 
 def store_source(
-    result: SourceResult, settings: Settings, *, incremental: bool = True, now: pd.Timestamp | None = None
+    result: SourceResult | PathSource, settings: Settings, *, now: pd.Timestamp | None = None
 ) -> IngestReport:
-    """Validate ``result`` against the reference fleet's physical ranges, store it and quarantine bad rows."""
-    ranges = measure_ranges(build_registry(load_network(settings.twin.network)))
-    end = now if now is not None else (result.readings["ts"].max() if len(result.readings) else None)
-    validator = TagValidator(ranges, report_dir=settings.validation_dir, now=end, source=result.source)
-    summary = ingest_source(
-        result, RawStore(settings.raw_dir), validate=validator, incremental=incremental, run_id=new_run_id()
+    """Validate ``result`` against the fleet's registry, store the good rows and quarantine the rest.
+
+    A `PathSource` is read, validated and stored chunk by chunk. Readings later than the wall
+    clock plus ``settings.ingest.max_future_s`` and readings of tags no asset of the registry
+    carries are quarantined; freshness is judged as of each chunk's newest admissible reading.
+
+    Args:
+        result: What `read_source` returned.
+        settings: The settings of this entry point.
+        now: The wall clock; default the current time (tests pass a fixed one).
+
+    Returns:
+        The store's summary and the validation summaries.
+    """
+    wall = to_utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
+    network = load_network(settings.twin.network)
+    rules = TagRules(
+        max_future=timedelta(seconds=settings.ingest.max_future_s), chunk_rows=settings.ingest.chunk_readings
+    )
+    validator = TagValidator(
+        measure_ranges(build_registry(network)),
+        report_dir=settings.validation_dir,
+        now=wall,
+        as_of=NEWEST,
+        rules=rules,
+        source=result.source,
+        keep_rows=False,
+    )
+    chunks = result.chunks() if isinstance(result, PathSource) else [result]
+    summary = ingest_chunks(
+        chunks,
+        raw_store(settings),
+        source=result.source,
+        validate=validator,
+        known_tags=RegistryTags(network),
+        run_id=new_run_id(),
+        now=wall,
     )
     markdown = "\n\n".join(o.markdown for o in validator.outcomes) or "nothing to validate"
     return IngestReport(summary, markdown)

@@ -45,6 +45,10 @@ REASON_VALUE = "value is not a number"
 REASON_QUALITY = "quality flag not one of good, questionable, bad, substituted"
 REASON_FIELDS = "line has the wrong number of fields"
 
+# Reasons the ingest pipeline quarantines a reading before it reaches the store.
+REASON_TS_FUTURE = "timestamp later than the wall clock plus the tolerance (wrong clock or time zone)"
+REASON_TAG_UNKNOWN = "tag matches no asset in the registry"
+
 
 def empty_readings() -> pd.DataFrame:
     """Return an empty readings table with the contract's dtypes.

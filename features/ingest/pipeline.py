@@ -1,43 +1,72 @@
-"""Source -> (validation) -> raw store, with a summary that accounts for every row.
+"""Source -> admission -> (validation) -> raw store, with a summary that accounts for every row.
 
-`ingest_source` takes any `SourceResult` (files, the simulator, the PI Web API), optionally keeps
-only rows newer than the store's watermarks, passes the readings through an optional validation
-hook, stores the good rows and writes every rejected or quarantined row to the store's quarantine
-table. `ingest_frame` and `ingest_path` wrap it for an in-memory frame and a file or folder.
+`ingest_chunks` takes the chunks of any source (`SourceResult`s: files, the simulator, the PI Web
+API) and, chunk by chunk, so that memory is bounded by a chunk and not by the source:
 
-Every row read is accounted for::
+1. quarantines readings later than the wall clock plus the store's tolerance (`REASON_TS_FUTURE`):
+   a wrong clock must not store a reading from the future, nor move a watermark past real data;
+2. quarantines readings whose tag no asset of the registry carries (`REASON_TAG_UNKNOWN`), when
+   the known tags are given, and counts them by tag;
+3. passes the rest through an optional validation hook;
+4. stores the good rows and writes every rejected or quarantined row to the store's quarantine
+   table (one part per chunk).
 
-    rows_in == stored + duplicates + skipped_before_watermark + rejected
+`ingest_source`, `ingest_frame` and `ingest_path` wrap it for one result, an in-memory frame and a
+file or folder (read in chunks). The watermark decides what to read, not what to keep: every row
+offered is stored or recognised as a duplicate; rows older than their tag's watermark are counted
+(`behind_watermark`) but never dropped. Every row read is accounted for::
 
-(when the validation hook quarantines each row at most once). Files that could not be read at all
-are listed in `problems` with `refused=True`.
+    rows_in == stored + duplicates + rejected
+
+Files that could not be read at all are listed in `problems` with `refused=True`.
+
+The validation hook sees one chunk at a time, so its checks across rows (a repeated (tag, ts),
+readings out of order) hold within a chunk; across chunks and runs the store deduplicates (an
+identical row is a duplicate, a different one replaces the stored row: the latest arrival wins).
 
 The validation hook (`Validator`) receives the readings (contract columns, a unique index) and
-returns (good rows, quarantined rows with a `reason` column). It should keep the index of the rows
-it returns, so quarantined rows can be traced to their file; it must not lose rows.
+returns (good rows, quarantined rows with a `reason` column). It must keep the index of the rows
+it returns, so quarantined rows can be traced to their file, and return every row exactly once.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from pumptwin.features.ingest.contract import READING_COLUMNS, REJECTED_COLUMNS, TAG_PATTERN, raw_text
+from pumptwin.features.ingest import sources
+from pumptwin.features.ingest.contract import (
+    READING_COLUMNS,
+    REASON_TAG_UNKNOWN,
+    REASON_TS_FUTURE,
+    REJECTED_COLUMNS,
+    TAG_PATTERN,
+    raw_text,
+    utc_ns,
+)
 from pumptwin.features.ingest.rawstore import RawStore
-from pumptwin.features.ingest.sources import SourceProblem, SourceResult, from_frame, read_path
+from pumptwin.features.ingest.sources import SourceProblem, SourceResult, from_frame
+from pumptwin.twin.times import utc_or_none
 
 Validator = Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]
 """A validation hook: readings -> (good rows, quarantined rows with a `reason` column)."""
 
+KnownTags = Collection[str] | Callable[[list[str]], Collection[str]]
+"""The tags of the registry: a collection, or a function from a chunk's tags to those it knows."""
+
 NO_STATION = "(no station)"
 """Station shown for quarantined rows whose tag has no station."""
+
+MARKDOWN_TAGS = 50
+"""Unknown tags listed by name in the markdown report (all of them are in `to_dict`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +77,7 @@ class StationSummary:
         received: Readings of the station that reached the store (after validation).
         stored: Rows written (new or replacing a different stored row).
         duplicates: Rows already stored identically, or repeated within the run.
-        quarantined: Rows of the station rejected by the source or quarantined by validation.
+        quarantined: Rows of the station rejected by the source or quarantined before the store.
     """
 
     received: int = 0
@@ -56,27 +85,45 @@ class StationSummary:
     duplicates: int = 0
     quarantined: int = 0
 
+    def __add__(self, other: StationSummary) -> StationSummary:
+        return StationSummary(
+            self.received + other.received,
+            self.stored + other.stored,
+            self.duplicates + other.duplicates,
+            self.quarantined + other.quarantined,
+        )
+
+
+def _add_counts(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Merge two count dicts, adding the values of shared keys."""
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = out[key] + value if key in out else value
+    return out
+
 
 @dataclass(frozen=True)
 class IngestSummary:
     """What one ingest run did.
 
     Attributes:
-        run_id: Identifier of the run (also names its quarantine file).
+        run_id: Identifier of the run (also names its quarantine files).
         source: The source (a path, `pi:<host>`, the simulator's name).
         rows_in: Rows read from the source (good readings plus rows rejected by the source).
         stored: Rows written to the store (`new + updated`).
         new: Rows for a (tag, ts) not stored before.
         updated: Rows that replaced a stored row with another value or flag.
         duplicates: Rows not written because already stored identically or repeated in the run.
-        skipped_before_watermark: Rows not offered to the store because they were older than
-            their tag's watermark (minus the overlap), in incremental runs.
-        rejected_by_reason: Rows quarantined (by the source or by validation), per reason.
+        behind_watermark: Rows offered to the store although older than their tag's watermark at
+            the start of the run (late data): stored when new, counted as duplicates otherwise.
+        rejected_by_reason: Rows quarantined (by the source, admission or validation), per reason.
+        unknown_tags: Rows quarantined because no asset of the registry carries their tag, per tag.
         per_station: Counts per station.
         problems: Refused files and summaries of rejected rows, each naming the file.
-        partitions_written: Partition files (re)written.
+        partitions_written: Partition files (re)written, counted once per chunk that rewrote them.
         seconds: Wall time of the run.
-        quarantine_file: The run's quarantine file, None when nothing was quarantined.
+        quarantine_files: The run's quarantine files (one per chunk with quarantined rows).
+        chunks: Chunks the source was read in.
     """
 
     run_id: str
@@ -86,18 +133,50 @@ class IngestSummary:
     new: int = 0
     updated: int = 0
     duplicates: int = 0
-    skipped_before_watermark: int = 0
+    behind_watermark: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    unknown_tags: dict[str, int] = field(default_factory=dict)
     per_station: dict[str, StationSummary] = field(default_factory=dict)
     problems: tuple[SourceProblem, ...] = ()
     partitions_written: int = 0
     seconds: float = 0.0
-    quarantine_file: str | None = None
+    quarantine_files: tuple[str, ...] = ()
+    chunks: int = 0
+
+    def __add__(self, other: IngestSummary) -> IngestSummary:
+        """Combine the summaries of two chunks of the same run (`run_id` and `source` of `self`)."""
+        return replace(
+            self,
+            rows_in=self.rows_in + other.rows_in,
+            stored=self.stored + other.stored,
+            new=self.new + other.new,
+            updated=self.updated + other.updated,
+            duplicates=self.duplicates + other.duplicates,
+            behind_watermark=self.behind_watermark + other.behind_watermark,
+            rejected_by_reason=_add_counts(self.rejected_by_reason, other.rejected_by_reason),
+            unknown_tags=_add_counts(self.unknown_tags, other.unknown_tags),
+            per_station=dict(sorted(_add_counts(self.per_station, other.per_station).items())),
+            problems=self.problems + other.problems,
+            partitions_written=self.partitions_written + other.partitions_written,
+            seconds=self.seconds + other.seconds,
+            quarantine_files=self.quarantine_files + other.quarantine_files,
+            chunks=self.chunks + other.chunks,
+        )
 
     @property
     def rejected(self) -> int:
         """Rows quarantined, all reasons together."""
         return sum(self.rejected_by_reason.values())
+
+    @property
+    def accounted(self) -> bool:
+        """True when every row read was stored, found a duplicate or quarantined."""
+        return self.rows_in == self.stored + self.duplicates + self.rejected
+
+    @property
+    def quarantine_file(self) -> str | None:
+        """The run's first quarantine file, None when nothing was quarantined."""
+        return self.quarantine_files[0] if self.quarantine_files else None
 
     @property
     def refused_files(self) -> tuple[SourceProblem, ...]:
@@ -128,9 +207,10 @@ class IngestSummary:
             "new": self.new,
             "updated": self.updated,
             "duplicates": self.duplicates,
-            "skipped_before_watermark": self.skipped_before_watermark,
+            "behind_watermark": self.behind_watermark,
             "rejected": self.rejected,
             "rejected_by_reason": dict(self.rejected_by_reason),
+            "unknown_tags": dict(self.unknown_tags),
             "per_station": {
                 name: {
                     "received": s.received,
@@ -147,13 +227,15 @@ class IngestSummary:
             "partitions_written": self.partitions_written,
             "seconds": self.seconds,
             "quarantine_file": self.quarantine_file,
+            "quarantine_files": list(self.quarantine_files),
+            "chunks": self.chunks,
         }
 
     def to_markdown(self) -> str:
         """Render the summary as a markdown report (e.g. for a run artifact).
 
         Returns:
-            Markdown text: totals, quarantined rows by reason, stations, problems.
+            Markdown text: totals, quarantined rows by reason, unknown tags, stations, problems.
         """
 
         def cell(text: object) -> str:
@@ -162,16 +244,24 @@ class IngestSummary:
         lines = [
             f"### Ingest run `{self.run_id}`",
             "",
-            f"Source: `{cell(self.source)}`; {self.seconds:.2f} s.",
+            f"Source: `{cell(self.source)}`; {self.chunks} chunk(s); {self.seconds:.2f} s.",
             "",
-            "| rows in | stored | new | updated | duplicates | skipped (watermark) | quarantined | refused files |",
+            "| rows in | stored | new | updated | duplicates | behind watermark | quarantined | refused files |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|",
             f"| {self.rows_in} | {self.stored} | {self.new} | {self.updated} | {self.duplicates} "
-            f"| {self.skipped_before_watermark} | {self.rejected} | {len(self.refused_files)} |",
+            f"| {self.behind_watermark} | {self.rejected} | {len(self.refused_files)} |",
         ]
         if self.rejected_by_reason:
             lines += ["", "| quarantine reason | rows |", "|---|---:|"]
             lines += [f"| {cell(reason)} | {count} |" for reason, count in self.rejected_by_reason.items()]
+        if self.unknown_tags:
+            ranked = sorted(self.unknown_tags.items(), key=lambda item: (-item[1], item[0]))
+            lines += ["", f"| tag matching no asset in the registry ({len(ranked)}) | rows |", "|---|---:|"]
+            lines += [f"| {cell(tag)} | {count} |" for tag, count in ranked[:MARKDOWN_TAGS]]
+            if len(ranked) > MARKDOWN_TAGS:
+                lines.append(
+                    f"| ... {len(ranked) - MARKDOWN_TAGS} more | {sum(c for _, c in ranked[MARKDOWN_TAGS:])} |"
+                )
         if self.per_station:
             lines += ["", "| station | received | stored | duplicates | quarantined |", "|---|---:|---:|---:|---:|"]
             lines += [
@@ -198,7 +288,7 @@ def new_run_id(now: pd.Timestamp | None = None) -> str:
 
 
 def _quarantine_rows(bad: pd.DataFrame, result: SourceResult) -> pd.DataFrame:
-    """Turn rows quarantined by a validator into rejected-table rows (raw fields as text)."""
+    """Turn rows quarantined before the store into rejected-table rows (raw fields as text)."""
     if "reason" not in bad.columns:
         raise ValueError("validate returned quarantined rows without a `reason` column")
     frame = pd.DataFrame(
@@ -217,70 +307,86 @@ def _station_of_raw(tags: pd.Series) -> pd.Series:
     return text.str.split(".", n=1).str[0].where(text.str.match(TAG_PATTERN), NO_STATION)
 
 
-def ingest_source(
+def _known_mask(tags: pd.Series, known: KnownTags) -> np.ndarray:
+    """True for each reading whose tag is one the registry knows."""
+    codes, names = pd.factorize(tags)
+    unique = [str(name) for name in names]
+    known_names = set(known(unique) if callable(known) else known)
+    return np.array([name in known_names for name in unique] + [False], dtype=bool)[codes]
+
+
+def _admit(
+    readings: pd.DataFrame, horizon_ns: int, known: KnownTags | None
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """Split readings into admitted rows and rows quarantined before validation (with `reason`).
+
+    Returns the admitted rows, the quarantined rows and the count of rows per unknown tag.
+    """
+    future = utc_ns(readings["ts"]) > horizon_ns
+    unknown = np.zeros(len(readings), dtype=bool)
+    if known is not None and len(readings):
+        unknown = ~future & ~_known_mask(readings["tag"], known)
+    reasons = np.where(future, REASON_TS_FUTURE, np.where(unknown, REASON_TAG_UNKNOWN, ""))
+    bad = readings[future | unknown].assign(reason=reasons[future | unknown])
+    counts = readings.loc[unknown, "tag"].astype(str).value_counts()
+    return readings[~(future | unknown)], bad, {str(tag): int(n) for tag, n in counts.items()}
+
+
+def _behind(readings: pd.DataFrame, marks_ns: dict[str, int]) -> int:
+    """Count readings older than their tag's watermark."""
+    if not marks_ns or len(readings) == 0:
+        return 0
+    codes, names = pd.factorize(readings["tag"])
+    limits = np.array([marks_ns.get(str(t), np.iinfo(np.int64).min) for t in names] + [0], dtype=np.int64)
+    return int((utc_ns(readings["ts"]) < limits[codes]).sum())
+
+
+def _validated(readings: pd.DataFrame, validate: Validator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run the validation hook and check that it returned every row exactly once."""
+    good, bad = validate(readings)
+    if bad.index.has_duplicates:
+        raise ValueError("validate returned a quarantined row twice: it must return each row once")
+    lost = len(readings) - len(good) - len(bad)
+    if lost != 0:
+        raise ValueError(f"validate lost {lost} rows: it must return every row, as good or quarantined")
+    return good, bad
+
+
+def _ingest_chunk(  # noqa: PLR0913 - the state one chunk needs from its run
     result: SourceResult,
     store: RawStore,
     *,
-    validate: Validator | None = None,
-    incremental: bool = False,
-    overlap: timedelta = timedelta(0),
-    run_id: str | None = None,
-    ingested_at: datetime | pd.Timestamp | None = None,
+    validate: Validator | None,
+    known: KnownTags | None,
+    marks_ns: dict[str, int],
+    run: str,
+    part: int,
+    arrived: pd.Timestamp,
+    now: pd.Timestamp,
 ) -> IngestSummary:
-    """Store a source's readings and quarantine its rejected rows.
-
-    Args:
-        result: What a source read.
-        store: The raw store.
-        validate: Optional validation hook between source and store (see `Validator`).
-        incremental: Only offer the store rows newer than their tag's watermark minus `overlap`.
-        overlap: In incremental runs, how far before the watermark rows still pass (late data).
-        run_id: Identifier of the run; default a fresh one. Re-running with the same id replaces
-            that run's quarantine file.
-        ingested_at: Arrival time recorded in the store; default now.
-
-    Returns:
-        The run's summary.
-
-    Raises:
-        ValueError: When `validate` loses rows or returns quarantined rows without `reason`.
-        RawStoreError: When the readings are off contract or the store cannot be read.
-    """
-    started = time.perf_counter()
-    arrived = pd.Timestamp(ingested_at) if ingested_at is not None else pd.Timestamp.now(tz="UTC")
-    run = run_id or new_run_id(arrived)
-    readings = result.readings
-    skipped = 0
-    if incremental and len(readings):
-        newer = store.incremental(readings, overlap=overlap)
-        skipped = len(readings) - len(newer)
-        readings = newer
-
-    quarantined = [result.rejected] if len(result.rejected) else []
+    """Admit, validate, store and quarantine one chunk; return its summary."""
+    readings, early_bad, unknown = _admit(result.readings, store.horizon_ns(now), known)
+    quarantined = [frame for frame in (result.rejected, _quarantine_rows(early_bad, result)) if len(frame)]
     if validate is not None and len(readings):
-        good, bad = validate(readings)
-        lost = len(readings) - len(good) - bad.index.nunique()
-        if lost > 0:
-            raise ValueError(f"validate lost {lost} rows: it must return every row, as good or quarantined")
+        readings, bad = _validated(readings, validate)
         if len(bad):
             quarantined.append(_quarantine_rows(bad, result))
-        readings = good
+    behind = _behind(readings, marks_ns)
+    written = store.write(readings, ingested_at=arrived, now=now)
 
-    written = store.write(readings, ingested_at=arrived)
-    rejected = pd.concat(quarantined, ignore_index=True) if len(quarantined) > 1 else (quarantined or [None])[0]
-    quarantine_file = None
+    rejected = pd.concat(quarantined, ignore_index=True) if quarantined else None
+    files: tuple[str, ...] = ()
     by_reason: dict[str, int] = {}
     station_quarantined: dict[str, int] = {}
-    if rejected is not None and len(rejected):
-        path = store.quarantine(rejected, run_id=run, ingested_at=arrived)
-        quarantine_file = str(path) if path is not None else None
+    if rejected is not None:
+        path = store.quarantine(rejected, run_id=run, ingested_at=arrived, part=part)
+        files = (str(path),) if path is not None else ()
         by_reason = {str(k): int(v) for k, v in rejected["reason"].value_counts(sort=True).items()}
         counts = _station_of_raw(rejected["tag"]).value_counts()
         station_quarantined = {str(k): int(v) for k, v in counts.items()}
 
-    names = sorted(set(written.per_station) | set(station_quarantined))
     per_station = {}
-    for name in names:
+    for name in sorted(set(written.per_station) | set(station_quarantined)):
         w = written.per_station.get(name)
         per_station[name] = StationSummary(
             received=w.received if w else 0,
@@ -296,17 +402,112 @@ def ingest_source(
         new=written.new,
         updated=written.updated,
         duplicates=written.duplicates,
-        skipped_before_watermark=skipped,
+        behind_watermark=behind,
         rejected_by_reason=by_reason,
+        unknown_tags=unknown,
         per_station=per_station,
         problems=result.problems,
         partitions_written=written.partitions_written,
-        seconds=time.perf_counter() - started,
-        quarantine_file=quarantine_file,
+        quarantine_files=files,
+        chunks=1,
     )
 
 
-def ingest_frame(
+def ingest_chunks(
+    chunks: Iterable[SourceResult],
+    store: RawStore,
+    *,
+    source: str,
+    validate: Validator | None = None,
+    known_tags: KnownTags | None = None,
+    run_id: str | None = None,
+    ingested_at: datetime | pd.Timestamp | None = None,
+    now: datetime | pd.Timestamp | None = None,
+) -> IngestSummary:
+    """Store a source read in chunks, one chunk at a time, and quarantine its rejected rows.
+
+    Each chunk is admitted, validated, stored and quarantined before the next is read, so memory
+    is bounded by the largest chunk. A retried run (the same `run_id`) first removes the quarantine
+    files of the earlier try.
+
+    Args:
+        chunks: What the source read, chunk by chunk.
+        store: The raw store.
+        source: The name of the source, for the summary.
+        validate: Optional validation hook between admission and store (see `Validator`).
+        known_tags: The registry's tags; readings of other tags are quarantined with
+            `REASON_TAG_UNKNOWN` and counted by tag. None admits every tag.
+        run_id: Identifier of the run; default a fresh one.
+        ingested_at: Arrival time recorded in the store; default now.
+        now: The wall clock for the future check (timezone-aware); default the store's clock.
+
+    Returns:
+        The run's summary, over all chunks.
+
+    Raises:
+        ValueError: When `validate` loses or repeats rows or returns quarantined rows without `reason`.
+        RawStoreError: When the readings are off contract or the store cannot be read or locked.
+    """
+    started = time.perf_counter()
+    wall = utc_or_none(now, naive_is_utc=False, what="now") or store.clock()
+    arrived = utc_or_none(ingested_at, naive_is_utc=False, what="ingested_at") or pd.Timestamp.now(tz="UTC")
+    run = run_id or new_run_id(arrived)
+    store.clear_quarantine(run)
+    marks_ns = {tag: int(ts.value) for tag, ts in store.watermarks().items()}
+    total = IngestSummary(run_id=run, source=source)
+    for part, chunk in enumerate(chunks):
+        total = total + _ingest_chunk(
+            chunk,
+            store,
+            validate=validate,
+            known=known_tags,
+            marks_ns=marks_ns,
+            run=run,
+            part=part,
+            arrived=arrived,
+            now=wall,
+        )
+    return replace(total, seconds=time.perf_counter() - started)
+
+
+def ingest_source(
+    result: SourceResult,
+    store: RawStore,
+    *,
+    validate: Validator | None = None,
+    known_tags: KnownTags | None = None,
+    run_id: str | None = None,
+    ingested_at: datetime | pd.Timestamp | None = None,
+    now: datetime | pd.Timestamp | None = None,
+) -> IngestSummary:
+    """Store a source's readings and quarantine its rejected rows (one chunk; see `ingest_chunks`).
+
+    Args:
+        result: What a source read.
+        store: The raw store.
+        validate: Optional validation hook between admission and store (see `Validator`).
+        known_tags: The registry's tags; None admits every tag.
+        run_id: Identifier of the run; default a fresh one. Re-running with the same id replaces
+            that run's quarantine files.
+        ingested_at: Arrival time recorded in the store; default now.
+        now: The wall clock for the future check (timezone-aware); default the store's clock.
+
+    Returns:
+        The run's summary.
+    """
+    return ingest_chunks(
+        [result],
+        store,
+        source=result.source,
+        validate=validate,
+        known_tags=known_tags,
+        run_id=run_id,
+        ingested_at=ingested_at,
+        now=now,
+    )
+
+
+def ingest_frame(  # noqa: PLR0913 - one keyword per option of the source and the run
     frame: pd.DataFrame,
     store: RawStore,
     *,
@@ -314,10 +515,10 @@ def ingest_frame(
     assume_tz: str | None = None,
     default_quality: str | None = None,
     validate: Validator | None = None,
-    incremental: bool = False,
-    overlap: timedelta = timedelta(0),
+    known_tags: KnownTags | None = None,
     run_id: str | None = None,
     ingested_at: datetime | pd.Timestamp | None = None,
+    now: datetime | pd.Timestamp | None = None,
 ) -> IngestSummary:
     """Ingest readings held in memory (e.g. from the plant simulator): source -> store.
 
@@ -330,11 +531,11 @@ def ingest_frame(
         source_name: Name of the source in the summary and the quarantine table.
         assume_tz: Time zone for timestamps without one; None quarantines those rows.
         default_quality: Quality for a long frame without a `quality` column; None refuses it.
-        validate: Optional validation hook between source and store.
-        incremental: Only offer rows newer than their tag's watermark minus `overlap`.
-        overlap: How far before the watermark rows still pass (late data).
+        validate: Optional validation hook between admission and store.
+        known_tags: The registry's tags; None admits every tag.
         run_id: Identifier of the run; default a fresh one.
         ingested_at: Arrival time recorded in the store; default now.
+        now: The wall clock for the future check (timezone-aware); default the store's clock.
 
     Returns:
         The run's summary; its `seconds` include reading the frame.
@@ -345,49 +546,50 @@ def ingest_frame(
         result,
         store,
         validate=validate,
-        incremental=incremental,
-        overlap=overlap,
+        known_tags=known_tags,
         run_id=run_id,
         ingested_at=ingested_at,
+        now=now,
     )
     return replace(summary, seconds=time.perf_counter() - started)
 
 
-def ingest_path(
+def ingest_path(  # noqa: PLR0913 - one keyword per option of the source and the run
     path: str | Path,
     store: RawStore,
     *,
     assume_tz: str | None = None,
     validate: Validator | None = None,
-    incremental: bool = False,
-    overlap: timedelta = timedelta(0),
+    known_tags: KnownTags | None = None,
     run_id: str | None = None,
     ingested_at: datetime | pd.Timestamp | None = None,
+    now: datetime | pd.Timestamp | None = None,
+    chunk_readings: int = 1_000_000,
 ) -> IngestSummary:
-    """Ingest a CSV/Parquet file or a folder of them: source -> store.
+    """Ingest a CSV/Parquet file or a folder of them, chunk by chunk: source -> store.
 
     Args:
         path: A file or a folder (read recursively; hidden files skipped).
         store: The raw store.
         assume_tz: Time zone for timestamps without one; None quarantines those rows.
-        validate: Optional validation hook between source and store.
-        incremental: Only offer rows newer than their tag's watermark minus `overlap`.
-        overlap: How far before the watermark rows still pass (late data).
+        validate: Optional validation hook between admission and store.
+        known_tags: The registry's tags; None admits every tag.
         run_id: Identifier of the run; default a fresh one.
         ingested_at: Arrival time recorded in the store; default now.
+        now: The wall clock for the future check (timezone-aware); default the store's clock.
+        chunk_readings: Readings read, validated and stored at a time (`sources.iter_path`);
+            bounds memory.
 
     Returns:
         The run's summary; `clean` is False when a row was quarantined or a file refused.
     """
-    started = time.perf_counter()
-    result = read_path(path, assume_tz=assume_tz)
-    summary = ingest_source(
-        result,
+    return ingest_chunks(
+        sources.iter_path(path, assume_tz=assume_tz, chunk_readings=chunk_readings),
         store,
+        source=str(path),
         validate=validate,
-        incremental=incremental,
-        overlap=overlap,
+        known_tags=known_tags,
         run_id=run_id,
         ingested_at=ingested_at,
+        now=now,
     )
-    return replace(summary, seconds=time.perf_counter() - started)

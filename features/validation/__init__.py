@@ -51,12 +51,13 @@ from pumptwin.features.validation.rules import (
     normalize_ranges,
 )
 from pumptwin.features.validation.suites import build_tag_suite
-from pumptwin.features.validation.validate import TagValidator, validate_tags
+from pumptwin.features.validation.validate import NEWEST, TagValidator, validate_tags
 
 __all__ = [
     "gx_checkpoint",
     "gx_context",
     "run_checkpoint",
+    "NEWEST",
     "QUALITY_FLAGS",
     "ROWS_SUITE",
     "ROW_ID",

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Literal
 
 import numpy as np
 import pandas as pd
-
-if TYPE_CHECKING:
-    pass
 
 from pumptwin.features.validation.engine import (
     _merge_suite,
@@ -45,6 +43,7 @@ def validate_tags(
     report_dir: str | Path | None = None,
     rules: TagRules | None = None,
     source: str | None = None,
+    as_of: pd.Timestamp | None = None,
 ) -> ValidationOutcome:
     """Validate a tag table, split it into good and quarantined rows, and keep the results.
 
@@ -56,8 +55,10 @@ def validate_tags(
         df: The tag table `tag, ts, value, quality`, in arrival order; extra columns are carried along.
         ranges: Physical ranges per tag or per measure, in any form `normalize_ranges` accepts, e.g.
             `{"DISCH_P": (0.0, 100.0, "bar")}`; None skips the range check.
-        now: Reference instant for readings from the future and for freshness (default: the current
-            time; pass the end of the window when validating old data).
+        now: Reference instant for readings from the future (default: the current time). Pass the
+            wall clock: a reading later than `now + rules.max_future` is quarantined.
+        as_of: Reference instant for freshness (staleness of each tag's last good reading);
+            default `now`. Pass the end of the window when validating old data.
         report_dir: Folder for the reports (the caller passes `<PUMPTWIN_HOME>/validation/`). Each run
             writes `<report_dir>/<run_id>/report.html`, `results.json` and `summary.md`, and
             `<report_dir>/index.html` lists the runs. None writes nothing.
@@ -76,6 +77,7 @@ def validate_tags(
         raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
     rules = rules or TagRules()
     now_utc = _now(now)
+    as_of_utc = _now(as_of) if as_of is not None else now_utc
     range_table = normalize_ranges(ranges)
     started = pd.Timestamp.now(tz="UTC")
     run_id = f"tags-{started:%Y%m%dT%H%M%S}Z-{uuid.uuid4().hex[:6]}"
@@ -95,7 +97,7 @@ def validate_tags(
     for rows in failures.values():
         failed[rows] = True
 
-    stats = _tag_stats(prep, ~failed, range_table, now_utc, rules)
+    stats = _tag_stats(prep, ~failed, range_table, as_of_utc, rules)
     tag_merged = _validate_tag_stats(tags_checkpoint, stats) if len(stats) else []
     for m in tag_merged:
         if not m.success and m.lists_rows:
@@ -122,6 +124,7 @@ def validate_tags(
         merged={ROWS_SUITE: row_merged, TAGS_SUITE: tag_merged},
         stats=stats,
     )
+    summary["as_of"] = as_of_utc.isoformat()
     report_files = (
         _write_report(Path(report_dir), run_id, summary, suites, results, stats) if report_dir is not None else {}
     )
@@ -159,6 +162,10 @@ def _quarantined_rows(df: pd.DataFrame, masks: np.ndarray, labels: list[str]) ->
     return rows
 
 
+NEWEST = "newest"
+"""`TagValidator(as_of=NEWEST)`: freshness is judged as of each batch's newest admissible reading."""
+
+
 class TagValidator:
     """`validate_tags` as the ingestion pipeline's validation hook, keeping every run's outcome.
 
@@ -171,31 +178,70 @@ class TagValidator:
     Args:
         ranges: Physical ranges per tag or per measure (see `normalize_ranges`).
         report_dir: Folder for the validation reports; None writes none.
-        now: Reference instant for freshness and future timestamps (default: now).
+        now: The wall clock for readings from the future (default: the current time at each call).
         source: What is validated, shown in the reports.
+        rules: Thresholds (default `TagRules()`); `max_future` is the clock tolerance.
+        as_of: Reference instant for freshness: a timestamp, None for `now`, or `NEWEST` for each
+            batch's newest reading not later than `now + rules.max_future` (a reading from the
+            future never sets it).
+        keep_rows: Keep the good and quarantined rows and the Great Expectations results in
+            `outcomes`; False keeps only the summaries and the tag statistics, so a run over many
+            chunks holds no chunk's rows (nor the row ids its results list) after the chunk.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - one keyword per option of validate_tags
         self,
         ranges: Ranges = None,
         *,
         report_dir: str | Path | None = None,
         now: pd.Timestamp | None = None,
         source: str | None = None,
+        rules: TagRules | None = None,
+        as_of: pd.Timestamp | Literal["newest"] | None = None,
+        keep_rows: bool = True,
     ) -> None:
         self.ranges = normalize_ranges(ranges) if ranges is not None else None
         self.report_dir = report_dir
         self.now = now
         self.source = source
+        self.rules = rules or TagRules()
+        self.as_of = as_of
+        self.keep_rows = keep_rows
         self.outcomes: list[ValidationOutcome] = []
+
+    def _as_of(self, readings: pd.DataFrame, now: pd.Timestamp) -> pd.Timestamp | None:
+        """The freshness reference of one batch."""
+        if not isinstance(self.as_of, str):
+            return self.as_of
+        if self.as_of != NEWEST:
+            raise ValueError(f"as_of must be a timestamp, None or {NEWEST!r}, got {self.as_of!r}")
+        if "ts" not in readings.columns or not isinstance(readings["ts"].dtype, pd.DatetimeTZDtype):
+            return None
+        ts = readings["ts"]
+        admissible = ts[ts <= now + pd.Timedelta(self.rules.max_future)]
+        return admissible.max() if len(admissible) else None
 
     def __call__(self, readings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Split ``readings`` into (good rows, quarantined rows with `reason`), keeping their index."""
-        outcome = validate_tags(readings, self.ranges, now=self.now, report_dir=self.report_dir, source=self.source)
-        self.outcomes.append(outcome)
+        now = _now(self.now)
+        outcome = validate_tags(
+            readings,
+            self.ranges,
+            now=now,
+            as_of=self._as_of(readings, now),
+            report_dir=self.report_dir,
+            rules=self.rules,
+            source=self.source,
+        )
         positions = outcome.quarantined["row_id"].to_numpy(dtype=np.int64)
         passed = np.ones(len(readings), dtype=bool)
         passed[positions] = False
         good = outcome.good.set_axis(readings.index[passed], axis=0)
         bad = outcome.quarantined.set_axis(readings.index[positions], axis=0).drop(columns=["row_id"])
+        kept = (
+            outcome
+            if self.keep_rows
+            else replace(outcome, good=outcome.good.iloc[:0], quarantined=bad.iloc[:0], results={})
+        )
+        self.outcomes.append(kept)
         return good, bad

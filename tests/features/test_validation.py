@@ -17,9 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pumptwin.features.validation import (
+    NEWEST,
     ROWS_SUITE,
     TAGS_SUITE,
     TagRules,
+    TagValidator,
     ValidationOutcome,
     build_tag_suite,
     normalize_ranges,
@@ -407,6 +409,31 @@ def test_stale_tag_and_missing_samples_are_reported_not_quarantined():
     assert outcome.quarantined.empty
     assert not outcome.success
     assert "stale: `PS02.P1.FLOW`" in outcome.markdown
+
+
+def test_freshness_as_of_is_separate_from_the_wall_clock():
+    df = tag_table()
+    wall = T0 + pd.Timedelta(days=30)  # validating old data: nothing is from the future
+    outcome = validate_tags(df, RANGES, now=wall, as_of=NOW)
+    assert outcome.quarantined.empty and outcome.summary["tags"]["stale"] == []
+    assert outcome.summary["as_of"] == NOW.isoformat() and outcome.summary["now"] == wall.isoformat()
+    assert validate_tags(df, RANGES, now=wall).summary["tags"]["stale"] == list(TAGS)  # as of the wall clock
+
+
+def test_tag_validator_judges_the_future_by_the_wall_clock_and_freshness_by_the_batch():
+    df = tag_table()
+    df.loc[len(df)] = ["PS01.P1.FLOW", pd.Timestamp("2099-01-01", tz="UTC"), 0.5, "good"]
+    validator = TagValidator(RANGES, now=NOW, as_of=NEWEST, rules=TagRules(max_future=pd.Timedelta(minutes=5)))
+    good, bad = validator(df)
+    assert bad.index.tolist() == [len(df) - 1] and TS_BOUNDS in bad["reason"].item()
+    assert len(good) == len(df) - 1
+    outcome = validator.outcomes[-1]
+    assert outcome.summary["as_of"] == (NOW - pd.Timedelta(minutes=1)).isoformat()  # the 2099 reading sets nothing
+    assert outcome.summary["tags"]["stale"] == [] and len(outcome.good) == len(good)
+    lean = TagValidator(RANGES, now=NOW, keep_rows=False)
+    lean(df)
+    assert lean.outcomes[-1].good.empty and lean.outcomes[-1].quarantined.empty
+    assert lean.outcomes[-1].summary["quarantined"] == 1
 
 
 # --- results, reports and the summary ------------------------------------------------------------------

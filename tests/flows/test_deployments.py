@@ -37,3 +37,14 @@ def test_scheduled_flows_use_valid_cron_expressions() -> None:
     assert len(crons) >= 4
     for cron in crons:
         CronSchedule(cron=cron)  # raises on an invalid expression
+
+
+def test_ingest_runs_one_at_a_time() -> None:
+    from prefect.cli.deploy._models import PrefectYamlModel
+
+    (ingest,) = [d for d in _deployments() if d["name"] == "ingest"]
+    assert ingest["concurrency_limit"]["limit"] == 1
+    parsed = PrefectYamlModel.model_validate(yaml.safe_load((REPO / "prefect.yaml").read_text()))
+    (model,) = [d for d in parsed.deployments if d.name == "ingest"]
+    assert model.concurrency_limit.limit == 1  # Prefect reads the limit as written
+    assert model.concurrency_limit.collision_strategy == "ENQUEUE"

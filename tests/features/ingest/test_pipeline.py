@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from pumptwin.features.ingest.contract import REASON_TS_NAIVE, REASON_VALUE
-from pumptwin.features.ingest.pipeline import NO_STATION, IngestSummary, ingest_frame, ingest_path, ingest_source
+from pumptwin.features.ingest import sources
+from pumptwin.features.ingest.contract import REASON_TAG_UNKNOWN, REASON_TS_FUTURE, REASON_TS_NAIVE, REASON_VALUE
+from pumptwin.features.ingest.pipeline import (
+    NO_STATION,
+    IngestSummary,
+    ingest_chunks,
+    ingest_frame,
+    ingest_path,
+    ingest_source,
+)
 from pumptwin.features.ingest.rawstore import RawStore
-from pumptwin.features.ingest.sources import SourceResult, from_frame
+from pumptwin.features.ingest.sources import SourceProblem, SourceResult, from_frame
 
 
 @pytest.fixture
@@ -22,7 +29,8 @@ def store(tmp_path):
 
 
 def accounted(summary: IngestSummary) -> bool:
-    return summary.rows_in == summary.stored + summary.duplicates + summary.skipped_before_watermark + summary.rejected
+    assert summary.accounted == (summary.rows_in == summary.stored + summary.duplicates + summary.rejected)
+    return summary.accounted
 
 
 def test_ingest_frame_summary_and_idempotency(store, make_readings):
@@ -84,16 +92,110 @@ def test_a_validator_that_loses_rows_is_an_error(store, make_readings):
     with pytest.raises(ValueError, match="reason"):
         ingest_frame(make_readings(), store, validate=no_reason)
 
+    def twice(readings):
+        return readings.iloc[2:], pd.concat([readings.iloc[:1], readings.iloc[:1]]).assign(reason="r")
 
-def test_incremental_runs_skip_rows_behind_the_watermark(store, make_readings):
-    ingest_frame(make_readings(periods=3), store)
-    overlapping = make_readings(periods=5)  # two new minutes per tag
-    summary = ingest_frame(overlapping, store, incremental=True)
-    assert (summary.skipped_before_watermark, summary.stored, summary.duplicates) == (9, 6, 0)
-    assert accounted(summary)
-    late = ingest_frame(overlapping, store, incremental=True, overlap=timedelta(minutes=4))  # watermark 00:02 - 4 min
-    assert (late.skipped_before_watermark, late.duplicates) == (3, 12)
-    assert len(store.read()) == 15
+    with pytest.raises(ValueError, match="twice"):
+        ingest_frame(make_readings(), store, validate=twice)
+
+
+def test_late_rows_behind_the_watermark_are_stored_not_skipped(store, make_readings):
+    ingest_frame(make_readings(start="2026-11-02T00:00:00Z", periods=3), store)  # watermark 00:02
+    late = make_readings(start="2026-11-01T12:00:00Z", periods=5)  # a day-old file arrives
+    summary = ingest_frame(late, store)
+    assert (summary.stored, summary.duplicates, summary.behind_watermark) == (15, 0, 15)
+    assert accounted(summary) and summary.clean
+    assert len(store.read()) == 24
+    again = ingest_frame(late, store)  # deduplicated, still not dropped
+    assert (again.stored, again.duplicates, again.behind_watermark) == (0, 15, 15)
+    assert accounted(again)
+    assert store.watermark("PS01.P1.FLOW_M3S") == pd.Timestamp("2026-11-02T00:02Z")  # never moves back
+    assert "skipped_before_watermark" not in summary.to_dict() and summary.to_dict()["behind_watermark"] == 15
+
+
+def test_future_readings_are_quarantined_against_the_wall_clock(store, make_readings):
+    now = pd.Timestamp("2026-11-02T00:00:00Z")
+    frame = make_readings(start="2026-11-01T23:58:00Z", periods=4)  # 23:58 .. 00:01
+    clock_off = make_readings(tags=("PS01.P1.FLOW_M3S",), start="2099-01-01T00:00:00Z", periods=2)
+    summary = ingest_frame(pd.concat([frame, clock_off], ignore_index=True), store, run_id="f1", now=now)
+    # 00:01 lies within now + 300 s, 2099 does not; the batch's newest reading does not define "now"
+    assert summary.rejected_by_reason == {REASON_TS_FUTURE: 2}
+    assert (summary.stored, summary.rejected) == (12, 2) and accounted(summary) and not summary.clean
+    assert store.watermark("PS01.P1.FLOW_M3S") == pd.Timestamp("2026-11-02T00:01Z")
+    assert store.read()["ts"].max() == pd.Timestamp("2026-11-02T00:01Z")
+    assert store.read_quarantine(run_id="f1")["ts"].str.startswith("2099").all()
+    # a later real reading is still stored by the next run
+    later = ingest_frame(make_readings(start="2026-11-02T00:05:00Z", periods=1), store, now=now + pd.Timedelta("10min"))
+    assert later.stored == 3 and store.watermark("PS01.P1.FLOW_M3S") == pd.Timestamp("2026-11-02T00:05Z")
+
+
+def test_tolerance_follows_the_store(tmp_path, make_readings):
+    now = pd.Timestamp("2026-11-02T00:00:00Z")
+    strict = RawStore(tmp_path / "strict", max_future_s=0.0)
+    summary = ingest_frame(make_readings(start="2026-11-01T23:59:00Z", periods=3), strict, now=now)
+    assert summary.rejected_by_reason == {REASON_TS_FUTURE: 3} and summary.stored == 6  # 00:01 is past now + 0
+
+
+def test_unknown_tags_are_quarantined_and_counted_by_tag(store, make_readings):
+    frame = make_readings(tags=("PS01.P1.FLOW_M3S", "PS01.P9.FLOW_M3S", "PS77.P1.FLOW_M3S"))
+    summary = ingest_frame(frame, store, run_id="u1", known_tags={"PS01.P1.FLOW_M3S"})
+    assert summary.unknown_tags == {"PS01.P9.FLOW_M3S": 4, "PS77.P1.FLOW_M3S": 4}
+    assert summary.rejected_by_reason == {REASON_TAG_UNKNOWN: 8}
+    assert summary.stored == 4 and accounted(summary) and not summary.clean
+    assert set(store.read()["tag"]) == {"PS01.P1.FLOW_M3S"}
+    assert summary.to_dict()["unknown_tags"] == {"PS01.P9.FLOW_M3S": 4, "PS77.P1.FLOW_M3S": 4}
+    assert "| PS77.P1.FLOW_M3S | 4 |" in summary.to_markdown()
+    assert summary.per_station["PS77"].quarantined == 4
+    quarantine = store.read_quarantine(run_id="u1")
+    assert set(quarantine["reason"]) == {REASON_TAG_UNKNOWN}
+
+    def by_function(tags):
+        return [t for t in tags if t.startswith("PS01.")]
+
+    second = ingest_frame(frame, store, known_tags=by_function)
+    assert second.unknown_tags == {"PS77.P1.FLOW_M3S": 4} and accounted(second)
+
+
+def test_chunked_path_is_stored_chunk_by_chunk(tmp_path, store, make_readings, monkeypatch):
+    frames = [make_readings(start=f"2026-11-0{d}T00:00:00Z") for d in (1, 2, 3)]
+    frames[1] = frames[1].astype({"value": object})
+    frames[1].loc[0, "value"] = "Bad Input"
+    seen = []
+
+    def fake_iter_path(path, *, assume_tz=None, chunk_readings=1_000_000):
+        seen.append(chunk_readings)
+        row = 0
+        for frame in frames:
+            result = from_frame(frame, str(path))
+            rejected = result.rejected.assign(source_row=result.rejected["source_row"] + row)
+            row += len(frame)
+            yield SourceResult(result.readings, rejected, result.problems, str(path))
+        yield SourceResult(frames[0].iloc[:0], rejected.iloc[:0], (SourceProblem("x.csv", "empty", 0, True),), "x")
+
+    monkeypatch.setattr(sources, "iter_path", fake_iter_path, raising=False)
+    sizes = []
+
+    def validate(readings):
+        sizes.append(len(readings))
+        return readings, readings.iloc[:0].assign(reason="")
+
+    summary = ingest_path(tmp_path / "big.csv", store, validate=validate, run_id="c1", chunk_readings=12)
+    assert seen == [12] and sizes == [12, 11, 12] and summary.chunks == 4
+    assert (summary.rows_in, summary.stored, summary.rejected) == (36, 35, 1) and accounted(summary)
+    assert [p.file for p in summary.refused_files] == ["x.csv"] and not summary.clean
+    assert store.read_quarantine(run_id="c1")["source_row"].tolist() == [13]  # file-absolute row
+    assert summary.per_station["PS01"].stored == 24 - 1
+
+
+def test_a_retried_run_does_not_duplicate_its_quarantine_parts(store, make_readings, monkeypatch):
+    bad = make_readings().astype({"value": object}).assign(value="x")
+    chunks = [from_frame(bad, "a"), from_frame(bad, "b")]
+    first = ingest_chunks(chunks, store, source="s", run_id="retry")
+    assert len(first.quarantine_files) == 2 and len(store.read_quarantine(run_id="retry")) == 24
+    again = ingest_chunks(chunks[:1], store, source="s", run_id="retry")  # the retry reads less
+    assert len(again.quarantine_files) == 1 and len(store.read_quarantine(run_id="retry")) == 12
+    store.quarantine(bad.assign(reason="r"), run_id="retry-2", part=0)
+    assert len(store.read_quarantine(run_id="retry")) == 12  # another run's prefix does not match
 
 
 def test_ingest_path_reports_refused_files_and_quarantined_rows(tmp_path, store, make_readings):

@@ -20,7 +20,9 @@ def store(tmp_path):
 
 
 def stored_files(store):
-    return sorted(p.relative_to(store.root).as_posix() for p in store.root.rglob("*") if p.is_file())
+    return sorted(
+        p.relative_to(store.root).as_posix() for p in store.root.rglob("*") if p.is_file() and "lock" not in p.name
+    )
 
 
 def test_partitions_by_station_and_utc_day(store, make_readings):
@@ -201,3 +203,114 @@ def test_quarantine_one_file_per_run(store):
         store.quarantine(rejected, run_id="../escape")
     assert store.read().empty  # quarantine is not read as readings
     assert RawStore(store.root / "elsewhere").read_quarantine().empty
+
+
+NOW = pd.Timestamp("2026-11-02T00:00:00Z")
+
+
+def test_readings_from_the_future_are_refused_and_move_no_watermark(tmp_path, make_readings):
+    store = RawStore(tmp_path / "raw", max_future_s=300.0, clock=lambda: NOW)
+    store.write(make_readings())  # 23:58 .. 00:01: within now + 300 s
+    marks = store.watermarks()
+    ahead = make_readings(tags=("PS01.P1.FLOW_M3S",), start="2099-01-01T00:00:00Z", periods=1)
+    with pytest.raises(rawstore.FutureReadingsError, match=r"later than now \+ 300 s .*PS01.P1.FLOW_M3S.*2099"):
+        store.write(pd.concat([make_readings(start="2026-11-02T00:02:00Z"), ahead]))
+    assert store.watermarks() == marks and len(store.read()) == 12  # nothing of that write was stored
+    assert isinstance(rawstore.FutureReadingsError("x"), RawStoreError)
+    # the wall clock, not the batch, decides: later, the same readings are fine
+    assert store.write(ahead, now=pd.Timestamp("2099-01-01T00:00:00Z")).new == 1
+
+
+def test_a_corrupt_watermarks_file_names_the_file_and_the_repair(store, make_readings):
+    store.write(make_readings())
+    for text in ("{not json", '{"watermarks": ["a"]}', '{"watermarks": {"PS01.P1.FLOW_M3S": "yesterday"}}', "{}"):
+        store.watermark_file.write_text(text)
+        with pytest.raises(RawStoreError, match=r"_watermarks.json.*pumptwin store repair"):
+            store.watermarks()
+        with pytest.raises(RawStoreError, match="pumptwin store repair"):
+            store.write(make_readings(value0=5.0))
+    store.watermark_file.write_bytes(b"\xff\xfe")
+    with pytest.raises(RawStoreError, match="_watermarks.json"):
+        store.watermarks()
+    found = store.check()
+    assert not found.ok and "_watermarks.json" in found.watermarks_problem
+    repaired = store.repair()
+    assert repaired.watermarks == 3
+    assert store.watermarks() == dict.fromkeys(make_readings()["tag"].unique(), pd.Timestamp("2026-11-02T00:01Z"))
+    assert store.check().ok
+
+
+def test_check_and_repair_move_an_unreadable_partition_aside(store, make_readings):
+    store.write(make_readings())
+    bad = store.partition_file("PS01", date(2026, 11, 1))
+    bad.write_bytes(b"PAR1 garbage")
+    with pytest.raises(RawStoreError, match=r"cannot read stored partition .*station=PS01/date=2026-11-01.*repair"):
+        store.read()
+    found = store.check()
+    assert [path for path, _ in found.unreadable] == [bad] and found.partitions_checked == 4
+    assert "pumptwin store repair" in found.to_markdown()
+    repaired = store.repair()
+    ((old, moved),) = repaired.moved
+    assert old == bad and moved.is_relative_to(store.corrupt_root) and moved.read_bytes() == b"PAR1 garbage"
+    assert "moved from" in moved.with_name(moved.name + ".txt").read_text()
+    assert not bad.exists() and store.check().ok
+    back = store.read()
+    assert len(back) == 8  # the four readings of that partition are gone from the store, kept aside
+    assert store.write(make_readings()).new == 4  # and come back when the source is ingested again
+    with pytest.raises(RawStoreError, match="not a partition file"):
+        store.quarantine_partition(store.root / "_watermarks.json", "no")
+
+
+def test_rebuilt_watermarks_ignore_stored_readings_from_the_future(tmp_path, make_readings):
+    lenient = RawStore(tmp_path / "raw", clock=lambda: pd.Timestamp("2100-01-01T00:00:00Z"))
+    lenient.write(make_readings(tags=("PS01.P1.FLOW_M3S",), start="2099-01-01T00:00:00Z", periods=1))
+    lenient.write(make_readings())
+    strict = RawStore(tmp_path / "raw", clock=lambda: NOW)
+    assert list(strict.check().future_watermarks) == ["PS01.P1.FLOW_M3S"]
+    assert strict.window_start(["PS01.P1.FLOW_M3S"]) == NOW + pd.Timedelta(seconds=300)  # capped
+    marks = strict.rebuild_watermarks()
+    assert marks["PS01.P1.FLOW_M3S"] == pd.Timestamp("2026-11-02T00:01Z")
+    assert strict.check().ok
+
+
+def test_window_start_is_the_oldest_watermark_minus_the_overlap(store, make_readings):
+    assert store.window_start(["PS01.P1.FLOW_M3S"]) is None
+    store.write(make_readings(tags=("PS01.P1.FLOW_M3S",), periods=2))  # up to 23:59
+    store.write(make_readings(tags=("PS01.P1.VIB_DE_RMS",), periods=4))  # up to 00:01
+    both = ["PS01.P1.FLOW_M3S", "PS01.P1.VIB_DE_RMS"]
+    assert store.window_start(both, overlap=timedelta(hours=1)) == pd.Timestamp("2026-11-01T22:59Z")
+    assert store.window_start([*both, "PS09.P1.NEW"]) is None  # a tag never stored: read from the start
+    assert store.window_start([]) is None
+
+
+def test_temporary_files_of_a_killed_write_are_removed_by_the_next_one(store, make_readings):
+    store.write(make_readings())
+    folder = store.partition_file("PS01", date(2026, 11, 1)).parent
+    left = [folder / ".part-0.parquet.dead.tmp", store.root / "._watermarks.json.dead.tmp"]
+    for path in left:
+        path.write_bytes(b"half")
+    (folder / "keep.txt").write_text("not a temporary file")
+    assert len(store.check().temporaries) == 2
+    store.write(make_readings(start="2026-11-01T12:00:00Z", periods=1))  # touches that partition and the marks
+    assert not any(path.exists() for path in left) and (folder / "keep.txt").exists()
+    orphan = store.root / "station=PS07" / "date=2026-11-01" / ".part-0.parquet.dead.tmp"  # first write killed
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"half")
+    assert store.repair().temporaries_removed == (orphan,)
+
+
+def test_a_retried_run_replaces_its_quarantine_parts(store):
+    rejected = pd.DataFrame({"tag": ["PS01.P1.FLOW_M3S"], "value": ["x"], "reason": ["value is not a number"]})
+    at = pd.Timestamp("2026-11-03T10:00Z")
+    first = [store.quarantine(rejected, run_id="r", ingested_at=at, part=k) for k in range(3)]
+    assert [p.name for p in first] == ["run-r+00000.parquet", "run-r+00001.parquet", "run-r+00002.parquet"]
+    store.quarantine(rejected, run_id="r-2", ingested_at=at, part=0)  # a run whose id extends "r"
+    assert len(store.read_quarantine(run_id="r")) == 3 and len(store.read_quarantine()) == 4
+    assert store.clear_quarantine("r") == 3
+    store.quarantine(rejected, run_id="r", ingested_at=at + pd.Timedelta("1D"), part=0)
+    assert len(store.read_quarantine(run_id="r")) == 1
+    store.quarantine(rejected, run_id="r", ingested_at=at)  # one file for the run replaces its parts
+    assert len(store.read_quarantine(run_id="r")) == 1 and len(store.read_quarantine(run_id="r-2")) == 1
+    first[0].parent.joinpath("run-bad.parquet").write_bytes(b"garbage")
+    with pytest.raises(RawStoreError, match="quarantine table"):
+        store.read_quarantine()

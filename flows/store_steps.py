@@ -1,0 +1,50 @@
+"""The steps of raw-store upkeep: check every partition and the watermarks, repair what is damaged.
+
+`pumptwin store check` lists partitions and watermarks that cannot be read, watermarks later than
+the wall clock and temporary files left by killed writes; `pumptwin store repair` moves unreadable
+partitions aside to ``<raw>/_corrupt/`` (with a note), removes leftover temporary files and
+rebuilds the watermarks from the stored partitions. Plain functions: the CLI runs them.
+"""
+
+from __future__ import annotations
+
+from pumptwin.features.ingest.rawstore import RawStore, StoreCheck, StoreRepair
+from pumptwin.flows.settings import Settings
+
+
+def raw_store(settings: Settings) -> RawStore:
+    """Open the raw store with the ingest settings (lock timeout, clock tolerance).
+
+    Args:
+        settings: The settings of this entry point.
+
+    Returns:
+        The store at ``settings.raw_dir``.
+    """
+    return RawStore(
+        settings.raw_dir, lock_timeout_s=settings.ingest.lock_timeout_s, max_future_s=settings.ingest.max_future_s
+    )
+
+
+def check_store(settings: Settings) -> StoreCheck:
+    """Read every partition and the watermarks of the raw store; report what cannot be read.
+
+    Args:
+        settings: The settings of this entry point.
+
+    Returns:
+        The findings; `ok` is False when something needs `repair_store`.
+    """
+    return raw_store(settings).check()
+
+
+def repair_store(settings: Settings) -> StoreRepair:
+    """Move unreadable partitions aside, remove leftover temporary files and rebuild the watermarks.
+
+    Args:
+        settings: The settings of this entry point.
+
+    Returns:
+        What was moved, removed and rebuilt.
+    """
+    return raw_store(settings).repair()
