@@ -3,16 +3,34 @@
 Settings are built once per command (``PUMPTWIN_*`` environment variables) and
 the offline environment is applied before numba or prefect are imported.
 
-Errors are handled in one place (`CommandGroup.invoke`): a `twin.errors.PumptwinError` (bad input
-named in its message) or an `OSError` (a file that cannot be read or written) ends any command
-with exit code 2 and a one-line ``error: ...`` on stderr, without a traceback.
+Exit codes, the same for every command, so a scheduler can act on them:
+
+* 0: everything stored, every scenario within its limits;
+* 1: rows quarantined, limits violated, a solve that did not converge;
+* 2: an error: one line ``error: ...`` on stderr and no traceback. Bad input (a
+  `twin.errors.PumptwinError`), a file that cannot be read or written (`OSError`), a file that is
+  not UTF-8, invalid ``PUMPTWIN_*`` settings, running out of memory, and any unexpected error
+  (``internal error: ...``; its traceback goes to ``<home>/logs/<UTC stamp>.log``). Click's usage
+  errors (an unknown option, a value of the wrong type) also end with 2, in Click's format;
+* 130: interrupted (Ctrl-C), with one line and no traceback.
+
+Errors are handled in one place, `CommandGroup`: its `invoke` covers every command, their option
+parsing and callbacks, and the sub-apps; its `main` covers the app's own options.
+
+Output paths: ``solve --json FILE`` replaces an existing file (written beside it, then renamed) and
+refuses a folder; ``whatif --out FOLDER`` refuses a file, and refuses a folder that holds anything
+but the files of an earlier what-if (which it then replaces).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
-from datetime import datetime
+import traceback
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,27 +38,289 @@ import typer
 from typer.core import TyperGroup
 
 from pumptwin.twin.errors import PumptwinError
+from pumptwin.twin.safety import printable, shorten
 from pumptwin.twin.units import DAY_S, HOUR_S
 
 BAD_INPUT_EXIT = 2
-"""Exit code of a command stopped by bad input (a `PumptwinError` or an `OSError`)."""
+"""Exit code of a command stopped by an error (bad input, a file, memory, or an internal error)."""
+
+INTERRUPTED_EXIT = 130
+"""Exit code of a command stopped with Ctrl-C (128 + SIGINT, as shells report it)."""
+
+ERROR_LIMIT = 600
+"""Most characters of an error message printed on the terminal."""
+
+WHATIF_OUTPUTS = frozenset(
+    {"whatif.md", "whatif.json", "whatif.csv", "pumps.csv", "pump_curves.png", "pressure_profile.png"}
+)
+"""Files a what-if writes into its folder; ``whatif --out`` replaces a folder holding only these."""
+
+PATH_LIMIT = 240
+"""Most characters of a path shown in a message."""
+
+_CLI_SIGNALS = (typer.TyperException, typer.Exit, typer.Abort)
+"""Click's and Typer's own exits and usage errors: they pass through with their own exit codes."""
+
+
+class OptionError(PumptwinError, ValueError):
+    """A command-line option with a value the command cannot use; the message names the option."""
 
 
 def one_line(exc: BaseException) -> str:
-    """An error's message on one line (line breaks become spaces)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
+    """An error's message on one line (line breaks become spaces), printable and bounded."""
+    text = printable(" ".join(str(exc).split()) or type(exc).__name__)
+    return text if len(text) <= ERROR_LIMIT else f"{text[: ERROR_LIMIT - 3]}..."
+
+
+def _os_error(exc: OSError) -> str:
+    """An `OSError` as ``<file>: <reason>`` when it names a file, else its message."""
+    if exc.strerror and exc.filename is not None:
+        files = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        return one_line(OSError(f"{printable(files)}: {exc.strerror}"))
+    return one_line(exc)
+
+
+def _not_utf8(exc: UnicodeDecodeError, file: object = None) -> str:
+    """A decoding error as a message naming the file (when known) and the first bad byte."""
+    what = f"{printable(str(file))} is" if file is not None else "a file is"
+    byte = exc.object[exc.start : exc.start + 1].hex() if isinstance(exc.object, bytes | bytearray) else "?"
+    return f"{what} not UTF-8 text (byte 0x{byte} at position {exc.start}); save it as UTF-8"
+
+
+def _invalid_model(exc: Any) -> str:  # noqa: ANN401 - a pydantic ValidationError
+    """A pydantic validation error on one line: each field, its problem and the value given."""
+    parts = [
+        f"{'.'.join(str(p) for p in e.get('loc', ())) or 'value'}: {e.get('msg', 'invalid')}"
+        + (f" (got {shorten(e['input'])})" if "input" in e and not isinstance(e["input"], dict) else "")
+        for e in exc.errors()[:3]
+    ]
+    more = f"; and {exc.error_count() - 3} more" if exc.error_count() > 3 else ""  # noqa: PLR2004 - shown errors
+    hint = "; check the PUMPTWIN_* variables" if str(exc.title).endswith("Settings") else ""
+    return one_line(ValueError(f"invalid {exc.title}: {'; '.join(parts)}{more}{hint}"))
+
+
+def _log_folder() -> Path:
+    """``<home>/logs``: the settings' home, or the default home when the settings cannot be built."""
+    from pumptwin.flows.settings import Settings
+
+    try:
+        home = Settings().home
+    except Exception:  # noqa: BLE001 - invalid settings must not hide the error being logged
+        home = Path(Settings.model_fields["home"].default)
+    return home / "logs"
+
+
+def write_error_log(exc: BaseException, argv: Sequence[str] | None = None) -> Path:
+    """Write an unexpected error's full traceback to ``<home>/logs/<UTC stamp>.log``.
+
+    Args:
+        exc: The error.
+        argv: The command line that failed (default `sys.argv`).
+
+    Returns:
+        The log file.
+
+    Raises:
+        OSError: When the log cannot be written.
+    """
+    folder = _log_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-{os.getpid()}.log"
+    command = " ".join(argv if argv is not None else sys.argv)
+    with log.open("a", encoding="utf-8") as out:
+        out.write(f"command: {command}\n\n")
+        out.write("".join(traceback.format_exception(exc)))
+    return log
+
+
+def _internal_error(exc: BaseException) -> str:
+    """The one-line message of an unexpected error, naming the log that holds its traceback."""
+    try:
+        where = f"details in {write_error_log(exc)}"
+    except OSError as log_error:
+        where = f"no log written: {_os_error(log_error)}"
+    return f"internal error: {type(exc).__name__}: {one_line(exc)} ({where})"
+
+
+def describe_error(exc: BaseException, command: str = "pumptwin") -> str:
+    """The one-line message of any failure of a command (without the ``error:`` prefix).
+
+    Args:
+        exc: What the command raised.
+        command: The command, e.g. ``pumptwin solve``, for messages that name it.
+
+    Returns:
+        The message: the error's own for project errors, a clear one for files, memory and
+        settings, and ``internal error: ...`` (traceback logged) for anything unexpected.
+    """
+    from pydantic import ValidationError
+
+    if isinstance(exc, PumptwinError):
+        return one_line(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return _not_utf8(exc)
+    if isinstance(exc, OSError):
+        return _os_error(exc)
+    if isinstance(exc, MemoryError):
+        return f"out of memory while running {command}; try a smaller window, duration or chunk"
+    if isinstance(exc, ValidationError):
+        return _invalid_model(exc)
+    return _internal_error(exc)
 
 
 class CommandGroup(TyperGroup):
-    """The app's command group: turns project and file errors of every command into exit code 2."""
+    """The app's command group: ends every failure of every command with one line and exit code 2."""
 
     def invoke(self, ctx: Any) -> Any:  # noqa: ANN401 - Typer's click context; whatever the command returns
-        """Run the command; a `PumptwinError` or `OSError` prints ``error: <message>`` and exits 2."""
+        """Run the command (parsing its options included); a failure prints ``error: <message>`` and exits 2.
+
+        Click's usage errors and exits pass through; Ctrl-C prints ``error: interrupted`` and exits 130.
+        """
         try:
             return super().invoke(ctx)
-        except (PumptwinError, OSError) as exc:
-            typer.echo(f"error: {one_line(exc)}", err=True)
+        except _CLI_SIGNALS:
+            raise
+        except KeyboardInterrupt as exc:
+            typer.echo("error: interrupted", err=True)
+            raise typer.Exit(INTERRUPTED_EXIT) from exc
+        except Exception as exc:  # noqa: BLE001 - the one place every failure becomes exit code 2
+            command = " ".join(p for p in (ctx.command_path, ctx.invoked_subcommand) if p)
+            typer.echo(f"error: {describe_error(exc, command)}", err=True)
             raise typer.Exit(BAD_INPUT_EXIT) from exc
+
+    def main(  # noqa: PLR0913 - Click's signature
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,  # noqa: ANN401 - Click's context settings
+    ) -> Any:  # noqa: ANN401 - whatever the command returns
+        """Run the app; a failure outside any command (the app's own options) also ends with one line and 2."""
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode, windows_expand_args, **extra)
+        except _CLI_SIGNALS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place every failure becomes exit code 2
+            typer.echo(f"error: {describe_error(exc, prog_name or 'pumptwin')}", err=True)
+            if standalone_mode:
+                sys.exit(BAD_INPUT_EXIT)
+            return BAD_INPUT_EXIT
+
+
+# --- option checks: Typer callbacks that refuse a value before the command starts --------------
+
+
+def _option(param: typer.CallbackParam) -> str:
+    """The option's longest name, e.g. ``--duration-h``."""
+    return max(param.opts, key=len) if param.opts else str(param.name)
+
+
+def _path(path: Path) -> str:
+    """A path from the command line for a message: quoted, printable, bounded."""
+    return shorten(str(path), limit=PATH_LIMIT)
+
+
+def non_negative(param: typer.CallbackParam, value: float | None) -> float | None:
+    """Option callback: refuse NaN, infinities and negative numbers.
+
+    Raises:
+        OptionError: The value is not finite or is below 0.
+    """
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise OptionError(f"{_option(param)} must be a finite number >= 0, got {shorten(value)}")
+    return value
+
+
+def positive(param: typer.CallbackParam, value: float | None) -> float | None:
+    """Option callback: refuse NaN, infinities, zero and negative numbers.
+
+    Raises:
+        OptionError: The value is not finite or is not above 0.
+    """
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise OptionError(f"{_option(param)} must be a finite number > 0, got {shorten(value)}")
+    return value
+
+
+def finite(param: typer.CallbackParam, value: float | None) -> float | None:
+    """Option callback: refuse NaN and infinities.
+
+    Raises:
+        OptionError: The value is not finite.
+    """
+    if value is not None and not math.isfinite(value):
+        raise OptionError(f"{_option(param)} must be a finite number, got {shorten(value)}")
+    return value
+
+
+def output_file(param: typer.CallbackParam, value: Path | None) -> Path | None:
+    """Option callback for a file the command writes: refuse a folder (an existing file is replaced).
+
+    Raises:
+        OptionError: The path is a folder.
+    """
+    if value is not None and value.is_dir():
+        example = _path(value / "out.json")
+        raise OptionError(f"{_option(param)} {_path(value)} is a folder; give a file name, e.g. {example}")
+    return value
+
+
+def result_folder(param: typer.CallbackParam, value: Path | None) -> Path | None:
+    """Option callback for the what-if folder: refuse a file, and a folder with other files than a what-if's.
+
+    Raises:
+        OptionError: The path is a file, or a folder that holds anything but an earlier what-if's files.
+    """
+    if value is None or not value.exists():
+        return value
+    if not value.is_dir():
+        raise OptionError(f"{_option(param)} {_path(value)} is a file; give a new or empty folder")
+    others = sorted(p.name for p in value.iterdir() if p.name not in WHATIF_OUTPUTS or not p.is_file())
+    if others:
+        raise OptionError(
+            f"{_option(param)} {_path(value)} holds other files than a what-if's "
+            f"({shorten(', '.join(others))}); give a new or empty folder"
+        )
+    return value
+
+
+def utf8_file(param: typer.CallbackParam, value: Path | None) -> Path | None:
+    """Option callback for a text file the command reads: refuse one that is not UTF-8.
+
+    A missing file passes; the command names it in its own message.
+
+    Raises:
+        OptionError: The file is not UTF-8 text.
+    """
+    if value is not None and value.is_file():
+        try:
+            value.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise OptionError(f"{_option(param)} {_not_utf8(exc, value)}") from exc
+    return value
+
+
+def utc_time(value: datetime | None) -> datetime | None:
+    """Option callback for a window's end: a time without a zone is UTC, as the options' help says."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Write `text` to `path` (UTF-8) through a file beside it, so a failure never leaves half a file.
+
+    Args:
+        path: The file; an existing one is replaced, missing folders are created.
+        text: What to write.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 app = typer.Typer(
@@ -54,47 +334,68 @@ app = typer.Typer(
 @app.command()
 def solve(
     network: Annotated[Path, typer.Argument(help="EPANET .inp file (a .yaml sidecar beside it is applied).")],
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write heads, pressures and flows here.")] = None,
+    json_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--json",
+            help="Write heads, pressures and flows to this file (an existing file is replaced).",
+            callback=output_file,
+        ),
+    ] = None,
     duration_h: Annotated[
-        float, typer.Option("--duration-h", help="Extended-period length in hours; 0 = steady.")
+        float,
+        typer.Option("--duration-h", help="Extended-period length in hours (>= 0); 0 = steady.", callback=non_negative),
     ] = 0.0,
-    accuracy: Annotated[float | None, typer.Option(help="Convergence limit (sum|dq|/sum|q|).")] = None,
+    accuracy: Annotated[
+        float | None, typer.Option(help="Convergence limit (sum|dq|/sum|q|), > 0.", callback=positive)
+    ] = None,
 ) -> None:
-    """Solve a network's steady state (or an extended period) and report every node and link."""
+    """Solve a network's steady state (or an extended period) and report every node and link.
+
+    Exit code 0 for a converged, physical solution, 1 when it did not converge or is not physical
+    (negative pressures at junctions with demand), 2 on bad input.
+    """
     from pumptwin.flows.settings import get_settings
 
     settings = get_settings()
     from pumptwin.flows import solve_steps
 
     report = solve_steps.solve_file(
-        network, duration_s=duration_h * HOUR_S, accuracy=accuracy if accuracy is not None else settings.twin.accuracy
+        network,
+        duration_s=duration_h * HOUR_S,
+        accuracy=accuracy if accuracy is not None else settings.twin.accuracy,
+        max_memory_mb=settings.twin.max_memory_mb,
     )
     typer.echo(solve_steps.describe(report))
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=1))
+        replace_text(json_out, json.dumps(report, indent=1))
         typer.echo(f"wrote {json_out}")
-    if not report["converged"]:
-        raise typer.Exit(1)
+    raise typer.Exit(solve_steps.exit_code(report))
 
 
 @app.command()
 def ingest(
     source: Annotated[str, typer.Argument(help="File or folder (CSV/Parquet), simulator:SCENARIO, or pi:NAME_FILTER.")],
-    start: Annotated[datetime | None, typer.Option(help="Window start (UTC); default everything.")] = None,
-    end: Annotated[datetime | None, typer.Option(help="Window end (UTC, exclusive).")] = None,
-    full: Annotated[bool, typer.Option("--full", help="Store every row, not only rows past the watermarks.")] = False,
+    start: Annotated[
+        datetime | None, typer.Option(help="Window start (UTC); default everything.", callback=utc_time)
+    ] = None,
+    end: Annotated[datetime | None, typer.Option(help="Window end (UTC, exclusive).", callback=utc_time)] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="pi: sources: read from --start, not from the watermarks.")
+    ] = False,
 ) -> None:
     """Ingest a source into the raw store: validate, store good rows, quarantine the rest.
 
-    Exit code 0 when every row was stored, 1 when rows were quarantined or files refused, 2 on error.
+    Every row read is stored or found already stored, however old: the watermarks only decide where
+    a pi: read starts. Exit code 0 when every row was stored (or was an exact duplicate), 1 when
+    rows were quarantined or files refused, 2 on error.
     """
     from pumptwin.flows.settings import get_settings
 
     settings = get_settings()
     from pumptwin.flows.ingest_steps import read_source, store_source
 
-    report = store_source(read_source(source, settings, start, end), settings, incremental=not full)
+    report = store_source(read_source(source, settings, start, end, incremental=not full), settings)
     typer.echo(report.to_markdown())
     typer.echo(f"raw store: {settings.raw_dir}   validation reports: {settings.validation_dir}")
     raise typer.Exit(0 if report.clean else 1)
@@ -132,21 +433,30 @@ def whatif(  # noqa: PLR0913 - one parameter per command-line option
     suction_drop: Annotated[
         str | None, typer.Option("--suction-drop", help="Suction pressure drop at the source: bar, or 50kPa.")
     ] = None,
-    file: Annotated[Path | None, typer.Option("--file", help="Scenario file (YAML, schema version 1).")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Scenario file (YAML, UTF-8, schema version 1).", callback=utf8_file)
+    ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Folder for the table, JSON and plots; default <home>/whatif/<UTC time>.")
+        Path | None,
+        typer.Option(
+            help="Folder for the table, JSON and plots: new, empty or an earlier what-if's (replaced); "
+            "default a new <home>/whatif/<UTC time>-<random suffix>.",
+            callback=result_folder,
+        ),
     ] = None,
     json_stdout: Annotated[bool, typer.Option("--json", help="Print the full results as JSON, not the table.")] = False,
     ambient_c: Annotated[
-        float | None, typer.Option("--ambient-c", help="Ambient temperature, degC; default the file's, else 25.")
+        float | None,
+        typer.Option("--ambient-c", help="Ambient temperature, degC; default the file's, else 25.", callback=finite),
     ] = None,
     rated_rpm: Annotated[
-        float | None, typer.Option("--rated-rpm", help="Rated pump speed for rpm values and the surge check.")
+        float | None,
+        typer.Option("--rated-rpm", help="Rated pump speed for rpm values and the surge check.", callback=positive),
     ] = None,
     surge: Annotated[
         bool, typer.Option("--surge", help="Simulate surge (method of characteristics) for scenarios with trips.")
     ] = False,
-    line: Annotated[int, typer.Option(help="Which line's calibration to apply, 1-based.")] = 1,
+    line: Annotated[int, typer.Option(help="Which line's calibration to apply, 1-based.", min=1)] = 1,
     as_built: Annotated[
         bool, typer.Option("--as-built", help="Solve the as-built network, not the calibrated twin.")
     ] = False,
@@ -155,7 +465,8 @@ def whatif(  # noqa: PLR0913 - one parameter per command-line option
 
     Runs on the calibrated twin when the twin has been synchronised (``pumptwin sync``), else on the
     as-built network, and says which. Exit code 0 when every scenario stays within its limits, 1
-    when one violates a limit (or does not solve), 2 on bad input.
+    when one violates a limit, does not solve, is not physical (negative pressures) or cannot reach
+    its leak, 2 on bad input.
     """
     from pumptwin.flows.settings import get_settings
 
@@ -291,6 +602,37 @@ def bench_skab(
     from pumptwin.flows.bench_steps import skab
 
     raise typer.Exit(skab(data, out))
+
+
+store_app = typer.Typer(help="Check and repair the raw store.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("check")
+def store_check() -> None:
+    """Read every partition and the watermarks of the raw store; list what cannot be read.
+
+    Exit code 0 when everything is readable, 1 when something needs ``pumptwin store repair``.
+    """
+    from pumptwin.flows.settings import get_settings
+
+    settings = get_settings()
+    from pumptwin.flows.store_steps import check_store
+
+    found = check_store(settings)
+    typer.echo(found.to_markdown())
+    raise typer.Exit(0 if found.ok else 1)
+
+
+@store_app.command("repair")
+def store_repair() -> None:
+    """Move unreadable partitions to <raw>/_corrupt/, remove leftover temporary files, rebuild the watermarks."""
+    from pumptwin.flows.settings import get_settings
+
+    settings = get_settings()
+    from pumptwin.flows.store_steps import repair_store
+
+    typer.echo(repair_store(settings).to_markdown())
 
 
 def main() -> None:

@@ -18,10 +18,20 @@ items, or with an error about too many values, is split in halves until each par
 window fits, the next one is twice as long (up to `max_chunk`). Windows are half-open,
 `[start, end)`, so a value on a boundary is read once.
 
-Connection errors, timeouts, HTTP 5xx and 429 (honouring `Retry-After`) are retried with
-exponential backoff and jitter; other errors raise `PIWebAPIError` with the server's message, or,
-when reading many streams, become a `SourceProblem` for that stream while the others go on.
-Credentials are sent as basic or bearer auth and never logged or shown in a repr.
+Connection errors, timeouts, bodies cut off by a dropped connection, HTTP 5xx and 429 (honouring
+`Retry-After`) are retried with exponential backoff and jitter; when they outlast the retries they
+raise `PIWebAPITransientError`. Other failures raise a `PIWebAPIError` whose one-line message names
+the URL path, the status and the server's message (bounded and printable):
+
+* HTTP 401 and 403 -> `PIWebAPIAuthError` (check the user, password or token);
+* HTTP 404 -> `PIWebAPINotFoundError` (check the URL and the name asked for);
+* a 2xx answer that is HTML (a login page, a proxy), invalid or truncated JSON, or JSON of another
+  shape than the one documented above (no `Items`, no `WebId`) -> `PIWebAPIResponseError`, naming
+  the URL and the first bytes of the body.
+
+When reading many streams, a stream the server refuses (403 on one point, 404, a cap it cannot
+meet) becomes a `SourceProblem` for that stream while the others go on.
+Credentials are sent as basic or bearer auth and never logged or shown in a repr or a message.
 
 Quality flags map to the contract as: not `Good` -> `bad`; `Questionable` -> `questionable`;
 `Substituted` -> `substituted`; otherwise `good`. A system digital state (`IsSystem: true`, e.g.
@@ -55,6 +65,7 @@ from requests.auth import AuthBase
 
 from pumptwin.features.ingest.sources import SourceProblem, SourceResult, concat_results, readings_from_columns
 from pumptwin.twin.errors import PumptwinError
+from pumptwin.twin.safety import printable, shorten
 from pumptwin.twin.times import to_utc
 
 logger = logging.getLogger(__name__)
@@ -66,6 +77,13 @@ _CAP_ERROR = re.compile(
 )
 _MAX_ALLOWED = re.compile(r"maxCount\W.*?maximum allowed\D*(\d+)", re.IGNORECASE)
 _HTTP_OK, _HTTP_REDIRECT, _HTTP_CLIENT_ERROR = 200, 300, 400
+_HTTP_UNAUTHORIZED, _HTTP_FORBIDDEN, _HTTP_NOT_FOUND, _HTTP_SERVER_ERROR = 401, 403, 404, 500
+_BODY_SHOWN = 60
+"""Characters of an unusable body shown in a message."""
+AUTH_HINT = "check PUMPTWIN_HISTORIAN__USERNAME and PUMPTWIN_HISTORIAN__PASSWORD, or PUMPTWIN_HISTORIAN__TOKEN"
+"""What to check when the server refuses the credentials (the settings that hold them)."""
+NOT_FOUND_HINT = "check PUMPTWIN_HISTORIAN__URL (it ends in /piwebapi) and the name asked for"
+"""What to check when the server finds no such resource."""
 _SELECTED_FIELDS = "Items.Timestamp;Items.Value;Items.Good;Items.Questionable;Items.Substituted"
 
 
@@ -89,6 +107,18 @@ class PIWebAPIError(PumptwinError, RuntimeError):
 
 class PIWebAPITransientError(PIWebAPIError):
     """A transient failure (connection error, timeout, 5xx, 429) that lasted through every retry."""
+
+
+class PIWebAPIAuthError(PIWebAPIError):
+    """The server refused the credentials (HTTP 401) or the access (HTTP 403); the message says what to check."""
+
+
+class PIWebAPINotFoundError(PIWebAPIError):
+    """The server has no such resource (HTTP 404): a wrong base URL, data server, point or WebId."""
+
+
+class PIWebAPIResponseError(PIWebAPIError):
+    """A 2xx answer that is not the documented JSON: HTML, invalid or truncated JSON, or another shape."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,11 +344,88 @@ def _errors_of(content: object) -> list[str]:
         errors = content.get("Errors") or content.get("errors") or []
         if isinstance(errors, str):
             errors = [errors]
+        if not isinstance(errors, list | tuple):
+            errors = [errors]
         message = content.get("Message")
-        return [str(e) for e in errors] + ([str(message)] if message else [])
+        return [_clip(str(e)) for e in errors] + ([_clip(str(message))] if message else [])
     if isinstance(content, str) and content.strip():
-        return [content.strip()[:500]]
+        return [shorten(" ".join(content.split()), limit=2 * _BODY_SHOWN)]
     return []
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    """A server's message on one printable line of at most about `limit` characters."""
+    line = printable(" ".join(text.split()))
+    return line if len(line) <= limit else f"{line[: limit - 3]}..."
+
+
+def _safe_url(url: str) -> str:
+    """A URL for a message: scheme, host, port and path; never the user, password or query."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return printable(parts.path)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return printable(f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}")
+
+
+def _head(body: bytes) -> str:
+    """The first characters of a body, bounded and printable, for a message."""
+    return shorten(body.decode("utf-8", errors="replace"), limit=_BODY_SHOWN)
+
+
+def _json_of(response: requests.Response, method: str, url: str) -> Any:  # noqa: ANN401 - JSON
+    """The JSON of a 2xx response.
+
+    Raises:
+        PIWebAPIResponseError: The body is HTML, empty, or not valid JSON (e.g. cut short).
+    """
+    body = response.content or b""
+    where = f"PI Web API {method} {_safe_url(url)}: HTTP {response.status_code}"
+    if "html" in response.headers.get("Content-Type", "").lower() or body.lstrip().startswith(b"<"):
+        raise PIWebAPIResponseError(
+            f"{where} answered HTML, not JSON (a login page or a proxy?); body starts {_head(body)}",
+            status=response.status_code,
+            url=url,
+        )
+    try:
+        return response.json()
+    except ValueError as exc:
+        problem = "an empty body" if not body.strip() else f"invalid or truncated JSON ({_clip(str(exc), 80)})"
+        raise PIWebAPIResponseError(
+            f"{where} answered {problem}; body starts {_head(body)}", status=response.status_code, url=url
+        ) from exc
+
+
+def _items(content: object, url: str) -> list[Mapping[str, Any]]:
+    """The `Items` of a list answer (points, recorded values).
+
+    Raises:
+        PIWebAPIResponseError: The answer is not an object with a list of objects in `Items`.
+    """
+    items = content.get("Items") if isinstance(content, Mapping) else None
+    if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
+        raise PIWebAPIResponseError(
+            f"PI Web API {_safe_url(url)}: expected a JSON object with a list of objects in 'Items', "
+            f"got {shorten(content)}",
+            url=url,
+        )
+    return items
+
+
+def _with_web_id(content: object, url: str) -> Mapping[str, Any]:
+    """An answer that describes one object (a point, a data server) and holds its `WebId`.
+
+    Raises:
+        PIWebAPIResponseError: The answer is not an object with a text `WebId`.
+    """
+    if not isinstance(content, Mapping) or not isinstance(content.get("WebId"), str):
+        raise PIWebAPIResponseError(
+            f"PI Web API {_safe_url(url)}: expected a JSON object with a 'WebId', got {shorten(content)}", url=url
+        )
+    return content
 
 
 def _is_cap_error(status: int, content: object) -> bool:
@@ -470,12 +577,16 @@ class PIWebAPIClient:
             retry_after: float | None = None
             try:
                 response = self._session.request(method, url, json=json_body, timeout=self.timeout_s)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 reason = f"{type(exc).__name__}"
                 if attempt == self.retry.attempts:
                     raise PIWebAPITransientError(
                         f"PI Web API {method} {where}: {reason} after {attempt} tries", url=url
                     ) from exc
+            except requests.RequestException as exc:  # an invalid URL, a body that cannot be decoded
+                raise PIWebAPIError(
+                    f"PI Web API {method} {_safe_url(url)}: {type(exc).__name__}: {_clip(str(exc), 200)}", url=url
+                ) from exc
             else:
                 if response.status_code not in self.retry.statuses or _is_cap_error(
                     response.status_code, _content(response)
@@ -521,7 +632,8 @@ class PIWebAPIClient:
         Returns:
             The point, with its WebId.
         """
-        return PIPoint.from_json(self.get("points", path=path))
+        url = self.url("points", {"path": path})
+        return PIPoint.from_json(_with_web_id(_checked(self._request("GET", url), "GET", url), url))
 
     def data_server(self, name: str) -> str:
         """Return the WebId of a data server.
@@ -532,7 +644,8 @@ class PIWebAPIClient:
         Returns:
             Its WebId.
         """
-        return str(self.get("dataservers", name=name)["WebId"])
+        url = self.url("dataservers", {"name": name})
+        return str(_with_web_id(_checked(self._request("GET", url), "GET", url), url)["WebId"])
 
     def find_points(self, data_server_web_id: str, name_filter: str = "*", *, page_size: int = 1000) -> list[PIPoint]:
         """List the points of a data server whose names match a filter, page by page.
@@ -547,14 +660,10 @@ class PIWebAPIClient:
         """
         points: list[PIPoint] = []
         while True:
-            content = self.get(
-                f"dataservers/{data_server_web_id}/points",
-                nameFilter=name_filter,
-                startIndex=len(points),
-                maxCount=page_size,
-            )
-            items = content.get("Items") or []
-            points += [PIPoint.from_json(item) for item in items]
+            params = {"nameFilter": name_filter, "startIndex": len(points), "maxCount": page_size}
+            url = self.url(f"dataservers/{data_server_web_id}/points", params)
+            items = _items(_checked(self._request("GET", url), "GET", url), url)
+            points += [PIPoint.from_json(_with_web_id(item, url)) for item in items]
             if len(items) < page_size:
                 return points
 
@@ -580,8 +689,10 @@ class PIWebAPIClient:
             )
             for i, tag in enumerate(chunk):
                 answer = answers.get(str(i))
-                if answer is not None and answer.ok and isinstance(answer.content, Mapping):
-                    found[tag] = PIPoint.from_json(answer.content)
+                if answer is not None and answer.ok:
+                    found[tag] = PIPoint.from_json(
+                        _with_web_id(answer.content, self.url("points", {"path": paths[tag]}))
+                    )
                 else:
                     status = answer.status if answer is not None else "no answer"
                     errors = "; ".join(_errors_of(answer.content)) if answer is not None else ""
@@ -607,15 +718,20 @@ class PIWebAPIClient:
         url = self.url("batch")
         content = _checked(self._request("POST", url, json_body=dict(requests_)), "POST", url)
         if not isinstance(content, Mapping):
-            raise PIWebAPIError(f"PI Web API POST {urlsplit(url).path}: expected a JSON object", url=url)
+            raise PIWebAPIResponseError(
+                f"PI Web API POST {_safe_url(url)}: expected a JSON object, got {shorten(content)}", url=url
+            )
         answers = {}
         for key, answer in content.items():
-            if isinstance(answer, Mapping):
-                answers[str(key)] = BatchResponse(
-                    status=int(answer.get("Status", 0)),
-                    content=answer.get("Content"),
-                    headers=dict(answer.get("Headers") or {}),
+            status = answer.get("Status") if isinstance(answer, Mapping) else None
+            headers = answer.get("Headers") or {} if isinstance(answer, Mapping) else None
+            if not isinstance(status, int) or not isinstance(headers, Mapping):
+                raise PIWebAPIResponseError(
+                    f"PI Web API POST {_safe_url(url)}: expected {{id: {{'Status', 'Headers', 'Content'}}}}, "
+                    f"got {shorten(key)}: {shorten(answer)}",
+                    url=url,
                 )
+            answers[str(key)] = BatchResponse(status=status, content=answer.get("Content"), headers=dict(headers))
         return answers
 
     # --- recorded values -------------------------------------------------------------------
@@ -639,8 +755,8 @@ class PIWebAPIClient:
         `retried` says the answer already went through `_request`'s retries (no more are made).
         """
         first, last = stream.window()
-        if _is_2xx(status) and isinstance(content, Mapping):
-            items = content.get("Items") or []
+        if _is_2xx(status):
+            items = _items(content, self._recorded_url(stream))
             if len(items) < self.max_count:
                 stamps, values, qualities = items_to_columns(items)
                 parsed = pd.to_datetime(pd.Series(stamps, dtype=object), utc=True, format="ISO8601", errors="coerce")
@@ -663,6 +779,11 @@ class PIWebAPIClient:
                 return 0.0
             return self._shrink(stream, "too many values (server error) in", first, last)
         message = f"HTTP {status}: {'; '.join(errors) or 'no message'}"
+        if status == _HTTP_UNAUTHORIZED:
+            path = urlsplit(self._recorded_url(stream)).path
+            raise PIWebAPIAuthError(f"PI Web API GET {path}: {message}; {AUTH_HINT}", status=status, errors=errors)
+        if status == _HTTP_FORBIDDEN:
+            message += " (the account may not read this point)"
         if status in self.retry.statuses and not retried:
             stream.failures += 1
             if stream.failures < self.retry.attempts:
@@ -798,10 +919,10 @@ class PIWebAPIClient:
                         waits += [wait] if wait else []
                 else:
                     stream = group[0]
-                    response = self._request("GET", self._recorded_url(stream))
-                    wait = self._handle(
-                        stream, response.status_code, _content(response), response.headers, retried=True
-                    )
+                    url = self._recorded_url(stream)
+                    response = self._request("GET", url)
+                    content = _json_of(response, "GET", url) if _is_2xx(response.status_code) else _content(response)
+                    wait = self._handle(stream, response.status_code, content, response.headers, retried=True)
                     waits += [wait] if wait else []
             if waits:
                 self._sleep(max(waits))
@@ -817,17 +938,26 @@ def _content(response: requests.Response) -> Any:  # noqa: ANN401 - JSON
 
 
 def _checked(response: requests.Response, method: str, url: str) -> Any:  # noqa: ANN401 - JSON
-    """Return the JSON of a 2xx response; raise `PIWebAPIError` with the server's messages otherwise."""
-    content = _content(response)
+    """Return the JSON of a 2xx response; raise a `PIWebAPIError` with the server's messages otherwise.
+
+    Raises:
+        PIWebAPIAuthError: HTTP 401 or 403.
+        PIWebAPINotFoundError: HTTP 404.
+        PIWebAPITransientError: HTTP 429 or 5xx (after the retries of `_request`).
+        PIWebAPIResponseError: A 2xx answer that is not JSON.
+        PIWebAPIError: Any other status.
+    """
     status = response.status_code
     if _is_2xx(status):
-        return content
-    errors = _errors_of(content)
-    kind = PIWebAPITransientError if status in RetryPolicy().statuses else PIWebAPIError
-    message = "; ".join(errors) or response.reason or "no message"
-    raise kind(
-        f"PI Web API {method} {urlsplit(url).path}: HTTP {status}: {message}",
-        status=status,
-        url=url,
-        errors=errors,
-    )
+        return _json_of(response, method, url)
+    errors = _errors_of(_content(response))
+    message = "; ".join(errors) or _clip(response.reason or "") or "no message"
+    text = f"PI Web API {method} {urlsplit(url).path}: HTTP {status}: {message}"
+    kind: type[PIWebAPIError] = PIWebAPIError
+    if status in (_HTTP_UNAUTHORIZED, _HTTP_FORBIDDEN):
+        kind, text = PIWebAPIAuthError, f"{text}; {AUTH_HINT}"
+    elif status == _HTTP_NOT_FOUND:
+        kind, text = PIWebAPINotFoundError, f"{text}; {NOT_FOUND_HINT}"
+    elif status in RetryPolicy().statuses or status >= _HTTP_SERVER_ERROR:
+        kind = PIWebAPITransientError
+    raise kind(text, status=status, url=url, errors=errors)

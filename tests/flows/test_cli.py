@@ -135,6 +135,27 @@ def test_whatif_bad_input_exits_2(runner: CliRunner, tmp_path: Path, args: list[
     assert "Traceback" not in result.output
 
 
+def test_whatif_out_replaces_an_earlier_whatif_and_refuses_other_folders(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "wi"
+    for _ in range(2):  # the second run replaces the first one's files
+        result = runner.invoke(app, ["whatif", "--speed", "all=0.95", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+    (out / "notes.txt").write_text("not a what-if's")
+    refused = runner.invoke(app, ["whatif", "--speed", "all=0.95", "--out", str(out)])
+    assert refused.exit_code == 2, refused.output
+    assert "holds other files than a what-if's ('notes.txt')" in refused.output
+    assert (out / "notes.txt").read_text() == "not a what-if's"
+
+
+def test_solve_json_refuses_a_folder_before_solving(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pumptwin.flows.solve_steps.solve_file", mock.Mock(side_effect=AssertionError("solved")))
+    result = runner.invoke(app, ["solve", str(NET1), "--json", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: --json '{tmp_path}' is a folder; give a file name, e.g. '{tmp_path}/out.json'\n"
+
+
 def test_whatif_surge_flag_simulates_trips(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(app, ["whatif", "--trip", "PS1-P1", "--surge", "--json", "--out", str(tmp_path / "o")])
     assert result.exit_code == 1, result.output  # the trip overloads PS1-P2 (POR, NPSH)

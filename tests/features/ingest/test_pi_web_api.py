@@ -13,7 +13,9 @@ The fake server answers the documented JSON shapes of the PI Web API:
 and can misbehave: cap the values per request with an ArcMaxCollect error (`cap`), refuse a
 `maxCount` above a limit (`max_returned`), fail the first requests with 503 or 429 (`fail_first`),
 fail sub-requests of a batch (`fail_sub_requests`), answer the first request late
-(`delay_first_s`), or require basic auth (`auth`).
+(`delay_first_s`), require basic auth (`auth`, refused with `auth_status`), answer every request
+with a raw body (`raw`: status, content type and bytes, e.g. HTML or truncated JSON), or drop the
+connection halfway through the body (`cut_body`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -40,13 +43,17 @@ from pumptwin.features.ingest.contract import REASON_VALUE
 from pumptwin.features.ingest.pi_web_api import (
     BasicAuth,
     BearerAuth,
+    PIWebAPIAuthError,
     PIWebAPIClient,
     PIWebAPIError,
+    PIWebAPINotFoundError,
+    PIWebAPIResponseError,
     PIWebAPITransientError,
     RetryPolicy,
     item_value,
     map_quality,
 )
+from pumptwin.twin.errors import PumptwinError
 
 SERVER = "PISRV01"
 
@@ -82,6 +89,9 @@ class FakePI:
     fail_sub_requests: int = 0
     delay_first_s: float = 0.0
     auth: tuple[str, str] | None = None
+    auth_status: int = 401
+    raw: tuple[int, str, bytes] | None = None
+    cut_body: bool = False
     log: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     headers_seen: list[dict[str, str]] = field(default_factory=list)
     _count: int = 0
@@ -189,7 +199,7 @@ class FakePI:
         if self.auth is not None:
             token = base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
             if headers.get("Authorization") != f"Basic {token}":
-                return 401, {"Errors": ["Unauthorized"]}, {}
+                return self.auth_status, {"Errors": ["Unauthorized" if self.auth_status == 401 else "Forbidden"]}, {}
         if count <= self.fail_first:
             extra = {"Retry-After": self.retry_after} if self.retry_after is not None else {}
             return self.fail_status, {"Errors": ["Service Unavailable"]}, extra
@@ -204,15 +214,20 @@ def _handler(fake: FakePI) -> type[BaseHTTPRequestHandler]:
             pass
 
         def reply(self, status: int, content: Any, headers: dict[str, str]) -> None:
-            data = json.dumps(content).encode()
+            self.reply_raw(status, "application/json; charset=utf-8", json.dumps(content).encode(), headers)
+
+        def reply_raw(self, status: int, kind: str, data: bytes, headers: dict[str, str] | None = None) -> None:
             try:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in headers.items():
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data) * (2 if fake.cut_body else 1)))
+                for name, value in (headers or {}).items():
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
+                if fake.cut_body:  # the rest of the promised body never comes
+                    self.wfile.flush()
+                    self.close_connection = True
             except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
                 pass
 
@@ -222,6 +237,11 @@ def _handler(fake: FakePI) -> type[BaseHTTPRequestHandler]:
             early = fake.before(dict(self.headers))
             if early is not None:
                 self.reply(*early)
+                return
+            if fake.raw is not None:
+                with fake._lock:
+                    fake.log.append((method, urlsplit(self.path).path, {}))
+                self.reply_raw(*fake.raw)
                 return
             self.reply(*fake.answer(method, f"http://{self.headers['Host']}{self.path}", body))
 
@@ -234,9 +254,9 @@ def _handler(fake: FakePI) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def pi_server() -> Iterator[Callable[..., tuple[FakePI, str]]]:
-    """Start fake PI Web API servers on 127.0.0.1; returns a factory: (fake, base URL)."""
+@contextmanager
+def fake_pi_servers() -> Iterator[Callable[..., tuple[FakePI, str]]]:
+    """Start fake PI Web API servers on 127.0.0.1 until the block ends; yields a factory: (fake, base URL)."""
     servers: list[ThreadingHTTPServer] = []
 
     def start(**options: Any) -> tuple[FakePI, str]:
@@ -247,10 +267,19 @@ def pi_server() -> Iterator[Callable[..., tuple[FakePI, str]]]:
         servers.append(server)
         return fake, f"http://127.0.0.1:{server.server_address[1]}/piwebapi"
 
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+@pytest.fixture
+def pi_server() -> Iterator[Callable[..., tuple[FakePI, str]]]:
+    """Start fake PI Web API servers on 127.0.0.1; returns a factory: (fake, base URL)."""
+    with fake_pi_servers() as start:
+        yield start
 
 
 START = pd.Timestamp("2026-11-01T00:00Z")
@@ -552,3 +581,115 @@ def test_naive_times_and_bad_settings_are_refused():
         client.recorded("W1", "2026-11-01", START)
     with pytest.raises(ValueError, match="min_chunk"):
         PIWebAPIClient("http://127.0.0.1:9/piwebapi", min_chunk=pd.Timedelta("2D"))
+
+
+# --- unusable answers: one clear error each --------------------------------------------------
+
+TRUNCATED = json.dumps({"Items": pi_items("2026-11-01T00:00Z", 3), "Links": {}}).encode()[:-40]
+HTML = b"<!DOCTYPE html>\n<html><head><title>Sign in\x1b[2J</title></head><body>Corporate SSO</body></html>"
+
+
+def assert_one_clear_line(error: BaseException, *fragments: str) -> None:
+    """The error is a project error whose message is one printable line holding every fragment."""
+    message = str(error)
+    assert isinstance(error, PumptwinError)
+    assert "\n" not in message and "\x1b" not in message and len(message) < 600, message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragments"),
+    [
+        ((200, "text/html; charset=utf-8", HTML), ["answered HTML", "/piwebapi/dataservers", "<!DOCTYPE html>"]),
+        ((200, "application/json", HTML), ["answered HTML", "<!DOCTYPE html>"]),  # HTML that claims to be JSON
+        ((200, "application/json", b'{"WebId": "DS1", '), ["invalid or truncated JSON", '{"WebId": "DS1"']),
+        ((200, "application/json", TRUNCATED), ["invalid or truncated JSON", '{"Items"']),
+        ((200, "application/json", b"not json at all"), ["invalid or truncated JSON", "not json"]),
+        ((200, "application/json", b""), ["an empty body"]),
+        ((200, "application/json", b"[1, 2]"), ["expected a JSON object with a 'WebId'", "[1, 2]"]),
+        ((200, "application/json", b'{"Name": "PISRV01"}'), ["expected a JSON object with a 'WebId'"]),
+    ],
+)
+def test_unusable_answers_raise_a_response_error(pi_server, sleeps, raw, fragments):
+    fake, url = pi_server(raw=raw)
+    with pytest.raises(PIWebAPIResponseError) as caught:
+        client_for(url, sleeps).data_server(SERVER)
+    assert_one_clear_line(caught.value, f"{url}/dataservers", *fragments)
+    assert "\\x1b" in str(caught.value) or b"\x1b" not in raw[2]  # escapes shown, not sent to a terminal
+    assert sleeps.waits == []  # not retried
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"Links": {}}', b'{"Items": {"WebId": "W1"}}', b'{"Items": [1, 2]}', b"[]"],
+)
+def test_a_list_answer_without_items_raises_a_response_error(pi_server, sleeps, body):
+    fake, url = pi_server(raw=(200, "application/json", body))
+    with pytest.raises(PIWebAPIResponseError, match="expected a JSON object with a list of objects in 'Items'") as c:
+        client_for(url, sleeps).find_points("DS1", "PS01.*")
+    assert_one_clear_line(c.value, "/piwebapi/dataservers/DS1/points")
+
+
+@pytest.mark.parametrize("body", [HTML, TRUNCATED, b'{"Links": {}}'])
+def test_unusable_recorded_values_raise_a_response_error(pi_server, sleeps, body):
+    fake, url = pi_server(raw=(200, "application/json", body))
+    with pytest.raises(PIWebAPIResponseError) as caught:
+        client_for(url, sleeps).recorded("W1", START, START + pd.Timedelta("1h"))
+    assert_one_clear_line(caught.value, "/piwebapi/streams/W1/recorded")
+    with pytest.raises(PIWebAPIResponseError):  # the same answer to a batch request
+        client_for(url, sleeps).read_recorded({"PS01.P1.FLOW_M3S": "W1"}, START, START + pd.Timedelta("1h"))
+
+
+def test_a_sub_request_answer_without_items_raises_a_response_error(pi_server, sleeps, monkeypatch):
+    fake, url = pi_server()
+    fake.add("W1", "PS01.P1.FLOW_M3S", [])
+    monkeypatch.setattr(fake, "recorded", lambda web_id, query: (200, "<html>proxy</html>", {}))
+    with pytest.raises(PIWebAPIResponseError, match="expected a JSON object with a list of objects in 'Items'"):
+        client_for(url, sleeps).read_recorded({"PS01.P1.FLOW_M3S": "W1"}, START, START + pd.Timedelta("1h"))
+
+
+def test_a_body_cut_off_is_retried_then_a_transient_error(pi_server, sleeps):
+    fake, url = pi_server(raw=(200, "application/json", TRUNCATED), cut_body=True)
+    with pytest.raises(PIWebAPITransientError) as caught:
+        client_for(url, sleeps).data_server(SERVER)
+    assert_one_clear_line(caught.value, "/piwebapi/dataservers", "after 4 tries")
+    assert len(sleeps.waits) == FAST_RETRY.attempts - 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_server_errors_after_the_retries_are_one_transient_line(pi_server, sleeps, status):
+    page = b"<html>\n<body>\n<h1>Internal Server Error</h1>\n" + b"x" * 5000 + b"\n</body></html>"
+    fake, url = pi_server(raw=(status, "text/html", page))
+    with pytest.raises(PIWebAPITransientError) as caught:
+        client_for(url, sleeps).data_server(SERVER)
+    assert_one_clear_line(caught.value, "/piwebapi/dataservers", f"HTTP {status}", "Internal Server Error")
+    assert caught.value.status == status and len(fake.log) == FAST_RETRY.attempts
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_raise_an_auth_error_that_says_what_to_check(pi_server, sleeps, status):
+    fake, url = pi_server(auth=("svc-pumptwin", "s3cret-pw"), auth_status=status)
+    fake.add("W1", "PS01.P1.FLOW_M3S", pi_items("2026-11-01T00:00Z", 3))
+    client = client_for(url, sleeps, auth=BasicAuth("svc-pumptwin", "wrong-pw"))
+    with pytest.raises(PIWebAPIAuthError) as caught:
+        client.data_server(SERVER)
+    error = caught.value
+    assert_one_clear_line(error, "/piwebapi/dataservers", f"HTTP {status}", "PUMPTWIN_HISTORIAN__PASSWORD")
+    assert "PUMPTWIN_HISTORIAN__TOKEN" in str(error) and "wrong-pw" not in str(error)
+    assert error.status == status and sleeps.waits == []
+    with pytest.raises(PIWebAPIError, match=f"HTTP {status}"):  # the recorded values alike
+        client.recorded("W1", START, START + pd.Timedelta("1h"))
+
+
+def test_not_found_names_what_to_check(pi_server, sleeps):
+    fake, url = pi_server()
+    with pytest.raises(PIWebAPINotFoundError) as caught:
+        client_for(url, sleeps).data_server("NO_SUCH_SERVER")
+    assert_one_clear_line(caught.value, "HTTP 404", "Data server not found", "PUMPTWIN_HISTORIAN__URL")
+
+
+def test_an_invalid_url_is_a_clear_error(sleeps):
+    with pytest.raises(PIWebAPIError, match="MissingSchema") as caught:
+        client_for("pi.example/piwebapi", sleeps).data_server(SERVER)
+    assert_one_clear_line(caught.value, "pi.example/piwebapi/dataservers")
