@@ -284,7 +284,9 @@ def store_source(
     chunks = result.chunks() if isinstance(result, PathSource) else [result]
     summary = ingest_chunks(
         chunks,
-        raw_store(settings),
+        # One partition at a time: a merge holds its whole station-day, so parallel merges would
+        # multiply the peak memory of a large ingest.
+        raw_store(settings, max_workers=1),
         source=result.source,
         validate=validator,
         known_tags=RegistryTags(network),

@@ -12,17 +12,21 @@ from pumptwin.features.ingest.rawstore import RawStore, StoreCheck, StoreRepair
 from pumptwin.flows.settings import Settings
 
 
-def raw_store(settings: Settings) -> RawStore:
+def raw_store(settings: Settings, *, max_workers: int | None = None) -> RawStore:
     """Open the raw store with the ingest settings (lock timeout, clock tolerance).
 
     Args:
         settings: The settings of this entry point.
+        max_workers: Threads that write or read partitions at once; None for the store's default.
 
     Returns:
         The store at ``settings.raw_dir``.
     """
     return RawStore(
-        settings.raw_dir, lock_timeout_s=settings.ingest.lock_timeout_s, max_future_s=settings.ingest.max_future_s
+        settings.raw_dir,
+        lock_timeout_s=settings.ingest.lock_timeout_s,
+        max_future_s=settings.ingest.max_future_s,
+        max_workers=max_workers,
     )
 
 

@@ -354,33 +354,83 @@ def _codes(column: pa.ChunkedArray, *, sorted_codes: bool) -> tuple[np.ndarray, 
     return codes, len(encoded.dictionary)
 
 
+def _column_codes(column: pa.ChunkedArray, names: list[str]) -> np.ndarray:
+    """Codes of a string or dictionary column into `names` (each of its values must be there)."""
+    position = {name: i for i, name in enumerate(names)}
+    parts = []
+    for chunk in column.chunks:
+        encoded = chunk if pa.types.is_dictionary(chunk.type) else pc.dictionary_encode(chunk)
+        lookup = np.array([position[v] for v in encoded.dictionary.to_pylist()] + [0], dtype=np.int32)
+        indices = encoded.indices.fill_null(len(lookup) - 1).to_numpy(zero_copy_only=False)
+        parts.append(lookup[indices])
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+
+
+def _distinct(*columns: pa.ChunkedArray) -> list[str]:
+    """The distinct strings of string or dictionary columns, sorted."""
+    names: set[str] = set()
+    for column in columns:
+        for chunk in column.chunks:
+            values = chunk.dictionary if pa.types.is_dictionary(chunk.type) else pc.unique(chunk)
+            names.update(v for v in values.to_pylist() if v is not None)
+    return sorted(names)
+
+
+def _int64(column: pa.ChunkedArray) -> np.ndarray:
+    """A timestamp column's integer values (ns or us since the epoch, as stored)."""
+    return column.cast(pa.int64()).to_numpy()
+
+
 def _merge(old: pa.Table, new: pa.Table, day_start_ns: int) -> tuple[pa.Table | None, int, int]:
     """Merge new rows into a partition's stored rows; the later row of a (tag, ts) wins.
 
     Both tables must hold one UTC day (from `day_start_ns`) and be unique on (tag, ts). Returns the
     merged table sorted by (tag, ts) (None when nothing changed), the count of rows that replaced
     a different stored row, and the count of rows identical to a stored row.
+
+    The work is done on compact numpy columns (tag and flag as codes), so a merge needs about
+    30 bytes per row besides the table written, whatever the length of the tag names.
     """
-    combined = pa.concat_tables([old.select(READINGS_SCHEMA.names).cast(READINGS_SCHEMA), new])
-    tags, n_tags = _codes(combined.column("tag"), sorted_codes=True)
-    ts = combined.column("ts").cast(pa.int64()).to_numpy()
+    tag_names = _distinct(old.column("tag"), new.column("tag"))
+    quality_names = _distinct(old.column("quality"), new.column("quality"))
+    tags = np.concatenate([_column_codes(old.column("tag"), tag_names), _column_codes(new.column("tag"), tag_names)])
+    ts = np.concatenate([_int64(old.column("ts").cast(READINGS_SCHEMA.field("ts").type)), _int64(new.column("ts"))])
     within = ts - day_start_ns
     if within.size and (within.min() < 0 or within.max() >= _DAY_NS):
         raise RawStoreError(f"stored partition of day {pd.Timestamp(day_start_ns, tz='UTC').date()} holds other days")
-    order = _stable_order(tags, n_tags, within)  # stored rows come first among equal (tag, ts)
+    order = _stable_order(tags.astype(np.int64), len(tag_names), within)  # stored rows first among equal keys
+    del within
     tags, ts = tags[order], ts[order]
     n = len(order)
     same_next = np.zeros(n, dtype=bool)
     same_next[:-1] = (tags[1:] == tags[:-1]) & (ts[1:] == ts[:-1])
     pairs = np.flatnonzero(same_next)  # pairs[i] is the stored row, pairs[i] + 1 the new one
-    values = combined.column("value").to_numpy()[order]
-    quality = _codes(combined.column("quality"), sorted_codes=False)[0][order]
+    values = np.concatenate([old.column("value").to_numpy(), new.column("value").to_numpy()])[order]
+    quality = np.concatenate(
+        [_column_codes(old.column("quality"), quality_names), _column_codes(new.column("quality"), quality_names)]
+    )[order]
     identical = _same_values(values[pairs], values[pairs + 1]) & (quality[pairs] == quality[pairs + 1])
     duplicates = int(identical.sum())
     updated = len(pairs) - duplicates
     if updated == 0 and duplicates == new.num_rows:
         return None, 0, duplicates
-    return combined.take(pa.array(order[~same_next])), updated, duplicates
+    arrived_type = READINGS_SCHEMA.field("ingested_at").type
+    arrived = np.concatenate(
+        [_int64(old.column("ingested_at").cast(arrived_type)), _int64(new.column("ingested_at").cast(arrived_type))]
+    )[order]
+    keep = ~same_next
+    del order, same_next
+    table = pa.Table.from_arrays(
+        [
+            pa.array(tag_names, type=pa.string()).take(pa.array(tags[keep])),
+            pa.array(ts[keep]).cast(READINGS_SCHEMA.field("ts").type),
+            pa.array(values[keep], type=pa.float64()),
+            pa.array(quality_names, type=pa.string()).take(pa.array(quality[keep])),
+            pa.array(arrived[keep]).cast(arrived_type),
+        ],
+        schema=READINGS_SCHEMA,
+    )
+    return table, updated, duplicates
 
 
 class RawStore:
@@ -594,7 +644,7 @@ class RawStore:
             with self._partition_lock(path.parent).held():  # read, merge and replace as one step
                 _remove(_temporaries(path.parent, PART_FILE))  # left by a killed writer of this partition
                 if path.exists():
-                    stored = self._read_partition(path)
+                    stored = self._read_partition(path, compact=True)
                     day_ns = (day_start - _EPOCH).days * _DAY_NS
                     merged, updated, duplicates = _merge(stored, table, day_ns)
                 if merged is not None:
@@ -634,10 +684,17 @@ class RawStore:
             per_station=dict(sorted(per_station.items())),
         )
 
-    def _read_partition(self, path: Path, columns: Sequence[str] | None = None) -> pa.Table:
-        """Read one partition file; an unreadable one is a `RawStoreError` naming it and the recovery."""
+    def _read_partition(self, path: Path, columns: Sequence[str] | None = None, *, compact: bool = False) -> pa.Table:
+        """Read one partition file; an unreadable one is a `RawStoreError` naming it and the recovery.
+
+        With `compact`, tags and flags come dictionary-encoded (a few bytes per row, not the text).
+        """
         try:
-            table = pq.read_table(path, columns=list(columns) if columns is not None else None)
+            table = pq.read_table(
+                path,
+                columns=list(columns) if columns is not None else None,
+                read_dictionary=["tag", "quality"] if compact else None,
+            )
         except (pa.ArrowException, OSError) as exc:
             raise RawStoreError(f"cannot read stored partition {path} ({shorten(str(exc), 160)}): {RECOVERY}") from exc
         wanted = columns if columns is not None else READINGS_SCHEMA.names

@@ -241,7 +241,8 @@ class TagValidator:
         kept = (
             outcome
             if self.keep_rows
-            else replace(outcome, good=outcome.good.iloc[:0], quarantined=bad.iloc[:0], results={})
+            # Copies: an empty slice would keep the chunk's columns alive through its base arrays.
+            else replace(outcome, good=outcome.good.iloc[:0].copy(), quarantined=bad.iloc[:0].copy(), results={})
         )
         self.outcomes.append(kept)
         return good, bad
