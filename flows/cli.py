@@ -50,11 +50,6 @@ INTERRUPTED_EXIT = 130
 ERROR_LIMIT = 600
 """Most characters of an error message printed on the terminal."""
 
-WHATIF_OUTPUTS = frozenset(
-    {"whatif.md", "whatif.json", "whatif.csv", "pumps.csv", "pump_curves.png", "pressure_profile.png"}
-)
-"""Files a what-if writes into its folder; ``whatif --out`` replaces a folder holding only these."""
-
 PATH_LIMIT = 240
 """Most characters of a path shown in a message."""
 
@@ -277,7 +272,10 @@ def result_folder(param: typer.CallbackParam, value: Path | None) -> Path | None
         return value
     if not value.is_dir():
         raise OptionError(f"{_option(param)} {_path(value)} is a file; give a new or empty folder")
-    others = sorted(p.name for p in value.iterdir() if p.name not in WHATIF_OUTPUTS or not p.is_file())
+    from pumptwin.flows.what_if_steps import OUTPUT_FILES
+
+    outputs = set(OUTPUT_FILES.values())
+    others = sorted(p.name for p in value.iterdir() if p.name not in outputs or not p.is_file())
     if others:
         raise OptionError(
             f"{_option(param)} {_path(value)} holds other files than a what-if's "

@@ -12,7 +12,7 @@ An empty raw store or a window without readings leaves every file as it was.
 
 `respond_to_alerts` runs the candidate responses (`twin.sync.candidate_responses`) of every
 line with an active alert through the one what-if path, `flows.what_if_steps.run_whatif`, on the
-calibrated twin, each line's into ``<whatif_dir>/<UTC stamp>_line<n>/``.
+calibrated twin, each line's into ``<whatif_dir>/<UTC stamp>-<suffix>/line<n>/``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pumptwin.flows.build_features_steps import fleet_registry
 from pumptwin.flows.score_steps import read_latest_scores
 from pumptwin.flows.settings import Settings
 from pumptwin.flows.twin_store import load_twin, state_paths
-from pumptwin.flows.what_if_steps import WhatIfRun, run_whatif
+from pumptwin.flows.what_if_steps import WhatIfRun, new_run_folder, run_whatif
 from pumptwin.twin.assets import Registry
 from pumptwin.twin.health.estimation import TwinCalibration
 from pumptwin.twin.health.io import write_calibration, write_state
@@ -44,7 +44,7 @@ from pumptwin.twin.sync import (
     needs_attention,
     operating_network,
 )
-from pumptwin.twin.times import utc_or_none, utc_stamp
+from pumptwin.twin.times import utc_or_none
 from pumptwin.twin.units import DAY_S, MINUTE_S
 
 DEFAULT_WINDOW_S = 15 * MINUTE_S
@@ -181,17 +181,18 @@ def sync_twin(
 def respond_to_alerts(settings: Settings, sync: SyncReport, *, plots: bool = True) -> list[WhatIfRun]:
     """Evaluate the candidate responses of every line with an active alert (none without alerts).
 
-    Each line's scenarios go to ``<whatif_dir>/<UTC timestamp>_line<n>/``.
+    Each line's scenarios go to ``<whatif_dir>/<UTC stamp>-<random suffix>/line<n>/``, a folder no
+    other run shares.
     """
     if sync.state is None or sync.registry is None or sync.calibration is None or not sync.state.alerts:
         return []
     network = load_network(settings.twin.network)
-    stamp = utc_stamp()
+    folder = new_run_folder(settings.whatif_dir)
     runs = []
     for line in alerted_lines(sync.state, sync.registry):
         current = operating_network(network, sync.calibration, line)
         specs = candidate_responses(sync.state, sync.registry, current, line)
-        out = settings.whatif_dir / f"{stamp}_line{line}"
+        out = folder / f"line{line}"
         runs.append(run_whatif(settings, specs, line=line, out=out, plots=plots))
     return runs
 

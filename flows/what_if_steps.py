@@ -221,13 +221,26 @@ def run_whatif(  # noqa: PLR0913 - the knobs of one what-if study
         delivery=loaded.delivery if loaded is not None else None,
         accuracy=settings.twin.accuracy,
         include_base=include_base,
-        surge_check=transient_surge_check(rated_speed_rpm=rated) if surge else None,
+        surge_check=transient_surge_check(rated_speed_rpm=rated, max_memory_mb=settings.twin.max_memory_mb)
+        if surge
+        else None,
         max_memory_mb=settings.twin.max_memory_mb,
     )
     folder = out if out is not None else new_run_folder(settings.whatif_dir)
     calibrated_at = cal.ts if cal is not None else None
     paths = write_whatif(report, net, folder, twin=twin_basis(calibrated_at, reason), line=line, plots=plots)
     return WhatIfRun(report, folder, paths, calibrated_at, line, reason)
+
+
+OUTPUT_FILES: dict[str, str] = {
+    "markdown": "whatif.md",
+    "json": "whatif.json",
+    "table": "whatif.csv",
+    "pumps": "pumps.csv",
+    "pump_curves": "pump_curves.png",
+    "pressure_profile": "pressure_profile.png",
+}
+"""The files a what-if writes into its folder, by kind."""
 
 
 def new_run_folder(parent: Path, *, attempts: int = FOLDER_ATTEMPTS) -> Path:
@@ -287,12 +300,7 @@ def write_whatif(
     from pumptwin.twin.hydraulic.solver import compile_network
 
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "markdown": folder / "whatif.md",
-        "json": folder / "whatif.json",
-        "table": folder / "whatif.csv",
-        "pumps": folder / "pumps.csv",
-    }
+    paths = {kind: folder / OUTPUT_FILES[kind] for kind in ("markdown", "json", "table", "pumps")}
     paths["markdown"].write_text(whatif_markdown(report, twin=twin, line=line), encoding="utf-8")
     paths["json"].write_text(json.dumps(whatif_dict(report, twin=twin, line=line), indent=1), encoding="utf-8")
     report.to_frame().to_csv(paths["table"])
@@ -300,6 +308,7 @@ def write_whatif(
     if plots:
         from pumptwin.twin.whatif.plots import plot_pressure_profile, plot_pump_curves
 
-        paths["pump_curves"] = plot_pump_curves(compile_network(network), report, folder / "pump_curves.png")
-        paths["pressure_profile"] = plot_pressure_profile(report, folder / "pressure_profile.png")
+        curves, profile = folder / OUTPUT_FILES["pump_curves"], folder / OUTPUT_FILES["pressure_profile"]
+        paths["pump_curves"] = plot_pump_curves(compile_network(network), report, curves)
+        paths["pressure_profile"] = plot_pressure_profile(report, profile)
     return paths

@@ -52,6 +52,7 @@ from pumptwin.models.evaluation import (
 )
 from pumptwin.models.monitoring import SOURCE_FEATURES
 from pumptwin.twin.errors import PumptwinError
+from pumptwin.twin.safety import child_path
 from pumptwin.twin.units import HOUR_S
 
 if TYPE_CHECKING:
@@ -418,7 +419,7 @@ def _anomaly_plots(scored: pd.DataFrame, frame: pd.DataFrame, plot_dir: Path) ->
             lab["event_timestamp"],
             scored.loc[rows, "score"].to_numpy(),
             1.0,
-            plot_dir / f"{name}.png",
+            child_path(plot_dir, f"{name}.png", what="pump id"),
             onset=None if pd.isna(onset) else onset,
             failure=None if pd.isna(failure) else failure,
             title=f"{pump}: anomaly score (1 = alarm threshold)",

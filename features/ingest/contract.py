@@ -44,6 +44,7 @@ REASON_TS_LOCAL = "local time ambiguous or nonexistent (daylight-saving change)"
 REASON_VALUE = "value is not a number"
 REASON_QUALITY = "quality flag not one of good, questionable, bad, substituted"
 REASON_FIELDS = "line has the wrong number of fields"
+REASON_TOO_LONG = "line or field too long to read"
 
 # Reasons the ingest pipeline quarantines a reading before it reaches the store.
 REASON_TS_FUTURE = "timestamp later than the wall clock plus the tolerance (wrong clock or time zone)"

@@ -61,6 +61,7 @@ from pumptwin.features.ingest.contract import (
     REASON_FIELDS,
     REASON_QUALITY,
     REASON_TAG,
+    REASON_TOO_LONG,
     REASON_TS_LOCAL,
     REASON_TS_MISSING,
     REASON_TS_NAIVE,
@@ -89,8 +90,6 @@ CHUNK_READINGS = 1_000_000
 """Readings per chunk that `iter_path` and `iter_file` aim for, by default."""
 MAX_LINE_CHARS = 1 << 22
 """Longest line of delimited text read (4 Mi characters); a longer line is rejected unread."""
-REASON_TOO_LONG = "line or field too long to read"
-"""Reason of a rejected line longer than `MAX_LINE_CHARS` or with a field over the csv field limit."""
 
 _TAG_ALIASES = ("tag", "tagname", "tag_name", "pointname", "point", "name")
 _TS_ALIASES = ("ts", "timestamp", "time_stamp", "time", "datetime", "date_time", "date")

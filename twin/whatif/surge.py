@@ -25,6 +25,7 @@ def transient_surge_check(
     trip_time_s: float = 1.0,
     max_reach_m: float = 1000.0,
     rated_speed_rpm: float | Mapping[str, float] = DEFAULT_RATED_RPM,
+    max_memory_mb: float | None = None,
 ) -> SurgeCheck:
     """A surge check for `run_scenarios` / `twin.whatif.assess` built on `twin.transients`.
 
@@ -43,6 +44,8 @@ def transient_surge_check(
         rated_speed_rpm: Rated pump speed for the run-down, rpm: one for every pump or by pump id
             (a station's run-down uses its first tripped pump's; `DEFAULT_RATED_RPM` for a pump not
             named).
+        max_memory_mb: Largest estimated memory of one transient simulation, MB (None: the
+            transient model's default); a finer grid or longer run is a note, not a result.
 
     Returns:
         The check.
@@ -86,7 +89,8 @@ def transient_surge_check(
                     rated_speed_rpm=_rated_of(rated_speed_rpm, first),
                     trip_time_s=trip_time_s,
                 )
-                res = simulate(case, duration_s, max_reach_m=max_reach_m)
+                limit = {} if max_memory_mb is None else {"max_memory_mb": max_memory_mb}
+                res = simulate(case, duration_s, max_reach_m=max_reach_m, **limit)
             except TransientError as exc:
                 notes.append(f"surge on {span} not simulated: {exc}")
                 continue
