@@ -89,8 +89,11 @@ def transient_surge_check(
                     rated_speed_rpm=_rated_of(rated_speed_rpm, first),
                     trip_time_s=trip_time_s,
                 )
-                limit = {} if max_memory_mb is None else {"max_memory_mb": max_memory_mb}
-                res = simulate(case, duration_s, max_reach_m=max_reach_m, **limit)
+                res = (
+                    simulate(case, duration_s, max_reach_m=max_reach_m)
+                    if max_memory_mb is None
+                    else simulate(case, duration_s, max_reach_m=max_reach_m, max_memory_mb=max_memory_mb)
+                )
             except TransientError as exc:
                 notes.append(f"surge on {span} not simulated: {exc}")
                 continue
