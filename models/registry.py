@@ -940,6 +940,23 @@ def _recorded_listing(version: RegisteredVersion, expected: str) -> dict[str, st
     return {str(k): str(v) for k, v in recorded.items()}
 
 
+def _champion_score(
+    tracking: Tracking,
+    name: str,
+    champion: RegisteredVersion | None,
+    evaluate: Callable[[Any], float],
+    metric: str,
+) -> tuple[float | None, ModelIntegrityError | None]:
+    """Score the champion; an unverifiable one is not loaded and comes back as its error."""
+    if champion is None:
+        return None, None
+    try:
+        model = load_model(tracking, name, version=champion.version)
+    except ModelIntegrityError as exc:  # never run an unverifiable pickle to score it
+        return None, exc
+    return _finite(evaluate(model), f"{metric} of champion {name} v{champion.version}"), None
+
+
 def promote_if_better(
     tracking: Tracking,
     name: str,
@@ -957,6 +974,8 @@ def promote_if_better(
     Both models are loaded and scored with the same `evaluate` (which should score on the
     held-out `window`). The rule is `decide`. The decision, both scores, the window and the reason
     are logged as a run of `experiment` and as `promotion.*` tags on the challenger's version.
+    A champion whose artifact cannot be verified (`ModelIntegrityError`: no digest, or files that
+    changed) is never loaded; the verified challenger replaces it and the reason says why.
 
     Args:
         tracking: Where MLflow keeps its data.
@@ -998,14 +1017,14 @@ def promote_if_better(
         promoted, gain, reason = False, 0.0, f"version {challenger.version} already is the champion"
         champion_score, label = challenger_score, "unchanged"
     else:
-        if champion is not None:
-            champion_score = _finite(
-                evaluate(load_model(tracking, name, version=champion.version)),
-                f"{metric} of champion {name} v{champion.version}",
+        champion_score, unverified = _champion_score(tracking, name, champion, evaluate, metric)
+        if unverified is not None and champion is not None:
+            promoted, gain = True, None
+            reason = f"champion v{champion.version} not loaded ({unverified}); the verified challenger replaces it"
+        else:
+            promoted, gain, reason = decide(
+                challenger_score, champion_score, higher_is_better=higher_is_better, min_improvement=margin
             )
-        promoted, gain, reason = decide(
-            challenger_score, champion_score, higher_is_better=higher_is_better, min_improvement=margin
-        )
         if promoted:
             label = "promoted"
 

@@ -589,3 +589,31 @@ def test_a_tampered_file_listing_does_not_hide_a_change(tracking, tiny):
 def test_integrity_errors_are_registry_errors():
     assert issubclass(ModelIntegrityError, RegistryError)
     assert issubclass(ModelIntegrityError, PumptwinError)
+
+
+def test_an_unverifiable_champion_is_replaced_without_being_loaded(tracking, classes):
+    x, y, xh, yh = classes
+    old = log(tracking, DecisionTreeClassifier(max_depth=1, random_state=0).fit(x, y), x.head(3), "legacy")
+    new = log(tracking, LogisticRegression().fit(x, y), x.head(3), "legacy")
+    scored: list[object] = []
+
+    def accuracy(model: Any) -> float:
+        scored.append(model)
+        return float((model.predict(xh) == yh).mean())
+
+    def gate(version: int) -> Any:
+        return promote_if_better(
+            tracking, "legacy", version, evaluate=accuracy, metric="accuracy", higher_is_better=True, window="w"
+        )
+
+    assert gate(old.version).promoted
+    open_client(tracking).delete_model_version_tag("legacy", str(old.version), ARTIFACT_DIGEST_TAG)
+    scored.clear()
+    decision = gate(new.version)
+    assert decision.promoted
+    assert decision.champion_score is None
+    assert f"champion v{old.version} not loaded" in decision.reason
+    assert len(scored) == 1  # only the challenger was loaded and scored
+    champion = champion_version(tracking, "legacy")
+    assert champion is not None
+    assert champion.version == new.version
