@@ -38,7 +38,7 @@ import typer
 from typer.core import TyperGroup
 
 from pumptwin.twin.errors import PumptwinError
-from pumptwin.twin.safety import printable, shorten
+from pumptwin.twin.safety import printable, replace_text, shorten
 from pumptwin.twin.units import DAY_S, HOUR_S
 
 BAD_INPUT_EXIT = 2
@@ -303,22 +303,6 @@ def utf8_file(param: typer.CallbackParam, value: Path | None) -> Path | None:
 def utc_time(value: datetime | None) -> datetime | None:
     """Option callback for a window's end: a time without a zone is UTC, as the options' help says."""
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
-def replace_text(path: Path, text: str) -> None:
-    """Write `text` to `path` (UTF-8) through a file beside it, so a failure never leaves half a file.
-
-    Args:
-        path: The file; an existing one is replaced, missing folders are created.
-        text: What to write.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 app = typer.Typer(

@@ -10,6 +10,9 @@ scenario's name, a tag) passes through one of these:
 - `child_path` joins a folder and a name taken from input and refuses a result outside the folder
   (`../`, absolute paths, links out of it).
 
+`replace_text` writes a file through a temporary file and a rename, so neither a reader nor a
+crash ever sees half of it.
+
 Example:
     >>> shorten("x" * 500, limit=12)
     "'xxxxxxxx...' (500 chars)"
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from pathlib import Path
 
 from pumptwin.twin.errors import PumptwinError
@@ -129,3 +133,23 @@ def inside(folder: str | Path, path: str | Path) -> bool:
     root = Path(folder).resolve()
     real = Path(path).resolve()
     return real == root or root in real.parents
+
+
+def replace_text(path: str | Path, text: str) -> None:
+    """Write `text` (UTF-8) to `path` through a temporary file beside it and a rename.
+
+    A reader sees the old file or the new one, never half of one; a failure leaves the old file.
+    The temporary file is named ``.<name>.<random hex>.tmp``, so writers never share one.
+
+    Args:
+        path: The file; an existing one is replaced, missing folders are created.
+        text: What to write.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)

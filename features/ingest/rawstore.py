@@ -70,7 +70,7 @@ from pumptwin.features.ingest.contract import (
     utc_ns,
 )
 from pumptwin.twin.errors import PumptwinError
-from pumptwin.twin.safety import inside, shorten
+from pumptwin.twin.safety import inside, replace_text, shorten
 from pumptwin.twin.times import utc_or_none
 
 READINGS_SCHEMA = pa.schema(
@@ -310,17 +310,6 @@ def _atomic_write_table(table: pa.Table, path: Path, compression: str) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         pq.write_table(table, tmp, compression=compression)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _atomic_write_text(text: str, path: Path) -> None:
-    """Write a text file through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -735,7 +724,7 @@ class RawStore:
             "version": 1,
             "watermarks": {tag: pd.Timestamp(ns, tz="UTC").isoformat() for tag, ns in sorted(marks.items())},
         }
-        _atomic_write_text(json.dumps(document, indent=1) + "\n", self.watermark_file)
+        replace_text(self.watermark_file, json.dumps(document, indent=1) + "\n")
 
     def _advance_watermarks(self, latest: dict[str, int]) -> None:
         """Move watermarks forward to `latest` (never back): read, advance and write under the lock."""

@@ -18,6 +18,7 @@ from pumptwin.twin.safety import (
     clip,
     inside,
     printable,
+    replace_text,
     shorten,
 )
 
@@ -186,3 +187,25 @@ def test_inside_follows_links(tmp_path: Path) -> None:
     (outside / "f").write_text("x")
     (root / "link").symlink_to(outside / "f")
     assert not inside(root, root / "link")
+
+
+def test_replace_text_replaces_a_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "sub" / "out.json"
+    replace_text(target, "first")
+    replace_text(target, "second")
+    assert target.read_text(encoding="utf-8") == "second"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.json"]
+
+
+def test_replace_text_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    target = tmp_path / "out.txt"
+    replace_text(target, "old")
+
+    def fail(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("pumptwin.twin.safety.os.replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        replace_text(target, "new")
+    assert target.read_text(encoding="utf-8") == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
