@@ -7,7 +7,9 @@ under ``<PUMPTWIN_HOME>/bench/tmp``, streaming it block by block. It then runs
 ``pumptwin ingest FILE --full`` in a subprocess whose ``PUMPTWIN_HOME`` is a fresh temporary home,
 and measures the subprocess's peak resident memory (``getrusage(RUSAGE_CHILDREN).ru_maxrss``),
 its wall time and readings per second, and counts the readings in its raw store and quarantine
-against the readings written. The figures are printed and written to
+against the readings written (from the parquet footers: the ingest compacts each partition it
+wrote into one file at its end, so no stored row is counted twice), with the store's partitions
+and data files. The figures are printed and written to
 ``<PUMPTWIN_HOME>/bench/ingest_memory.json``; the file and the temporary home are deleted.
 
 Exit code 1 when the peak memory reaches the limit (``--limit-gb``, default 2 GB, decimal) or a
@@ -156,7 +158,8 @@ def run_ingest(data: WideFile, home: Path, chunk_readings: int | None = None) ->
             setting's default.
 
     Returns:
-        Exit code, wall time, peak memory, rows stored and quarantined, and the output's tail.
+        Exit code, wall time, peak memory, rows stored and quarantined, partitions and their data
+        files, and the output's tail.
     """
     env = {**os.environ, "PUMPTWIN_HOME": str(home)}
     if chunk_readings is not None:
@@ -173,7 +176,9 @@ def run_ingest(data: WideFile, home: Path, chunk_readings: int | None = None) ->
     seconds = time.perf_counter() - t0
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     raw = home / "raw"
-    stored = parquet_rows(raw, "station=*/date=*/*.parquet") if raw.exists() else 0
+    stored = parquet_rows(raw, "station=*/date=*/part-*.parquet") if raw.exists() else 0
+    partitions = len(list(raw.glob("station=*/date=*"))) if raw.exists() else 0
+    store_files = len(list(raw.glob("station=*/date=*/part-*.parquet"))) if raw.exists() else 0
     quarantined = parquet_rows(raw / "_quarantine", "**/*.parquet") if (raw / "_quarantine").exists() else 0
     return {
         "exit_code": done.returncode,
@@ -182,6 +187,8 @@ def run_ingest(data: WideFile, home: Path, chunk_readings: int | None = None) ->
         "peak_rss_bytes": peak_kib * 1024,
         "stored": stored,
         "quarantined": quarantined,
+        "partitions": partitions,
+        "store_files": store_files,
         "output_tail": (done.stdout + done.stderr)[-2000:],
     }
 
@@ -218,7 +225,12 @@ def describe(report: dict[str, Any]) -> str:
             f" {report['readings_per_s'] or 0:,.0f} readings/s ({report['csv_rows_per_s'] or 0:,.0f} rows/s)",
             f"  peak RSS {report['peak_rss_mb']:,.0f} MB = {report['peak_over_file_size']:.2f} x the file"
             f" (limit {report['limit_bytes'] / GB:.2f} GB)",
-            f"  stored {report['stored']:,}, quarantined {report['quarantined']:,}, lost {report['readings_lost']:,}",
+            f"  stored {report['stored']:,}, quarantined {report['quarantined']:,}, lost {report['readings_lost']:,}"
+            + (
+                f" ({report['partitions']} partitions in {report['store_files']} files)"
+                if "store_files" in report
+                else ""
+            ),
         ]
     )
 

@@ -586,7 +586,7 @@ def bench_skab(
     raise typer.Exit(skab(data, out))
 
 
-store_app = typer.Typer(help="Check and repair the raw store.", no_args_is_help=True)
+store_app = typer.Typer(help="Check, repair and compact the raw store.", no_args_is_help=True)
 app.add_typer(store_app, name="store")
 
 
@@ -615,6 +615,17 @@ def store_repair() -> None:
     from pumptwin.flows.store_steps import repair_store
 
     typer.echo(repair_store(settings).to_markdown())
+
+
+@store_app.command("compact")
+def store_compact() -> None:
+    """Merge each partition's appended files into one sorted file (bounded memory); print how many were merged."""
+    from pumptwin.flows.settings import get_settings
+
+    settings = get_settings()
+    from pumptwin.flows.store_steps import compact_store
+
+    typer.echo(f"compacted {compact_store(settings)} partitions of {settings.raw_dir}")
 
 
 def main() -> None:

@@ -97,7 +97,10 @@ class PathSource:
             One `SourceResult` per chunk (a refused file as one chunk with a refusing problem).
         """
         for chunk in iter_path(self.path, chunk_readings=self.chunk_readings):
-            yield _window(chunk, self.start, self.end)
+            windowed = _window(chunk, self.start, self.end)
+            del chunk  # not held while the next chunk is read
+            yield windowed
+            del windowed
 
 
 class RegistryTags:
@@ -284,8 +287,7 @@ def store_source(
     chunks = result.chunks() if isinstance(result, PathSource) else [result]
     summary = ingest_chunks(
         chunks,
-        # One partition at a time: a merge holds its whole station-day, so parallel merges would
-        # multiply the peak memory of a large ingest.
+        # One partition at a time: parallel appends and compactions would multiply the peak memory.
         raw_store(settings, max_workers=1),
         source=result.source,
         validate=validator,

@@ -1,9 +1,11 @@
 """The steps of raw-store upkeep: check every partition and the watermarks, repair what is damaged.
 
 `pumptwin store check` lists partitions and watermarks that cannot be read, watermarks later than
-the wall clock and temporary files left by killed writes; `pumptwin store repair` moves unreadable
-partitions aside to ``<raw>/_corrupt/`` (with a note), removes leftover temporary files and
-rebuilds the watermarks from the stored partitions. Plain functions: the CLI runs them.
+the wall clock, temporary files left by killed writes and files left by killed compactions;
+`pumptwin store repair` moves unreadable partition files aside to ``<raw>/_corrupt/`` (with a
+note), removes leftover temporary and superseded files, merges each partition's files into one
+and rebuilds the watermarks from the stored partitions; `compact_store` merges each partition's
+files into one, in bounded memory. Plain functions: the CLI runs them.
 """
 
 from __future__ import annotations
@@ -52,3 +54,15 @@ def repair_store(settings: Settings) -> StoreRepair:
         What was moved, removed and rebuilt.
     """
     return raw_store(settings).repair()
+
+
+def compact_store(settings: Settings) -> int:
+    """Merge the files of every partition of the raw store into one file each (bounded memory).
+
+    Args:
+        settings: The settings of this entry point.
+
+    Returns:
+        Partitions rewritten (a partition already in one file is left as it is).
+    """
+    return raw_store(settings).compact()

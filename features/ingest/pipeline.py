@@ -9,7 +9,11 @@ API) and, chunk by chunk, so that memory is bounded by a chunk and not by the so
    the known tags are given, and counts them by tag;
 3. passes the rest through an optional validation hook;
 4. stores the good rows and writes every rejected or quarantined row to the store's quarantine
-   table (one part per chunk).
+   table (one part per chunk);
+5. hands the memory the chunk freed back to the system (`release_memory`).
+
+At the end of a run, the partitions it wrote are compacted (each chunk added a file to each
+partition it touched; `RawStore.compact` merges them into one, in bounded memory).
 
 `ingest_source`, `ingest_frame` and `ingest_path` wrap it for one result, an in-memory frame and a
 file or folder (read in chunks). The watermark decides what to read, not what to keep: every row
@@ -31,16 +35,20 @@ it returns, so quarantined rows can be traced to their file, and return every ro
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pumptwin.features.ingest import sources
 from pumptwin.features.ingest.contract import (
@@ -120,10 +128,11 @@ class IngestSummary:
         unknown_tags: Rows quarantined because no asset of the registry carries their tag, per tag.
         per_station: Counts per station.
         problems: Refused files and summaries of rejected rows, each naming the file.
-        partitions_written: Partition files (re)written, counted once per chunk that rewrote them.
+        partitions_written: Partitions a file was written to, counted once per chunk that wrote one.
         seconds: Wall time of the run.
         quarantine_files: The run's quarantine files (one per chunk with quarantined rows).
         chunks: Chunks the source was read in.
+        partitions_compacted: Partitions whose files the run merged into one at its end.
     """
 
     run_id: str
@@ -142,6 +151,7 @@ class IngestSummary:
     seconds: float = 0.0
     quarantine_files: tuple[str, ...] = ()
     chunks: int = 0
+    partitions_compacted: int = 0
 
     def __add__(self, other: IngestSummary) -> IngestSummary:
         """Combine the summaries of two chunks of the same run (`run_id` and `source` of `self`)."""
@@ -161,6 +171,7 @@ class IngestSummary:
             seconds=self.seconds + other.seconds,
             quarantine_files=self.quarantine_files + other.quarantine_files,
             chunks=self.chunks + other.chunks,
+            partitions_compacted=self.partitions_compacted + other.partitions_compacted,
         )
 
     @property
@@ -229,6 +240,7 @@ class IngestSummary:
             "quarantine_file": self.quarantine_file,
             "quarantine_files": list(self.quarantine_files),
             "chunks": self.chunks,
+            "partitions_compacted": self.partitions_compacted,
         }
 
     def to_markdown(self) -> str:
@@ -272,6 +284,26 @@ class IngestSummary:
             lines += ["", "Problems:", ""]
             lines += [f"- {cell(problem)}" for problem in self.problems]
         return "\n".join(lines) + "\n"
+
+
+def release_memory() -> None:
+    """Hand memory freed by a chunk back to the system before the next chunk is read.
+
+    A chunk leaves garbage in reference cycles (frames reachable from validation results and
+    pandas caches) that the cyclic collector reaches only rarely, and its freed blocks stay
+    inside the allocators (Arrow's pool, glibc's malloc arenas) unless they are asked to return
+    them. Without this, the resident memory of a long ingest grows with every chunk although
+    its live data does not.
+    """
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    _malloc_trim()
+
+
+def _malloc_trim() -> None:
+    """Ask glibc's malloc to return free memory of every arena to the system (no-op elsewhere)."""
+    with contextlib.suppress(OSError, AttributeError):  # no glibc (musl, macOS): nothing to trim
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def new_run_id(now: pd.Timestamp | None = None) -> str:
@@ -326,10 +358,13 @@ def _admit(
     unknown = np.zeros(len(readings), dtype=bool)
     if known is not None and len(readings):
         unknown = ~future & ~_known_mask(readings["tag"], known)
+    rejected = future | unknown
+    if not rejected.any():  # the usual chunk: no copy of it
+        return readings, readings.iloc[:0].assign(reason=pd.Series([], dtype=object)), {}
     reasons = np.where(future, REASON_TS_FUTURE, np.where(unknown, REASON_TAG_UNKNOWN, ""))
-    bad = readings[future | unknown].assign(reason=reasons[future | unknown])
+    bad = readings[rejected].assign(reason=reasons[rejected])
     counts = readings.loc[unknown, "tag"].astype(str).value_counts()
-    return readings[~(future | unknown)], bad, {str(tag): int(n) for tag, n in counts.items()}
+    return readings[~rejected], bad, {str(tag): int(n) for tag, n in counts.items()}
 
 
 def _behind(readings: pd.DataFrame, marks_ns: dict[str, int]) -> int:
@@ -363,8 +398,8 @@ def _ingest_chunk(  # noqa: PLR0913 - the state one chunk needs from its run
     part: int,
     arrived: pd.Timestamp,
     now: pd.Timestamp,
-) -> IngestSummary:
-    """Admit, validate, store and quarantine one chunk; return its summary."""
+) -> tuple[IngestSummary, tuple[tuple[str, date], ...]]:
+    """Admit, validate, store and quarantine one chunk; return its summary and the partitions written."""
     readings, early_bad, unknown = _admit(result.readings, store.horizon_ns(now), known)
     quarantined = [frame for frame in (result.rejected, _quarantine_rows(early_bad, result)) if len(frame)]
     if validate is not None and len(readings):
@@ -373,6 +408,7 @@ def _ingest_chunk(  # noqa: PLR0913 - the state one chunk needs from its run
             quarantined.append(_quarantine_rows(bad, result))
     behind = _behind(readings, marks_ns)
     written = store.write(readings, ingested_at=arrived, now=now)
+    del readings
 
     rejected = pd.concat(quarantined, ignore_index=True) if quarantined else None
     files: tuple[str, ...] = ()
@@ -394,7 +430,7 @@ def _ingest_chunk(  # noqa: PLR0913 - the state one chunk needs from its run
             duplicates=w.duplicates if w else 0,
             quarantined=station_quarantined.get(name, 0),
         )
-    return IngestSummary(
+    summary = IngestSummary(
         run_id=run,
         source=result.source,
         rows_in=result.rows_in,
@@ -411,6 +447,7 @@ def _ingest_chunk(  # noqa: PLR0913 - the state one chunk needs from its run
         quarantine_files=files,
         chunks=1,
     )
+    return summary, written.partitions
 
 
 def ingest_chunks(
@@ -423,12 +460,15 @@ def ingest_chunks(
     run_id: str | None = None,
     ingested_at: datetime | pd.Timestamp | None = None,
     now: datetime | pd.Timestamp | None = None,
+    compact: bool = True,
 ) -> IngestSummary:
     """Store a source read in chunks, one chunk at a time, and quarantine its rejected rows.
 
-    Each chunk is admitted, validated, stored and quarantined before the next is read, so memory
-    is bounded by the largest chunk. A retried run (the same `run_id`) first removes the quarantine
-    files of the earlier try.
+    Each chunk is admitted, validated, stored and quarantined before the next is read, and the
+    memory it freed is handed back (`release_memory`), so memory is bounded by the largest chunk.
+    Each chunk adds a file to each partition it touches; at the end, the run merges the files of
+    the partitions it wrote into one each (`RawStore.compact`, in bounded memory). A retried run
+    (the same `run_id`) first removes the quarantine files of the earlier try.
 
     Args:
         chunks: What the source read, chunk by chunk.
@@ -440,6 +480,7 @@ def ingest_chunks(
         run_id: Identifier of the run; default a fresh one.
         ingested_at: Arrival time recorded in the store; default now.
         now: The wall clock for the future check (timezone-aware); default the store's clock.
+        compact: Compact the partitions the run wrote at its end.
 
     Returns:
         The run's summary, over all chunks.
@@ -455,8 +496,9 @@ def ingest_chunks(
     store.clear_quarantine(run)
     marks_ns = {tag: int(ts.value) for tag, ts in store.watermarks().items()}
     total = IngestSummary(run_id=run, source=source)
+    written: set[tuple[str, date]] = set()
     for part, chunk in enumerate(chunks):
-        total = total + _ingest_chunk(
+        summary, partitions = _ingest_chunk(
             chunk,
             store,
             validate=validate,
@@ -467,7 +509,12 @@ def ingest_chunks(
             arrived=arrived,
             now=wall,
         )
-    return replace(total, seconds=time.perf_counter() - started)
+        del chunk  # before the next chunk is read: one chunk in memory at a time
+        total = total + summary
+        written.update(partitions)
+        release_memory()
+    compacted = store.compact(written) if compact and written else 0
+    return replace(total, seconds=time.perf_counter() - started, partitions_compacted=compacted)
 
 
 def ingest_source(

@@ -2,25 +2,42 @@
 
 Layout under `root` (for the embedded default, `<PUMPTWIN_HOME>/raw`)::
 
-    station=PS01/date=2026-11-01/part-0.parquet        readings of one station and UTC day
+    station=PS01/date=2026-11-01/part-0.parquet        readings of one station and UTC day (compacted)
+    station=PS01/date=2026-11-01/part-<n>.parquet      rows added since, one file per write (n = 1, 2, ...)
     station=PS01/date=2026-11-01/.lock                 lock file of the partition (never deleted)
     _watermarks.json                                   last stored `ts` per tag
     _watermarks.lock                                   lock file of the watermarks
     _quarantine/date=2026-11-01/run-<id>+00000.parquet rejected rows of one run, one part per chunk
-    _corrupt/station=PS01/date=.../part-0.parquet.<t>  unreadable partitions moved aside, with a note
+    _corrupt/station=PS01/date=.../part-0.parquet.<t>  unreadable partition files moved aside, with a note
 
-Each partition file holds `tag, ts, value, quality, ingested_at`, sorted by (tag, ts) and unique
-on (tag, ts). A write merges the incoming rows into each touched partition, keeping the
-latest-arriving row of each (tag, ts), and replaces the file atomically (temporary file, then
-rename); a partition whose rows are all already stored is not rewritten, so re-ingesting a window
-changes nothing. Names starting with `_` or `.` are skipped by parquet dataset readers.
+Each file holds `tag, ts, value, quality, ingested_at`, sorted by (tag, ts) and unique on (tag, ts),
+in row groups of `ROW_GROUP_ROWS` rows. A partition is its files in arrival order: `part-0.parquet`
+first, then `part-<n>.parquet` by n; for each (tag, ts) the row of the latest file wins, so a
+partition is unique on (tag, ts) as read. A write appends: it reads the stored keys (with values and
+flags) of each touched partition within the write's range of time and tags only (row-group
+statistics skip the rest), and writes one new file holding the rows not stored yet and the rows
+that replace a stored row with another value or flag (the latest arrival wins). A write whose rows
+are all stored identically writes nothing, so re-ingesting a window changes nothing.
+
+Compaction merges a partition's files into one `part-0.parquet`, a group of tags at a time
+(`COMPACT_GROUP_ROWS` rows), so its memory is bounded whatever the partition's size. A write that
+leaves more than `compact_files` files compacts the partition; the ingest pipeline compacts the
+partitions a run wrote at its end; `compact` and `repair` compact on demand. The compacted file
+records in its footer the highest file number it merged; files up to that number are superseded
+(left behind only by a compaction killed between its rename and its deletes): readers skip them,
+and the next writer of the partition or `repair` deletes them. Every file is written to a
+temporary file and renamed, so a killed write or compaction leaves the old files or the new one,
+and never counts a row twice. Names starting with `_` or `.` are skipped by parquet dataset readers.
 
 Several writers at once (threads or processes) lose nothing: a writer holds an exclusive lock
-(`fcntl.flock` on the partition's `.lock`) across read, merge and replace of a partition, and the
-watermarks are read, advanced and written under `_watermarks.lock`. A writer that waits longer
-than `lock_timeout_s` stops with `StoreLockError`. Locks die with their process, so a killed run
-leaves no lock behind; its temporary files are removed by the next writer of the same partition
-(under the lock, so a live writer's temporary file is never touched) or by `repair`.
+(`fcntl.flock` on the partition's `.lock`) across the read of the stored keys, the append and any
+compaction of a partition, and the watermarks are read, advanced and written under
+`_watermarks.lock`. A writer that waits longer than `lock_timeout_s` stops with `StoreLockError`.
+Readers take no lock: they open a partition's files at one instant (an open file stays readable
+when a compaction replaces or deletes it) and open them again when a compaction got in between.
+Locks die with their process, so a killed run leaves no lock behind; its temporary files are
+removed by the next writer of the same partition (under the lock, so a live writer's temporary file
+is never touched) or by `repair`.
 
 Readings from the future are refused: a write holding a reading later than the wall clock plus
 `max_future_s` raises `FutureReadingsError` and stores nothing, so no watermark can run ahead of
@@ -28,10 +45,11 @@ the clock and hide later real readings from an incremental read. The ingest pipe
 such rows before they reach the store.
 
 A crash between partitions leaves the earlier ones written and the watermark behind; ingesting the
-same window again completes it without duplicates. A partition or watermarks file that cannot be
-read stops a write or read with a `RawStoreError` naming the file; `check` lists them and `repair`
-moves unreadable partitions aside and rebuilds the watermarks from what is stored
-(`pumptwin store check`, `pumptwin store repair`).
+same window again completes it without duplicates. A partition file or watermarks file that cannot
+be read stops a write or read with a `RawStoreError` naming the file; `check` lists them and
+`repair` moves unreadable files aside, removes superseded and temporary files, compacts the
+partitions and rebuilds the watermarks from what is stored (`pumptwin store check`,
+`pumptwin store repair`).
 """
 
 from __future__ import annotations
@@ -100,7 +118,19 @@ QUARANTINE_SCHEMA = pa.schema(
 """Schema of a quarantine file: raw fields as text, where they came from, why and when."""
 
 PART_FILE = "part-0.parquet"
-"""The one data file of a partition."""
+"""The compacted data file of a partition (the first file a partition gets, and what compaction writes)."""
+
+ROW_GROUP_ROWS = 65_536
+"""Rows per row group of a partition file: small enough that statistics skip what a write or read does not need."""
+
+COMPACT_FILES = 16
+"""Default `compact_files`: a write that leaves more files than this in a partition compacts it."""
+
+COMPACT_GROUP_ROWS = 1_000_000
+"""Rows merged at a time by a compaction (whole tags), which bounds its memory."""
+
+COVERS_KEY = b"pumptwin.covers"
+"""Footer key of a compacted file: the highest file number merged into it (files up to it are superseded)."""
 
 LOCK_FILE = ".lock"
 """The lock file of a partition, beside its data file."""
@@ -115,6 +145,8 @@ _DAY_NS = 86_400 * 10**9
 _EPOCH = date(1970, 1, 1)
 _MAX_KEY_GROUPS = (2**63 - 1) // _DAY_NS  # (group, ns within the day) fits one int64 below this
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_PART_NAME = re.compile(r"^part-(\d{1,18})\.parquet$")
+_SNAPSHOT_TRIES = 20
 
 
 class RawStoreError(PumptwinError, RuntimeError):
@@ -172,6 +204,11 @@ def _temporaries(folder: Path, name: str) -> list[Path]:
     return sorted(folder.glob(f".{glob.escape(name)}.*.tmp"))
 
 
+def _part_temporaries(folder: Path) -> list[Path]:
+    """Temporary files that killed writes or compactions left in a partition folder."""
+    return sorted(folder.glob(".part-*.parquet.*.tmp"))
+
+
 def _remove(paths: Iterable[Path]) -> list[Path]:
     """Delete files that may already be gone; return the ones deleted."""
     removed = []
@@ -193,6 +230,8 @@ class StoreCheck:
         watermarks_problem: Why the watermarks file cannot be read; None when it can (or is absent).
         future_watermarks: Watermarks later than the wall clock plus the tolerance, by tag.
         temporaries: Temporary files left by killed writes.
+        superseded: Files already merged into their partition's `part-0.parquet` by a compaction
+            killed before deleting them (never read; `repair` deletes them).
     """
 
     root: Path
@@ -201,6 +240,7 @@ class StoreCheck:
     watermarks_problem: str | None = None
     future_watermarks: dict[str, pd.Timestamp] = field(default_factory=dict)
     temporaries: tuple[Path, ...] = ()
+    superseded: tuple[Path, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -221,6 +261,7 @@ class StoreCheck:
             f"- watermark of {tag} lies in the future: {ts.isoformat()}" for tag, ts in self.future_watermarks.items()
         ]
         lines += [f"- temporary file left by a killed write: `{path}`" for path in self.temporaries]
+        lines += [f"- file merged by a killed compaction, not read: `{path}`" for path in self.superseded]
         lines += ["", "OK." if self.ok else "Run `pumptwin store repair` to recover."]
         return "\n".join(lines) + "\n"
 
@@ -233,11 +274,15 @@ class StoreRepair:
         moved: (partition file, where it was moved) for each unreadable partition set aside.
         temporaries_removed: Temporary files deleted.
         watermarks: Tags whose watermark was rebuilt from the stored partitions.
+        superseded_removed: Files a killed compaction had merged but not deleted, deleted now.
+        compacted: Partitions whose files were merged into one.
     """
 
     moved: tuple[tuple[Path, Path], ...] = ()
     temporaries_removed: tuple[Path, ...] = ()
     watermarks: int = 0
+    superseded_removed: tuple[Path, ...] = ()
+    compacted: int = 0
 
     def to_markdown(self) -> str:
         """Render what was done as markdown.
@@ -247,6 +292,9 @@ class StoreRepair:
         """
         lines = [f"- moved unreadable `{old}` to `{new}`" for old, new in self.moved]
         lines += [f"- removed temporary file `{path}`" for path in self.temporaries_removed]
+        lines += [f"- removed file already merged by a killed compaction `{path}`" for path in self.superseded_removed]
+        if self.compacted:
+            lines.append(f"- compacted {self.compacted} partitions into one file each")
         lines.append(f"- rebuilt the watermarks of {self.watermarks} tags from the stored partitions")
         return "\n".join(lines) + "\n"
 
@@ -287,8 +335,9 @@ class WriteResult:
         updated: Rows that replaced a stored row with another value or flag (latest arrival wins).
         duplicates: Rows not stored because the same (tag, ts) is stored identically or arrived
             again later in the same write.
-        partitions_written: Partition files (re)written.
+        partitions_written: Partitions a file was written to (one new file each).
         per_station: The same counts per station.
+        partitions: The (station, UTC day) partitions a file was written to, sorted.
     """
 
     received: int = 0
@@ -297,6 +346,7 @@ class WriteResult:
     duplicates: int = 0
     partitions_written: int = 0
     per_station: dict[str, StationWrite] = field(default_factory=dict)
+    partitions: tuple[tuple[str, date], ...] = ()
 
     @property
     def stored(self) -> int:
@@ -304,12 +354,17 @@ class WriteResult:
         return self.new + self.updated
 
 
-def _atomic_write_table(table: pa.Table, path: Path, compression: str) -> None:
+def _temporary_of(path: Path) -> Path:
+    """A fresh temporary file beside `path` (removed by the next writer or `repair` when left behind)."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
+def _atomic_write_table(table: pa.Table, path: Path, compression: str, row_group_size: int | None = None) -> None:
     """Write a parquet file through a temporary file in the same folder and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = _temporary_of(path)
     try:
-        pq.write_table(table, tmp, compression=compression)
+        pq.write_table(table, tmp, compression=compression, row_group_size=row_group_size)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -332,27 +387,16 @@ def _stable_order(group: np.ndarray, n_groups: int, within: np.ndarray) -> np.nd
     return by_within[np.argsort(group[by_within], kind="stable")]
 
 
-def _codes(column: pa.ChunkedArray, *, sorted_codes: bool) -> tuple[np.ndarray, int]:
-    """Dictionary-encode a string column; codes follow name order when `sorted_codes`."""
-    encoded = pc.dictionary_encode(column).combine_chunks()
-    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    if sorted_codes:
-        rank = np.empty(len(encoded.dictionary), dtype=np.int64)
-        rank[pc.array_sort_indices(encoded.dictionary).to_numpy()] = np.arange(len(encoded.dictionary))
-        codes = rank[codes]
-    return codes, len(encoded.dictionary)
-
-
 def _column_codes(column: pa.ChunkedArray, names: list[str]) -> np.ndarray:
     """Codes of a string or dictionary column into `names` (each of its values must be there)."""
     position = {name: i for i, name in enumerate(names)}
     parts = []
     for chunk in column.chunks:
         encoded = chunk if pa.types.is_dictionary(chunk.type) else pc.dictionary_encode(chunk)
-        lookup = np.array([position[v] for v in encoded.dictionary.to_pylist()] + [0], dtype=np.int32)
+        lookup = np.array([position[v] for v in encoded.dictionary.to_pylist()] + [0], dtype=np.int64)
         indices = encoded.indices.fill_null(len(lookup) - 1).to_numpy(zero_copy_only=False)
         parts.append(lookup[indices])
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _distinct(*columns: pa.ChunkedArray) -> list[str]:
@@ -370,56 +414,302 @@ def _int64(column: pa.ChunkedArray) -> np.ndarray:
     return column.cast(pa.int64()).to_numpy()
 
 
-def _merge(old: pa.Table, new: pa.Table, day_start_ns: int) -> tuple[pa.Table | None, int, int]:
-    """Merge new rows into a partition's stored rows; the later row of a (tag, ts) wins.
+def _ts_ns(table: pa.Table) -> np.ndarray:
+    """The `ts` column of a table as ns since the epoch."""
+    return _int64(table.column("ts").cast(READINGS_SCHEMA.field("ts").type))
 
-    Both tables must hold one UTC day (from `day_start_ns`) and be unique on (tag, ts). Returns the
-    merged table sorted by (tag, ts) (None when nothing changed), the count of rows that replaced
-    a different stored row, and the count of rows identical to a stored row.
 
-    The work is done on compact numpy columns (tag and flag as codes), so a merge needs about
-    30 bytes per row besides the table written, whatever the length of the tag names.
+def _key_index(tags: np.ndarray, ts: np.ndarray, n_tags: int, day_start_ns: int) -> np.ndarray | pd.MultiIndex:
+    """Keys of (tag code, ts) rows of one day that sort like (tag, ts): one int64 when it fits."""
+    if n_tags <= _MAX_KEY_GROUPS:
+        return tags * _DAY_NS + (ts - day_start_ns)
+    return pd.MultiIndex.from_arrays([tags, ts])
+
+
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    """One file of a partition, open for reading (it stays readable when it is replaced or deleted)."""
+
+    number: int
+    path: Path
+    file: pq.ParquetFile
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """The files of a partition at one instant.
+
+    Attributes:
+        live: The files that hold the partition, in arrival order (`part-0.parquet` first).
+        superseded: Files already merged into `part-0.parquet` (a compaction killed before deleting them).
+        next_number: The number the next file of the partition gets.
     """
-    tag_names = _distinct(old.column("tag"), new.column("tag"))
-    quality_names = _distinct(old.column("quality"), new.column("quality"))
-    tags = np.concatenate([_column_codes(old.column("tag"), tag_names), _column_codes(new.column("tag"), tag_names)])
-    ts = np.concatenate([_int64(old.column("ts").cast(READINGS_SCHEMA.field("ts").type)), _int64(new.column("ts"))])
+
+    live: tuple[_Opened, ...]
+    superseded: tuple[Path, ...]
+    next_number: int
+
+
+def _part_files(folder: Path) -> list[tuple[int, Path]]:
+    """The data files of a partition folder with their numbers, in number order."""
+    found = []
+    for path in folder.glob("part-*.parquet"):
+        match = _PART_NAME.match(path.name)
+        if match is not None:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def _unreadable(path: Path, exc: BaseException) -> RawStoreError:
+    """The error for a partition file that cannot be read, naming it and the recovery."""
+    return RawStoreError(f"cannot read stored partition {path} ({shorten(str(exc), 160)}): {RECOVERY}")
+
+
+def _open_part(path: Path, stack: contextlib.ExitStack) -> pq.ParquetFile:
+    """Open a partition file; FileNotFoundError when it is gone, `RawStoreError` when it cannot be read."""
+    handle = stack.enter_context(pa.OSFile(str(path)))
+    try:
+        file = pq.ParquetFile(handle)
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable(path, exc) from exc
+    if not set(READINGS_SCHEMA.names) <= set(file.schema_arrow.names):
+        raise RawStoreError(f"stored partition {path} lacks columns of the raw store: {RECOVERY}")
+    return file
+
+
+def _covers(file: pq.ParquetFile) -> int:
+    """The highest file number merged into a compacted file (0 for a file written otherwise)."""
+    raw = (file.metadata.metadata or {}).get(COVERS_KEY)
+    try:
+        return int(raw) if raw is not None else 0
+    except ValueError:
+        return 0
+
+
+@contextlib.contextmanager
+def _snapshot(folder: Path) -> Iterator[_Snapshot]:
+    """Open the files of a partition at one instant, for the body of a `with` block.
+
+    Without the partition's lock, a compaction may replace `part-0.parquet` and delete the files it
+    merged while they are listed: the files are then listed and opened again. The files stay open
+    (and readable) until the block ends.
+
+    Raises:
+        RawStoreError: When a file cannot be read, or the partition keeps changing.
+    """
+    for _ in range(_SNAPSHOT_TRIES):
+        with contextlib.ExitStack() as stack:
+            parts = _part_files(folder)
+            live: list[_Opened] = []
+            covers = 0
+            try:
+                for number, path in parts:
+                    if 0 < number <= covers:
+                        continue
+                    file = _open_part(path, stack)
+                    if number == 0:
+                        covers = _covers(file)
+                    live.append(_Opened(number, path, file))
+            except FileNotFoundError:
+                continue  # a compaction got in between: list again
+            superseded = tuple(path for number, path in parts if 0 < number <= covers)
+            next_number = max([covers, *(number for number, _ in parts)]) + 1 if parts else 0
+            yield _Snapshot(tuple(live), superseded, next_number)
+            return
+    raise RawStoreError(f"partition {folder} kept changing while it was read: try again")
+
+
+def _row_groups(file: pq.ParquetFile, ts_range: tuple[int, int] | None, tag_range: tuple[str, str] | None) -> list[int]:
+    """Row groups whose statistics may hold rows with ts and tag in the (inclusive) ranges."""
+    meta = file.metadata
+    names = [meta.schema.column(j).name for j in range(meta.num_columns)]
+    ts_ns = file.schema_arrow.field("ts").type == READINGS_SCHEMA.field("ts").type
+    ts_j = names.index("ts") if ts_range is not None and ts_ns else None
+    tag_j = names.index("tag") if tag_range is not None else None
+    chosen = []
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        if group.num_rows == 0:
+            continue
+        if ts_j is not None and ts_range is not None:
+            stats = group.column(ts_j).statistics
+            if stats is not None and stats.has_min_max and (stats.max_raw < ts_range[0] or stats.min_raw > ts_range[1]):
+                continue
+        if tag_j is not None and tag_range is not None:
+            stats = group.column(tag_j).statistics
+            if stats is not None and stats.has_min_max and (stats.max < tag_range[0] or stats.min > tag_range[1]):
+                continue
+        chosen.append(i)
+    return chosen
+
+
+def _read_rows(  # noqa: PLR0913 - one keyword per filter
+    opened: _Opened,
+    columns: Sequence[str],
+    *,
+    ts_range: tuple[int, int] | None = None,
+    tag_range: tuple[str, str] | None = None,
+    tags: pa.Array | None = None,
+    compact: bool = False,
+) -> pa.Table:
+    """Read the rows of one partition file with ts and tag in the (inclusive) ranges and among `tags`.
+
+    Row groups whose statistics lie outside the ranges are not read. With `compact`, tags and flags
+    come dictionary-encoded (a few bytes per row, not the text).
+
+    Raises:
+        RawStoreError: When the file cannot be read.
+    """
+    wanted = list(columns)
+    try:
+        groups = _row_groups(opened.file, ts_range, tag_range)
+        if not groups:
+            return pa.schema([READINGS_SCHEMA.field(c) for c in wanted]).empty_table()
+        table = opened.file.read_row_groups(groups, columns=wanted)
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable(opened.path, exc) from exc
+    table = table.replace_schema_metadata(None)
+    if "ts" in wanted and table.schema.field("ts").type != READINGS_SCHEMA.field("ts").type:
+        table = table.set_column(
+            wanted.index("ts"), READINGS_SCHEMA.field("ts"), table.column("ts").cast(READINGS_SCHEMA.field("ts").type)
+        )
+    mask = None
+    if ts_range is not None:
+        ts = table.column("ts")
+        ts_type = READINGS_SCHEMA.field("ts").type
+        low, high = pa.scalar(ts_range[0], pa.int64()).cast(ts_type), pa.scalar(ts_range[1], pa.int64()).cast(ts_type)
+        mask = pc.and_(pc.greater_equal(ts, low), pc.less_equal(ts, high))
+    if tag_range is not None:
+        tag = table.column("tag")
+        within = pc.and_(pc.greater_equal(tag, tag_range[0]), pc.less_equal(tag, tag_range[1]))
+        mask = within if mask is None else pc.and_(mask, within)
+    if tags is not None:
+        chosen = pc.is_in(table.column("tag"), value_set=tags)
+        mask = chosen if mask is None else pc.and_(mask, chosen)
+    if mask is not None:
+        table = table.filter(mask)
+    if compact:
+        for name in ("tag", "quality"):
+            if name in wanted and not pa.types.is_dictionary(table.schema.field(name).type):
+                table = table.set_column(wanted.index(name), name, pc.dictionary_encode(table.column(name)))
+    return table
+
+
+def _latest(tables: Sequence[pa.Table], day_start_ns: int) -> pa.Table:
+    """Merge the rows of a partition's files given in arrival order: the latest row of each (tag, ts) wins.
+
+    Each table must hold rows of the one UTC day from `day_start_ns`. Returns the rows sorted by
+    (tag, ts) and unique on (tag, ts), tags and flags as plain text, with the columns of the first table.
+
+    The work is done on compact numpy columns (tag and flag as codes), about 40 bytes per row
+    besides the tables, whatever the length of the tag names.
+
+    Raises:
+        RawStoreError: When a table holds rows of another day.
+    """
+    columns = tables[0].column_names
+    tag_names = _distinct(*(t.column("tag") for t in tables))
+    tags = np.concatenate([_column_codes(t.column("tag"), tag_names) for t in tables])
+    ts = np.concatenate([_ts_ns(t) for t in tables])
     within = ts - day_start_ns
     if within.size and (within.min() < 0 or within.max() >= _DAY_NS):
         raise RawStoreError(f"stored partition of day {pd.Timestamp(day_start_ns, tz='UTC').date()} holds other days")
-    order = _stable_order(tags.astype(np.int64), len(tag_names), within)  # stored rows first among equal keys
+    order = _stable_order(tags, len(tag_names), within)  # arrival order kept among equal keys
     del within
     tags, ts = tags[order], ts[order]
-    n = len(order)
-    same_next = np.zeros(n, dtype=bool)
-    same_next[:-1] = (tags[1:] == tags[:-1]) & (ts[1:] == ts[:-1])
-    pairs = np.flatnonzero(same_next)  # pairs[i] is the stored row, pairs[i] + 1 the new one
-    values = np.concatenate([old.column("value").to_numpy(), new.column("value").to_numpy()])[order]
-    quality = np.concatenate(
-        [_column_codes(old.column("quality"), quality_names), _column_codes(new.column("quality"), quality_names)]
-    )[order]
-    identical = _same_values(values[pairs], values[pairs + 1]) & (quality[pairs] == quality[pairs + 1])
-    duplicates = int(identical.sum())
-    updated = len(pairs) - duplicates
-    if updated == 0 and duplicates == new.num_rows:
-        return None, 0, duplicates
-    arrived_type = READINGS_SCHEMA.field("ingested_at").type
-    arrived = np.concatenate(
-        [_int64(old.column("ingested_at").cast(arrived_type)), _int64(new.column("ingested_at").cast(arrived_type))]
-    )[order]
-    keep = ~same_next
-    del order, same_next
-    table = pa.Table.from_arrays(
-        [
-            pa.array(tag_names, type=pa.string()).take(pa.array(tags[keep])),
-            pa.array(ts[keep]).cast(READINGS_SCHEMA.field("ts").type),
-            pa.array(values[keep], type=pa.float64()),
-            pa.array(quality_names, type=pa.string()).take(pa.array(quality[keep])),
-            pa.array(arrived[keep]).cast(arrived_type),
-        ],
-        schema=READINGS_SCHEMA,
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = (tags[1:] != tags[:-1]) | (ts[1:] != ts[:-1])
+    take = order[last]
+    del order
+    out: dict[str, pa.Array] = {
+        "tag": pa.array(tag_names, type=pa.string()).take(pa.array(tags[last])),
+        "ts": pa.array(ts[last]).cast(READINGS_SCHEMA.field("ts").type),
+    }
+    del tags, ts, last
+    if "value" in columns:
+        out["value"] = pa.array(np.concatenate([t.column("value").to_numpy() for t in tables])[take], type=pa.float64())
+    if "quality" in columns:
+        names = _distinct(*(t.column("quality") for t in tables))
+        codes = np.concatenate([_column_codes(t.column("quality"), names) for t in tables])[take]
+        out["quality"] = pa.array(names, type=pa.string()).take(pa.array(codes))
+    if "ingested_at" in columns:
+        arrived_type = READINGS_SCHEMA.field("ingested_at").type
+        arrived = np.concatenate([_int64(t.column("ingested_at").cast(arrived_type)) for t in tables])[take]
+        out["ingested_at"] = pa.array(arrived).cast(arrived_type)
+    return pa.Table.from_arrays(
+        [out[c] for c in columns], schema=pa.schema([READINGS_SCHEMA.field(c) for c in columns])
     )
-    return table, updated, duplicates
+
+
+def _tag_groups(live: Sequence[_Opened], max_rows: int) -> list[tuple[str, str]]:
+    """Split a partition's tags, in name order, into ranges of whole tags of about `max_rows` rows each.
+
+    Returns:
+        (first tag, last tag) of each range; a tag with more rows than `max_rows` is a range alone.
+    """
+    counts: dict[str, int] = {}
+    for opened in live:
+        for chunk in _read_rows(opened, ["tag"], compact=True).column("tag").chunks:
+            names = chunk.dictionary.to_pylist()
+            indices = chunk.indices.to_numpy(zero_copy_only=False)
+            for name, n in zip(names, np.bincount(indices, minlength=len(names)).tolist(), strict=True):
+                counts[name] = counts.get(name, 0) + n
+    groups: list[list[str]] = []
+    rows = 0
+    for tag in sorted(counts):
+        if not groups or rows + counts[tag] > max_rows:
+            groups.append([])
+            rows = 0
+        groups[-1].append(tag)
+        rows += counts[tag]
+    return [(group[0], group[-1]) for group in groups]
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """A table with dictionary-encoded text columns decoded."""
+    for i, column_field in enumerate(table.schema):
+        if pa.types.is_dictionary(column_field.type):
+            table = table.set_column(i, column_field.name, table.column(i).cast(pa.string()))
+    return table
+
+
+def _changes(stored: pa.Table, incoming: pa.Table, day_start_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Compare incoming rows with the stored rows of the same keys (both unique on (tag, ts)).
+
+    Returns:
+        For each incoming row: whether a row of its (tag, ts) is stored, and whether it is stored
+        with the same value (NaN equals NaN) and flag.
+    """
+    if stored.num_rows == 0:
+        none = np.zeros(incoming.num_rows, dtype=bool)
+        return none, none.copy()
+    tag_names = _distinct(stored.column("tag"), incoming.column("tag"))
+    stored_keys = _key_index(
+        _column_codes(stored.column("tag"), tag_names), _ts_ns(stored), len(tag_names), day_start_ns
+    )
+    incoming_keys = _key_index(
+        _column_codes(incoming.column("tag"), tag_names), _ts_ns(incoming), len(tag_names), day_start_ns
+    )
+    if isinstance(stored_keys, pd.MultiIndex):
+        position = stored_keys.get_indexer(incoming_keys)
+        found = position >= 0
+    else:
+        by_key = np.argsort(stored_keys, kind="stable")
+        sorted_keys = stored_keys[by_key]
+        slot = np.minimum(np.searchsorted(sorted_keys, incoming_keys), len(sorted_keys) - 1)
+        found = sorted_keys[slot] == incoming_keys
+        position = by_key[slot]
+    position = np.where(found, position, 0)
+    quality_names = _distinct(stored.column("quality"), incoming.column("quality"))
+    same = (
+        found
+        & _same_values(stored.column("value").to_numpy()[position], incoming.column("value").to_numpy())
+        & (
+            _column_codes(stored.column("quality"), quality_names)[position]
+            == _column_codes(incoming.column("quality"), quality_names)
+        )
+    )
+    return found, same
 
 
 class RawStore:
@@ -434,6 +724,7 @@ class RawStore:
         max_future_s: How far past the wall clock a stored reading may lie, s; a write with a later
             reading is refused (`FutureReadingsError`) and no watermark passes now + this.
         clock: The wall clock (returns a UTC timestamp); default `pd.Timestamp.now(tz="UTC")`.
+        compact_files: A write that leaves more files than this in a partition compacts it (>= 1).
 
     Example:
         >>> store = RawStore(tmp_path / "raw")  # doctest: +SKIP
@@ -451,6 +742,7 @@ class RawStore:
         lock_timeout_s: float = 600.0,
         max_future_s: float = 300.0,
         clock: Callable[[], pd.Timestamp] | None = None,
+        compact_files: int = COMPACT_FILES,
     ) -> None:
         self.root = Path(root)
         self.compression = compression
@@ -459,7 +751,10 @@ class RawStore:
             raise ValueError(f"max_workers must be >= 1, got {self.max_workers}")
         if lock_timeout_s <= 0 or max_future_s < 0:
             raise ValueError(f"lock_timeout_s must be > 0 and max_future_s >= 0, got {lock_timeout_s}, {max_future_s}")
+        if compact_files < 1:
+            raise ValueError(f"compact_files must be >= 1, got {compact_files}")
         self.lock_timeout_s = lock_timeout_s
+        self.compact_files = compact_files
         self.max_future_s = max_future_s
         self.clock = clock or (lambda: pd.Timestamp.now(tz="UTC"))
 
@@ -499,8 +794,20 @@ class RawStore:
     def _watermark_lock(self) -> _Lock:
         return _Lock(self.root / "_watermarks.lock", self.lock_timeout_s, f"watermarks {self.watermark_file}")
 
+    def partition_folder(self, station: str, day: date) -> Path:
+        """Return the folder of one station and UTC day.
+
+        Args:
+            station: Station name, e.g. `PS01`.
+            day: The UTC day.
+
+        Returns:
+            `<root>/station=<station>/date=<YYYY-MM-DD>`.
+        """
+        return self.root / f"station={station}" / f"date={day.isoformat()}"
+
     def partition_file(self, station: str, day: date) -> Path:
-        """Return the data file of one station and UTC day.
+        """Return the compacted data file of one station and UTC day (see `partition_files` for all).
 
         Args:
             station: Station name, e.g. `PS01`.
@@ -509,10 +816,26 @@ class RawStore:
         Returns:
             `<root>/station=<station>/date=<YYYY-MM-DD>/part-0.parquet`.
         """
-        return self.root / f"station={station}" / f"date={day.isoformat()}" / PART_FILE
+        return self.partition_folder(station, day) / PART_FILE
+
+    def partition_files(self, station: str, day: date) -> list[Path]:
+        """Return the files that hold one station and UTC day, in arrival order (superseded files left out).
+
+        Args:
+            station: Station name, e.g. `PS01`.
+            day: The UTC day.
+
+        Returns:
+            `part-0.parquet` (when present), then the files written since, by number; empty when none.
+
+        Raises:
+            RawStoreError: When `part-0.parquet` cannot be read.
+        """
+        with _snapshot(self.partition_folder(station, day)) as snap:
+            return [opened.path for opened in snap.live]
 
     def partitions(self, stations: Iterable[str] | None = None) -> list[tuple[str, date]]:
-        """List the stored partitions.
+        """List the stored partitions (folders holding at least one data file).
 
         Args:
             stations: Only these stations; None for all.
@@ -527,7 +850,7 @@ class RawStore:
             if wanted is not None and station not in wanted:
                 continue
             for day_dir in station_dir.glob("date=*"):
-                if (day_dir / PART_FILE).is_file():
+                if _part_files(day_dir):
                     found.append((station, date.fromisoformat(day_dir.name.removeprefix("date="))))
         return sorted(found)
 
@@ -543,7 +866,9 @@ class RawStore:
         """Store readings, deduplicated on (tag, ts) with the latest-arriving row kept.
 
         Within `readings`, a later row arrives after an earlier one; rows of this write arrive
-        after every stored row. Only partitions whose content changes are rewritten.
+        after every stored row. Each partition whose content changes gets one new file holding
+        the new and changed rows only (see the module docstring); a partition left with more than
+        `compact_files` files is compacted.
 
         Args:
             readings: Readings in the contract's shape (`tag`, `ts` UTC, `value`, `quality`);
@@ -611,7 +936,7 @@ class RawStore:
         quality_array = pa.array(quality_names, type=pa.string())
         arrived_us = np.datetime64(arrived.tz_convert("UTC").tz_localize(None).to_datetime64(), "us")
 
-        def write_partition(bounds: tuple[int, int]) -> tuple[str, StationWrite, bool]:
+        def write_partition(bounds: tuple[int, int]) -> tuple[str, date, StationWrite, bool]:
             start, end = bounds
             keep = np.flatnonzero(last_of_key[start:end]) + start
             station = str(stations[partition[start] % len(stations)])
@@ -626,25 +951,24 @@ class RawStore:
                 ],
                 schema=READINGS_SCHEMA,
             )
+            # Rows are sorted by (tag, ts): the first and last rows bound the tags; ts bounds are searched.
+            first_tag, last_tag = tag_names[tag_codes[keep[0]]], tag_names[tag_codes[keep[-1]]]
+            ts_range = (int(ts[keep].min()), int(ts[keep].max()))
             in_batch_duplicates = (end - start) - len(keep)
-            path = self.partition_file(station, day_start)
-            updated = duplicates = 0
-            merged: pa.Table | None = table
-            with self._partition_lock(path.parent).held():  # read, merge and replace as one step
-                _remove(_temporaries(path.parent, PART_FILE))  # left by a killed writer of this partition
-                if path.exists():
-                    stored = self._read_partition(path, compact=True)
-                    day_ns = (day_start - _EPOCH).days * _DAY_NS
-                    merged, updated, duplicates = _merge(stored, table, day_ns)
-                if merged is not None:
-                    _atomic_write_table(merged, path, self.compression)
+            updated, duplicates, written = self._append(
+                self.partition_folder(station, day_start),
+                table,
+                (day_start - _EPOCH).days * _DAY_NS,
+                ts_range=ts_range,
+                tag_range=(str(first_tag), str(last_tag)),
+            )
             counts = StationWrite(
                 received=end - start,
                 new=len(keep) - updated - duplicates,
                 updated=updated,
                 duplicates=duplicates + in_batch_duplicates,
             )
-            return station, counts, merged is not None
+            return station, day_start, counts, written
 
         bounds = list(zip(starts.tolist(), ends.tolist(), strict=True))
         if self.max_workers > 1 and len(bounds) > 1:
@@ -654,7 +978,7 @@ class RawStore:
             outcomes = [write_partition(b) for b in bounds]
 
         per_station: dict[str, StationWrite] = {}
-        for station, counts, _ in outcomes:
+        for station, _, counts, _ in outcomes:
             per_station[station] = per_station.get(station, StationWrite()) + counts
         total = sum(per_station.values(), StationWrite())
 
@@ -669,9 +993,117 @@ class RawStore:
             new=total.new,
             updated=total.updated,
             duplicates=total.duplicates,
-            partitions_written=sum(written for _, _, written in outcomes),
+            partitions_written=sum(written for _, _, _, written in outcomes),
             per_station=dict(sorted(per_station.items())),
+            partitions=tuple(sorted((station, day) for station, day, _, written in outcomes if written)),
         )
+
+    def _append(
+        self,
+        folder: Path,
+        table: pa.Table,
+        day_start_ns: int,
+        *,
+        ts_range: tuple[int, int],
+        tag_range: tuple[str, str],
+    ) -> tuple[int, int, bool]:
+        """Add one partition's rows (sorted and unique on (tag, ts)) as a new file of the partition.
+
+        Under the partition's lock: reads the stored rows in the range of the incoming ones, writes
+        the rows not stored identically to a new file, and compacts the partition when it then holds
+        more than `compact_files` files.
+
+        Returns:
+            Rows that replaced a stored row with another value or flag, rows stored identically
+            already, and whether a file was written.
+        """
+        with self._partition_lock(folder).held():
+            _remove(_part_temporaries(folder))  # left by a killed writer of this partition
+            with _snapshot(folder) as snap:
+                _remove(snap.superseded)  # left by a killed compaction
+                columns = ["tag", "ts", "value", "quality"]
+                found = [
+                    _read_rows(o, columns, ts_range=ts_range, tag_range=tag_range, compact=True) for o in snap.live
+                ]
+                found = [t for t in found if t.num_rows]
+                stored = _latest(found, day_start_ns) if len(found) > 1 else _plain(found[0]) if found else None
+                del found
+                files, number = len(snap.live), snap.next_number
+            if stored is None:
+                updated = duplicates = 0
+                rows = table
+            else:
+                present, same = _changes(stored, table, day_start_ns)
+                del stored
+                updated, duplicates = int((present & ~same).sum()), int(same.sum())
+                rows = table.filter(pa.array(~same)) if duplicates else table
+            if rows.num_rows == 0:
+                return updated, duplicates, False
+            _atomic_write_table(rows, folder / f"part-{number}.parquet", self.compression, ROW_GROUP_ROWS)
+            del rows
+            if files + 1 > self.compact_files:
+                self._compact_locked(folder, day_start_ns)
+        return updated, duplicates, True
+
+    def _compact_locked(self, folder: Path, day_start_ns: int) -> bool:
+        """Merge a partition's files into one `part-0.parquet` (call with the partition's lock held).
+
+        Reads and merges a group of whole tags at a time (about `COMPACT_GROUP_ROWS` rows), writes
+        them to a temporary file in (tag, ts) order, renames it over `part-0.parquet`, then deletes
+        the merged files. The new file's footer names the highest file number merged, so a kill
+        before the deletes leaves those files superseded, never counted twice.
+
+        Returns:
+            True when the partition was rewritten (it held more than one file, or one not named part-0).
+        """
+        with _snapshot(folder) as snap:
+            _remove(snap.superseded)
+            if not snap.live or (len(snap.live) == 1 and snap.live[0].number == 0):
+                return False
+            groups = _tag_groups(snap.live, COMPACT_GROUP_ROWS)
+            covers = max(snap.next_number - 1, 0)
+            target = folder / PART_FILE
+            tmp = _temporary_of(target)
+            schema = READINGS_SCHEMA.with_metadata({COVERS_KEY: str(covers).encode()})
+            try:
+                with pq.ParquetWriter(tmp, schema, compression=self.compression) as writer:
+                    for tag_range in groups:
+                        parts = [
+                            _read_rows(o, READINGS_SCHEMA.names, tag_range=tag_range, compact=True) for o in snap.live
+                        ]
+                        merged = _latest([t for t in parts if t.num_rows], day_start_ns)
+                        del parts
+                        writer.write_table(merged, row_group_size=ROW_GROUP_ROWS)
+                        del merged
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+            _remove(o.path for o in snap.live if o.number != 0)
+        return True
+
+    def compact(self, partitions: Iterable[tuple[str, date]] | None = None) -> int:
+        """Merge the files of partitions into one `part-0.parquet` each, in bounded memory.
+
+        A partition of one `part-0.parquet` is left as it is. Each partition is compacted under its
+        lock, so writers of it wait; readers go on reading the files they opened.
+
+        Args:
+            partitions: (station, UTC day) pairs; None for every stored partition.
+
+        Returns:
+            Partitions rewritten.
+
+        Raises:
+            RawStoreError: When a file of a partition cannot be read (`repair` moves it aside first).
+            StoreLockError: When another writer holds a partition longer than the lock timeout.
+        """
+        done = 0
+        for station, day in sorted(set(partitions) if partitions is not None else self.partitions()):
+            folder = self.partition_folder(station, day)
+            with self._partition_lock(folder).held():
+                _remove(_part_temporaries(folder))
+                done += self._compact_locked(folder, (day - _EPOCH).days * _DAY_NS)
+        return done
 
     def _read_partition(self, path: Path, columns: Sequence[str] | None = None, *, compact: bool = False) -> pa.Table:
         """Read one partition file; an unreadable one is a `RawStoreError` naming it and the recovery.
@@ -831,13 +1263,14 @@ class RawStore:
         with self._watermark_lock().held():
             removed = _remove(_temporaries(self.root, self.watermark_file.name))
             for station, day in self.partitions():
-                table = self._read_partition(self.partition_file(station, day), ["tag", "ts"])
-                frame = pd.DataFrame(
-                    {"tag": table.column("tag").to_numpy(), "ts": table.column("ts").cast(pa.int64()).to_numpy()}
-                )
-                latest = frame[frame["ts"] <= horizon].groupby("tag", sort=False)["ts"].max()
-                for tag, ns in latest.items():
-                    marks[str(tag)] = max(int(ns), marks.get(str(tag), NAT_NS))
+                with _snapshot(self.partition_folder(station, day)) as snap:
+                    for opened in snap.live:
+                        table = _read_rows(opened, ["tag", "ts"], compact=True)
+                        frame = pd.DataFrame({"tag": table.column("tag").to_pandas(), "ts": _ts_ns(table)})
+                        del table
+                        latest = frame[frame["ts"] <= horizon].groupby("tag", sort=False, observed=True)["ts"].max()
+                        for tag, ns in latest.items():
+                            marks[str(tag)] = max(int(ns), marks.get(str(tag), NAT_NS))
             self._save_watermarks_ns(marks)
         return {tag: pd.Timestamp(ns, tz="UTC") for tag, ns in sorted(marks.items())}, removed
 
@@ -857,13 +1290,21 @@ class RawStore:
             Unreadable partitions and watermarks, watermarks in the future, leftover temporary files.
         """
         unreadable = []
+        superseded: list[Path] = []
         partitions = self.partitions()
         for station, day in partitions:
-            path = self.partition_file(station, day)
-            try:
-                self._read_partition(path, ["tag", "ts"])
-            except RawStoreError as exc:
-                unreadable.append((path, str(exc.__cause__ or exc)))
+            folder = self.partition_folder(station, day)
+            covers = 0
+            for number, path in _part_files(folder):
+                try:
+                    self._read_partition(path, ["tag", "ts"])
+                    if number == 0:
+                        covers = _covers(pq.ParquetFile(path))
+                except (RawStoreError, pa.ArrowException, OSError) as exc:
+                    unreadable.append((path, str(exc.__cause__ or exc)))
+                    continue
+                if 0 < number <= covers:
+                    superseded.append(path)
         problem, future = None, {}
         try:
             marks = self._load_watermarks_ns()
@@ -879,6 +1320,7 @@ class RawStore:
             watermarks_problem=problem,
             future_watermarks=future,
             temporaries=tuple(self._all_temporaries()),
+            superseded=tuple(superseded),
         )
 
     def quarantine_partition(self, path: str | Path, note: str) -> Path:
@@ -898,7 +1340,7 @@ class RawStore:
             RawStoreError: When `path` is not a partition file inside the store.
         """
         path = Path(path)
-        if path.name != PART_FILE or not inside(self.root, path) or inside(self.corrupt_root, path):
+        if _PART_NAME.match(path.name) is None or not inside(self.root, path) or inside(self.corrupt_root, path):
             raise RawStoreError(f"{shorten(str(path))} is not a partition file of the raw store {self.root}")
         stamp = f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%f}Z"
         target = self.corrupt_root / path.relative_to(self.root).parent / f"{path.name}.{stamp}"
@@ -910,31 +1352,47 @@ class RawStore:
             )
         return target
 
-    def repair(self, *, now: datetime | pd.Timestamp | None = None) -> StoreRepair:
-        """Move unreadable partitions aside, remove leftover temporary files, rebuild the watermarks.
+    def repair(self, *, now: datetime | pd.Timestamp | None = None, compact: bool = True) -> StoreRepair:
+        """Move unreadable files aside, remove leftover files, compact the partitions, rebuild the watermarks.
 
-        Temporary files of partitions and watermarks are removed under their lock (a live writer's
-        file is never touched); quarantine temporary files only when older than `STALE_TEMPORARY_S`.
+        Temporary and superseded files of partitions, and temporary files of the watermarks, are
+        removed under their lock (a live writer's file is never touched); quarantine temporary files
+        only when older than `STALE_TEMPORARY_S`.
 
         Args:
             now: The wall clock (timezone-aware); default `clock()`.
+            compact: Also merge the files of each partition into one (see `compact`).
 
         Returns:
-            What was moved, removed and rebuilt.
+            What was moved, removed, compacted and rebuilt.
         """
         found = self.check(now=now)
         moved = tuple((path, self.quarantine_partition(path, why)) for path, why in found.unreadable)
         removed: list[Path] = []
+        superseded: list[Path] = []
+        compacted = 0
         for folder in sorted(self.root.glob("station=*/date=*")):  # also partitions whose first write was killed
-            if _temporaries(folder, PART_FILE):
-                with self._partition_lock(folder).held():
-                    removed += _remove(_temporaries(folder, PART_FILE))
+            if not folder.is_dir():
+                continue
+            with self._partition_lock(folder).held():
+                removed += _remove(_part_temporaries(folder))
+                with _snapshot(folder) as snap:
+                    superseded += _remove(snap.superseded)
+                if compact and _part_files(folder):
+                    day = date.fromisoformat(folder.name.removeprefix("date="))
+                    compacted += self._compact_locked(folder, (day - _EPOCH).days * _DAY_NS)
         if self.quarantine_root.is_dir():
             cutoff = time.time() - STALE_TEMPORARY_S
             removed += _remove(p for p in self.quarantine_root.rglob(".*.tmp") if p.stat().st_mtime < cutoff)
         marks, removed_marks = self._rebuild_watermarks(now)
         removed += removed_marks
-        return StoreRepair(moved=moved, temporaries_removed=tuple(removed), watermarks=len(marks))
+        return StoreRepair(
+            moved=moved,
+            temporaries_removed=tuple(removed),
+            watermarks=len(marks),
+            superseded_removed=tuple(superseded),
+            compacted=compacted,
+        )
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -969,44 +1427,42 @@ class RawStore:
             utc_or_none(end, naive_is_utc=False, what="end"),
         )
         wanted = [stations] if isinstance(stations, str) else stations
-        files = [
-            self.partition_file(station, day)
+        chosen = [
+            (station, day)
             for station, day in self.partitions(wanted)
             if (first is None or day >= first.date()) and (last is None or day <= (last - pd.Timedelta(1)).date())
         ]
         columns = list(READING_COLUMNS) + (["ingested_at"] if with_ingested_at else [])
-        if not files:
+        if not chosen or (tags is not None and not len(tags)):
             frame = empty_readings()
             if with_ingested_at:
                 frame["ingested_at"] = pd.Series([], dtype="datetime64[us, UTC]")
             return frame
-        condition = None
-        ts_type = READINGS_SCHEMA.field("ts").type
-        if first is not None:
-            condition = ds.field("ts") >= pa.scalar(first.value, type=pa.int64()).cast(ts_type)
-        if last is not None:
-            upper = ds.field("ts") < pa.scalar(last.value, type=pa.int64()).cast(ts_type)
-            condition = upper if condition is None else condition & upper
-        if tags is not None:
-            chosen = ds.field("tag").isin(pa.array(list(tags), type=pa.string()))
-            condition = chosen if condition is None else condition & chosen
+        low = int(first.value) if first is not None else np.iinfo(np.int64).min
+        high = int(last.value) - 1 if last is not None else np.iinfo(np.int64).max
+        ts_range = (low, high) if first is not None or last is not None else None
+        tag_set = pa.array(sorted(set(tags)), type=pa.string()) if tags is not None else None
+        tag_range = (tag_set[0].as_py(), tag_set[-1].as_py()) if tag_set is not None else None
+        schema = pa.schema([READINGS_SCHEMA.field(c) for c in columns])
 
-        def read_one(path: Path) -> pa.Table:
-            try:
-                table = pq.read_table(path, columns=columns, filters=condition, schema=READINGS_SCHEMA)
-            except (pa.ArrowException, OSError) as exc:
-                raise RawStoreError(
-                    f"cannot read stored partition {path} ({shorten(str(exc), 160)}): {RECOVERY}"
-                ) from exc
-            return table
+        def read_one(partition: tuple[str, date]) -> pa.Table:
+            station, day = partition
+            with _snapshot(self.partition_folder(station, day)) as snap:
+                parts = [
+                    _read_rows(o, columns, ts_range=ts_range, tag_range=tag_range, tags=tag_set) for o in snap.live
+                ]
+            parts = [t for t in parts if t.num_rows]
+            if len(parts) > 1:
+                return _latest(parts, (day - _EPOCH).days * _DAY_NS)
+            return parts[0] if parts else schema.empty_table()
 
-        if self.max_workers > 1 and len(files) > 1:
+        if self.max_workers > 1 and len(chosen) > 1:
             with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
-                tables = list(pool.map(read_one, files))
+                tables = list(pool.map(read_one, chosen))
         else:
-            tables = [read_one(f) for f in files]
-        # Files come in (station, day) order, each sorted by (tag, ts); a tag lives in one station,
-        # so a stable sort by tag alone orders the rows by (tag, ts).
+            tables = [read_one(partition) for partition in chosen]
+        # Partitions come in (station, day) order, each sorted by (tag, ts); a tag lives in one
+        # station, so a stable sort by tag alone orders the rows by (tag, ts).
         return _to_frame(pa.concat_tables(tables), sort_by_tag=sort)
 
     # --- quarantine --------------------------------------------------------------------------

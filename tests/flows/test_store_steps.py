@@ -71,3 +71,17 @@ def test_cli_store_check_and_repair(home: Path) -> None:
     assert "_corrupt" in repair.output and "rebuilt the watermarks of 1 tags" in repair.output
     assert runner.invoke(app, ["store", "check"]).exit_code == 0
     assert len(list((home / "raw" / "_corrupt").rglob("part-0.parquet.*"))) == 2  # the file and its note
+
+
+def test_cli_store_compact_merges_appended_files(home: Path) -> None:
+    store = RawStore(home / "raw")
+    first = readings()
+    store.write(first.iloc[::2])  # one reading on each day
+    store.write(first.iloc[1::2])  # the other of each day: a second file in both partitions
+    appended = [(s, d) for s, d in store.partitions() if len(store.partition_files(s, d)) > 1]
+    assert appended, "the second write must append files"
+    result = CliRunner().invoke(app, ["store", "compact"])
+    assert result.exit_code == 0, result.output
+    assert f"compacted {len(appended)} partitions" in result.output
+    assert all(len(store.partition_files(s, d)) == 1 for s, d in store.partitions())
+    assert len(store.read()) == len(first.drop_duplicates(["tag", "ts"]))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pumptwin.features.ingest import sources
+from pumptwin.features.ingest import pipeline, sources
 from pumptwin.features.ingest.contract import REASON_TAG_UNKNOWN, REASON_TS_FUTURE, REASON_TS_NAIVE, REASON_VALUE
 from pumptwin.features.ingest.pipeline import (
     NO_STATION,
@@ -252,3 +252,19 @@ def test_ingest_throughput(tmp_path):
     seconds = time.perf_counter() - started
     assert summary.stored == len(frame)
     assert len(frame) / seconds > 300_000, f"{len(frame) / seconds:,.0f} rows/s"
+
+
+def test_each_chunk_hands_its_memory_back_before_the_next_is_read(store, make_readings, monkeypatch):
+    events: list[str] = []
+    monkeypatch.setattr(pipeline, "release_memory", lambda: events.append("release"))
+
+    def chunks():
+        for k in range(3):
+            events.append(f"read {k}")
+            yield from_frame(make_readings(start=f"2026-11-01T0{k}:00:00Z"), "memory")
+
+    summary = ingest_chunks(chunks(), store, source="memory", run_id="r1")
+    assert events == ["read 0", "release", "read 1", "release", "read 2", "release"]
+    assert summary.chunks == 3 and summary.stored == 36
+    monkeypatch.undo()
+    pipeline.release_memory()  # a plain call: collects, releases Arrow's pool, trims malloc where it can
