@@ -5,7 +5,7 @@ BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-slow test-integration lint format bench bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak bench-estimation bench-ingest-memory bench-reliability clean
+.PHONY: help venv demo test test-slow test-integration lint format bench bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak bench-estimation bench-ingest-memory bench-reliability bench-retrieval bench-recommend clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -34,7 +34,7 @@ format: venv ## Fix lint findings and format the code
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak bench-estimation bench-ingest-memory bench-reliability ## Every benchmark
+bench: bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak bench-estimation bench-ingest-memory bench-reliability bench-retrieval bench-recommend ## Every benchmark
 
 bench-accuracy: venv ## Accuracy against EPANET 2.2 (steady and 24 h)
 	$(BIN)/python -m benchmarks.accuracy
@@ -55,6 +55,12 @@ bench-ingest-memory: venv ## Peak memory of `pumptwin ingest` on a 2 GB wide CSV
 
 bench-reliability: venv ## Hostile inputs, concurrent ingest, kill and rerun (0 of each failure)
 	$(BIN)/python -m benchmarks.reliability
+
+bench-retrieval: venv ## Retrieval of the knowledge corpus: recall@5 and MRR, dense, sparse and hybrid
+	$(BIN)/pumptwin knowledge eval --json .pumptwin/bench/retrieval.json
+
+bench-recommend: venv ## Recommendations against an oracle that simulates every candidate on the plant
+	$(BIN)/python -m benchmarks.recommend
 
 bench-skab: venv ## SKAB anomaly benchmark (SKAB's protocol; data read from $(SKAB))
 	$(BIN)/pumptwin bench skab --data $(SKAB) --out .pumptwin/bench/skab_predictions.csv

@@ -560,6 +560,94 @@ def score() -> None:
         typer.echo(f"scores: {report.path}")
 
 
+@app.command()
+def recommend(
+    search: Annotated[
+        bool, typer.Option("--search/--no-search", help="Also search the continuous pump speeds.")
+    ] = True,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw the chosen action's what-if plots.")] = True,
+) -> None:
+    """Recommend the best action for every line with an active alert, with its evidence; print it.
+
+    Exit code 0 when nothing needs doing beyond keeping on (and scheduling maintenance), 1 when an
+    action is recommended, 2 on an error (no readable twin state, a bad setting).
+    """
+    from pumptwin.flows.settings import get_settings
+
+    settings = get_settings()
+    from pumptwin.flows.recommend_steps import recommend_lines
+
+    report = recommend_lines(settings, search=search, plots=plots)
+    typer.echo(report.to_markdown())
+    if report.lines:
+        typer.echo(report.message)
+    raise typer.Exit(1 if report.attention else 0)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help='The question, e.g. "why is PS01.P1 in alarm?".')],
+) -> None:
+    """Answer an operator's question from the knowledge corpus and the twin's state, with citations."""
+    from pumptwin.flows.settings import get_settings
+
+    settings = get_settings()
+    from pumptwin.flows.recommend_steps import ask_question
+
+    if not question.strip():
+        raise typer.BadParameter("the question is empty", param_hint="QUESTION")
+    typer.echo(ask_question(settings, question).text)
+
+
+knowledge_app = typer.Typer(
+    help="Index and evaluate the knowledge corpus the agents retrieve from.", no_args_is_help=True
+)
+app.add_typer(knowledge_app, name="knowledge")
+
+
+@knowledge_app.command("index")
+def knowledge_index() -> None:
+    """Index the packaged corpus and the operator's documents (only what changed); report what was done.
+
+    Exit code 0 when every file was indexed, 1 when a malformed file was skipped (named in the report).
+    """
+    from pumptwin.flows.settings import get_settings
+
+    settings = get_settings()
+    from pumptwin.flows.recommend_steps import index_knowledge, index_markdown, retrieval_config
+
+    report = index_knowledge(settings)
+    typer.echo(index_markdown(report, retrieval_config(settings).where))
+    raise typer.Exit(1 if report.skipped else 0)
+
+
+@knowledge_app.command("eval")
+def knowledge_eval(
+    split: Annotated[
+        str | None, typer.Option(help="Score only the `tune` or the `report` questions; default both.")
+    ] = None,
+    k: Annotated[int, typer.Option(min=1, max=100, help="Passages retrieved per question.")] = 5,
+    questions: Annotated[
+        list[Path] | None, typer.Option("--questions", help="Question files (YAML); default the packaged ones.")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON here.")] = None,
+) -> None:
+    """Score retrieval on the evaluation questions: recall@k, hit@k and MRR, dense, sparse and hybrid."""
+    from pumptwin.flows.settings import get_settings
+
+    settings = get_settings()
+    from pumptwin.flows.recommend_steps import evaluate_knowledge
+
+    if split not in (None, "tune", "report"):
+        raise typer.BadParameter(f"choose tune or report, got {split!r}", param_hint="--split")
+    report = evaluate_knowledge(settings, split=split, k=k, questions=questions or ())
+    typer.echo(report.to_markdown())
+    out = json_out or settings.bench_dir / "retrieval.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report.to_dict(), indent=1), encoding="utf-8")
+    typer.echo(f"figures: {out}")
+
+
 bench = typer.Typer(help="Public benchmarks.", no_args_is_help=True)
 app.add_typer(bench, name="bench")
 

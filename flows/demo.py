@@ -28,6 +28,7 @@ solves a given network's base case instead.
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime
 from pathlib import Path
@@ -250,6 +251,10 @@ def conventional_alarms(settings: Settings, pump: str = "PS01.P1") -> str:
     )
 
 
+RUNNERS_UP = 3
+"""Alternatives the demo prints under a recommendation."""
+
+
 def sync_and_respond(settings: Settings) -> dict[str, Any]:
     """Run the twin-sync flow and print the health table, alerts and candidate responses."""
     from pumptwin.flows.twin_sync import twin_sync
@@ -280,7 +285,26 @@ def sync_and_respond(settings: Settings) -> dict[str, Any]:
             print()
             print(f"   candidate responses, simulated on the calibrated twin ({folder}):")
             _print_table(frame[keep].rename(columns=WHATIF_COLUMNS))
+    show_recommendation(result.get("recommendation"))
     return result
+
+
+def show_recommendation(result: dict[str, Any] | None) -> None:
+    """Print the recommend flow's chosen action per line, the runners-up and the start of the justification."""
+    if not result or not result.get("lines"):
+        return
+    print()
+    print("5. agent: flow 'recommend' (candidates and a setpoint search on the twin, ranked, evidence cited) ...")
+    for line in result["lines"]:
+        data = json.loads((Path(line["folder"]) / "recommendation.json").read_text(encoding="utf-8"))
+        chosen = data["chosen"]
+        score, writer = chosen["score"], data["generator"]
+        print(f"   line {line['line']}: recommended: {chosen['name']} (score {score:.3g}, text: {writer})")
+        for alt in data["alternatives"][:RUNNERS_UP]:
+            why = "rejected: " + "; ".join(alt["rejected"])[:90] if alt["rejected"] else f"score {alt['score']:.3g}"
+            print(f"     instead of {alt['name']}: {why}")
+        print(f"   cites {len(data['citations'])} passages: {', '.join(c['id'] for c in data['citations'][:6])}")
+        print(f"   approver's page: {line['folder']}/recommendation.md")
 
 
 def where_to_look(settings: Settings) -> None:
@@ -294,7 +318,9 @@ def where_to_look(settings: Settings) -> None:
     print(f"  MLflow UI        .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}")
     print("  Feast UI         cd features && ../.venv/bin/feast ui")
     print(f"  Prefect UI       PREFECT_HOME={settings.prefect_home} .venv/bin/prefect server start  (runs, artifacts)")
+    print(f"  recommendation   {settings.recommend_dir}/ (action, alternatives, justification, citations, plots)")
     print("  ask the twin     .venv/bin/pumptwin whatif --flow +10%   (see README.md)")
+    print('  ask the docs     .venv/bin/pumptwin ask "why is PS01.P1 in alarm?"')
 
 
 def run(settings: Settings, network: Path | None = None) -> int:

@@ -2,7 +2,7 @@
 
 `Settings` is composed of one group per concern, each with its own environment prefix
 (`PUMPTWIN_TWIN_`, `PUMPTWIN_MLFLOW_`, `PUMPTWIN_MODELS_`, `PUMPTWIN_PREFECT_`, `PUMPTWIN_HISTORIAN_`,
-`PUMPTWIN_INGEST_`).
+`PUMPTWIN_INGEST_`, `PUMPTWIN_AGENTS_`).
 Every field is read by some entry point or step (a test checks it); a setting nothing reads is
 removed rather than documented.
 A field can also be set through the root with the nested delimiter `__`:
@@ -170,7 +170,48 @@ class HistorianSettings(BaseSettings):
     max_count: int = Field(default=10_000, ge=1, description="Most values the server returns per request.")
 
 
+class AgentSettings(BaseSettings):
+    """Knowledge retrieval, the recommender's objective and the optional language model."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}AGENTS_", extra="forbid")
+
+    qdrant_url: str | None = Field(
+        default=None,
+        description="Qdrant server URL, e.g. `http://127.0.0.1:6333`; None: a local store under `<home>/knowledge`.",
+    )
+    qdrant_api_key: SecretStr | None = Field(default=None, description="API key of the Qdrant server.")
+    collection: str = Field(default="pumptwin_knowledge", min_length=1, description="Qdrant collection name.")
+    documents: list[Path] = Field(
+        default_factory=list,
+        description="Folders or files of the operator's own documents indexed beside the packaged corpus.",
+    )
+    packaged_corpus: bool = Field(
+        default=True, description="Index the packaged corpus of the reference fleet beside the operator's documents."
+    )
+    top_k: int = Field(default=5, ge=1, le=100, description="Passages retrieved per query.")
+    weight_risk: float = Field(default=10.0, ge=0, description="Score per unit of risk reduced (severity).")
+    weight_margin: float = Field(default=1.0, ge=0, description="Score per unit of least relative margin gained.")
+    weight_energy_per_mwh: float = Field(default=0.5, ge=0, description="Cost per MWh/day of shaft energy added.")
+    weight_throughput_per_pct: float = Field(default=1.0, ge=0, description="Cost per % of throughput lost.")
+    weight_maintenance: float = Field(default=1.0, ge=0, description="Cost of taking a pump out of service.")
+    min_gain: float = Field(
+        default=1.0, ge=0, description="Least score gain over keeping on as now for an action to be recommended."
+    )
+    llm_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible endpoint (vLLM, Ollama): `http://127.0.0.1:8000/v1`; None: grounded text only.",
+    )
+    llm_model: str = Field(default="local", min_length=1, description="Model name sent to the endpoint.")
+    llm_api_key: SecretStr | None = Field(default=None, description="API key of the endpoint, if it needs one.")
+    llm_timeout_s: float = Field(default=60.0, gt=0, description="Timeout of one language-model request, s.")
+    llm_agent: bool = Field(
+        default=False,
+        description="With a language model, also run it as a tool-using agent that may propose actions of its own.",
+    )
+
+
 _GROUPS: dict[str, type[BaseSettings]] = {
+    "agents": AgentSettings,
     "historian": HistorianSettings,
     "ingest": IngestSettings,
     "twin": TwinSettings,
@@ -201,8 +242,11 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(
         default_factory=IngestSettings, description="Admission of readings to the raw store."
     )
+    agents: AgentSettings = Field(
+        default_factory=AgentSettings, description="Knowledge retrieval, recommender and language model."
+    )
 
-    @field_validator("twin", "mlflow", "models", "prefect", "historian", "ingest", mode="before")
+    @field_validator("twin", "mlflow", "models", "prefect", "historian", "ingest", "agents", mode="before")
     @classmethod
     def _build_group(cls, value: object, info: ValidationInfo) -> object:
         """Build a group from a dict, so its own `PUMPTWIN_<GROUP>_*` variables fill the other fields."""
@@ -249,6 +293,16 @@ class Settings(BaseSettings):
     def state_dir(self) -> Path:
         """Folder of the twin's state: calibration, health table and alerts."""
         return self.home / "twin"
+
+    @property
+    def knowledge_dir(self) -> Path:
+        """Folder of the local Qdrant store of the knowledge corpus (unused with a Qdrant server)."""
+        return self.home / "knowledge"
+
+    @property
+    def recommend_dir(self) -> Path:
+        """Folder of recommendations (markdown, JSON) written by the recommend flow."""
+        return self.home / "recommend"
 
     @property
     def whatif_dir(self) -> Path:

@@ -6,7 +6,8 @@ since the last calibration into the twin and save its calibration and state, the
 candidate responses (`twin.sync.candidate_responses`) of every line with an active alert on the
 calibrated twin. The run publishes one markdown artifact (``twin-state``): the health table, the
 alerts with their evidence, the margins, the candidate what-if table per line and the paths of
-its plots.
+its plots. When an alert is active it then runs the ``recommend`` flow (`flows.recommend`) as a
+subflow, which publishes the recommended action with its evidence.
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ respond_task = task(name="candidate-responses")(respond_to_alerts)
 
 
 @flow(name="twin-sync")
-def twin_sync(window_s: float = DEFAULT_WINDOW_S, history_s: float = DEFAULT_HISTORY_S) -> dict[str, Any]:
+def twin_sync(
+    window_s: float = DEFAULT_WINDOW_S, history_s: float = DEFAULT_HISTORY_S, recommend: bool = True
+) -> dict[str, Any]:
     """Fold the new readings into the twin, assess its health, and evaluate responses to its alerts.
 
     Args:
         window_s: Length of the windows readings are folded in, s.
         history_s: How far back the first synchronisation reads, s.
+        recommend: Run the ``recommend`` flow when an alert is active.
     """
     settings = get_settings()
     report = sync_twin_task(settings, window_s=window_s, history_s=history_s)
@@ -43,7 +47,13 @@ def twin_sync(window_s: float = DEFAULT_WINDOW_S, history_s: float = DEFAULT_HIS
     create_markdown_artifact(key="twin-state", markdown=sync_markdown(report, runs), description="twin-sync")
     alerts = len(report.state.alerts) if report.state is not None else 0
     get_run_logger().info("%s; %d active alerts, %d what-if studies", report.message, alerts, len(runs))
+    recommended: dict[str, Any] | None = None
+    if recommend and alerts:
+        from pumptwin.flows.recommend import recommend as recommend_flow
+
+        recommended = recommend_flow()
     return {
+        "recommendation": recommended,
         "updated": report.updated,
         "message": report.message,
         "alerts": alerts,

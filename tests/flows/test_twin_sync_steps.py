@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from unittest import mock
 
@@ -19,25 +18,20 @@ from pumptwin.flows.settings import Settings
 from pumptwin.flows.twin_store import load_twin, state_paths
 from pumptwin.flows.twin_sync_steps import respond_to_alerts, sync_markdown, sync_twin
 from pumptwin.flows.what_if_steps import run_whatif
-from pumptwin.plant.scenario import shipped_scenario
-from pumptwin.plant.simulator import Plant
 from pumptwin.twin.health.io import calibration_to_dict, read_calibration
 from pumptwin.twin.hydraulic.io import load_network
 from pumptwin.twin.hydraulic.pumps import fit_head_curve
 from pumptwin.twin.whatif.scenarios import BASE_NAME
 
-DAY_S = 86_400.0
 WINDOW_S = 3600.0
 WORN = "PS02.P2"
 SPLIT = pd.Timestamp("2024-03-02T06:00:00Z")
 
 
 @pytest.fixture(scope="module")
-def readings() -> pd.DataFrame:
-    """Two days at 2-min steps: the impeller of PS02.P2 wears 8 % of its diameter from hour 7 to day 1.5."""
-    base = shipped_scenario("impeller_wear")
-    fault = replace(base.faults[0], onset_s=0.3 * DAY_S, failure_s=1.5 * DAY_S, magnitude=0.08)
-    return Plant(replace(base, duration_s=2 * DAY_S, step_s=120.0, faults=(fault,))).run()
+def readings(worn_impeller_readings: pd.DataFrame) -> pd.DataFrame:
+    """The shared run (`tests/flows/conftest.py`): PS02.P2's impeller wears 8 % from hour 7 to day 1.5."""
+    return worn_impeller_readings
 
 
 @pytest.fixture

@@ -1,0 +1,259 @@
+"""The recommender on the reference pipeline: known situations, hard limits, ranking, evidence."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from pumptwin.agents.evidence import Passage
+from pumptwin.agents.recommend import (
+    Objective,
+    Situation,
+    failure_mode,
+    fixed_actions,
+    rank,
+    recommend,
+    rejections,
+    relief,
+    situations,
+)
+from pumptwin.agents.twin_view import TwinView
+from pumptwin.twin.assets import build_registry
+from pumptwin.twin.errors import PumptwinError
+from pumptwin.twin.health.state import Alert, AssetHealth, TwinState
+from pumptwin.twin.hydraulic.io import load_network
+from pumptwin.twin.whatif.limits import Limits
+
+TS = pd.Timestamp("2026-11-01T06:00", tz="UTC")
+
+
+def _state(*alerts: tuple[str, str, float]) -> TwinState:
+    """A twin state with one alert per (asset, source, severity)."""
+    rows, health = [], []
+    for asset, source, severity in alerts:
+        level = "alarm" if severity >= 1 else "warning"
+        rows.append(Alert(asset, source, "physics", level, 0.3, 0.25, "-", severity, TS, TS, "physics"))
+        kind = "line" if asset.startswith("LINE") else "pump"
+        health.append(AssetHealth(asset, kind, 0.4, level, severity, source, {source: 0.3}, {source: severity}))
+    return TwinState(TS, tuple(health), tuple(rows))
+
+
+@pytest.fixture(scope="module")
+def view() -> TwinView:
+    net = load_network(None)
+    reg = build_registry(net)
+    return TwinView(net, reg, rated_speed_rpm={p.pump_id: p.rated_speed_rpm for p in reg.pumps})
+
+
+class FakeKnowledge:
+    """A knowledge base over a handful of passages: search ranks by shared words, filters by metadata."""
+
+    def __init__(self, passages: Sequence[Passage]) -> None:
+        self.passages = list(passages)
+
+    def _match(self, p: Passage, doc_types, assets, failure_modes) -> bool:
+        if doc_types and p.doc_type not in doc_types:
+            return False
+        if assets and not set(assets) & set(p.meta.get("assets", [])):
+            return False
+        return not (failure_modes and not set(failure_modes) & set(p.meta.get("failure_modes", [])))
+
+    def search(self, query, *, top_k=5, doc_types=None, assets=None, failure_modes=None, **_):
+        words = set(query.lower().split())
+        hits = [p for p in self.passages if self._match(p, doc_types, assets, failure_modes)]
+        hits.sort(key=lambda p: (-len(words & set(p.text.lower().split())), p.id))
+        return hits[:top_k]
+
+    def lookup(self, *, doc_types=None, assets=None, failure_modes=None, limit=50):
+        hits = [p for p in self.passages if self._match(p, doc_types, assets, failure_modes)]
+        return sorted(hits, key=lambda p: p.meta.get("date", ""), reverse=True)[:limit]
+
+
+def _p(pid: str, doc_type: str, text: str, assets=(), modes=(), date="2025-01-01") -> Passage:
+    title = pid.split("#", maxsplit=1)[0]
+    meta = {"doc_type": doc_type, "title": title, "assets": list(assets), "failure_modes": list(modes), "date": date}
+    return Passage(pid, text, meta)
+
+
+KB = FakeKnowledge(
+    [
+        _p(
+            "SOP-106#step-2",
+            "procedure",
+            "high bearing temperature: reduce speed of the affected pump",
+            (),
+            ["bearing_wear"],
+        ),
+        _p("SOP-110#step-1", "procedure", "suspected pipeline leak flow imbalance: reduce line pressure", (), ["leak"]),
+        _p("SOP-104#step-1", "procedure", "switch to the standby pump changeover: start the standby first"),
+        _p("SOP-103#step-1", "procedure", "change pump speed VFD setpoint in steps of 2 %"),
+        _p(
+            "WO-24001",
+            "work_order",
+            "PS01.P1 bearing replaced, outcome good",
+            ["PS01.P1"],
+            ["bearing_wear"],
+            "2024-05-02",
+        ),
+        _p("INS-401#ps01-p1", "inspection", "PS01.P1 bearing housing 71 C inspection finding", ["PS01.P1"]),
+    ]
+)
+
+
+def test_failure_mode_of_evidence() -> None:
+    assert failure_mode("p_seal_failure") == "seal_failure"
+    assert failure_mode("thermal_drift_de") == "bearing_wear"
+    assert failure_mode("meter_bias_fraction") == "leak"
+    assert failure_mode("something_else") == ""
+
+
+def test_no_alert_means_no_change(view: TwinView) -> None:
+    run = recommend(TwinState(TS, ()), view, search=True)
+    rec = run.recommendation
+    assert rec.chosen.kind == "base"
+    assert rec.chosen.name == "no change"
+    assert rec.situation == ()
+
+
+def test_hot_bearing_relieves_that_pump_and_cites_the_procedure(view: TwinView) -> None:
+    run = recommend(_state(("PS01.P1", "thermal_drift_de", 1.3)), view, kb=KB)
+    rec = run.recommendation
+    assert rec.chosen.feasible
+    assert rec.chosen.kind in ("speed", "standby", "setpoint", "stop")
+    base = next(c for c in rec.alternatives if c.kind == "maintenance")
+    after = rec.chosen.numbers.get("PS01.P1 shaft power kW", 0.0)
+    assert after < base.numbers["PS01.P1 shaft power kW"]
+    assert rec.chosen.score > base.score
+    ids = {p.id for p in rec.evidence.passages}
+    assert "SOP-106#step-2" in ids
+    assert "WO-24001" in ids
+    assert "[SOP-106#step-2]" in rec.text or "[SOP-106#step-2]" in rec.text.replace(" ", "")
+    assert rec.check.ok
+
+
+def test_suspected_leak_lowers_line_pressure_and_cites_leak_procedure(view: TwinView) -> None:
+    run = recommend(_state(("LINE01", "meter_bias_fraction", 1.5)), view, kb=KB)
+    rec = run.recommendation
+    assert rec.chosen.feasible
+    base = next(c for c in rec.alternatives if c.kind == "maintenance")
+    assert rec.chosen.numbers["max pressure MPa"] < base.numbers["max pressure MPa"]
+    assert "SOP-110#step-1" in {p.id for p in rec.evidence.procedures}
+
+
+def test_candidates_exceeding_maop_are_never_recommended(view: TwinView) -> None:
+    # With MAOP derated to 75 %, the base case and any speed-up break it.
+    tight = replace(view, limits=Limits(max_maop_use=0.75))
+    rec = recommend(_state(("PS01.P1", "thermal_drift_de", 1.2)), tight).recommendation
+    assert rec.chosen.feasible
+    assert not any(r.startswith("MAOP") for r in rec.chosen.rejected)
+    rejected_for_maop = [c for c in rec.alternatives if any(r.startswith("MAOP") for r in c.rejected)]
+    assert rejected_for_maop, "the derated MAOP must reject some candidates"
+    assert all(not c.feasible for c in rejected_for_maop)
+
+
+def test_rejections_keep_preexisting_faults_on_other_assets_but_not_on_the_asset_at_risk(view: TwinView) -> None:
+    report = view.simulate([])
+    base = report.outcomes[0]
+    # Build a violation on another pump present in the base: unchanged, it does not reject.
+    from pumptwin.twin.whatif.report import Violation
+
+    v = Violation("POR", "PS2-P1", 65.0, 70.0, "% of BEP")
+    with_v = replace(base, violations=(v,))
+    assert rejections(with_v, with_v, at_risk=["PS1-P1"]) == ()
+    assert rejections(with_v, with_v, at_risk=["PS2-P1"]) != ()
+    worse = replace(base, violations=(replace(v, value=60.0),))
+    assert rejections(worse, with_v, at_risk=["PS1-P1"]) != ()
+    maop = replace(base, violations=(Violation("MAOP", "L000-005", 3.2, 3.1, "MPa"),))
+    assert rejections(maop, maop, at_risk=[]) != ()
+
+
+def test_relief_is_one_for_a_stopped_pump_and_zero_for_no_change(view: TwinView) -> None:
+    report = view.simulate([])
+    base = report.outcomes[0]
+    sit = Situation("PS01.P1", "bearing_wear", 1.0, "alarm", "PS1-P1", ())
+    assert relief(sit, base, base, 25.0) == 0.0
+    stopped = replace(base, pumps=tuple(replace(p, running=False) if p.pump == "PS1-P1" else p for p in base.pumps))
+    assert relief(sit, stopped, base, 25.0) == 1.0
+
+
+def test_fixed_actions_cover_the_operator_list(view: TwinView) -> None:
+    sits = situations(_state(("PS01.P1", "thermal_drift_de", 1.2)), view)
+    names = [a.name for a in fixed_actions(sits, view)]
+    assert "PS01.P1: speed -5 %" in names
+    assert "PS01.P1: switch to standby" in names
+    assert "PS01.P1: stop" in names
+    assert "LINE01: throughput -10 %" in names
+    assert "LINE01: controlled shut-down" in names
+    assert any(", sisters +" in n for n in names)
+
+
+def test_setpoint_search_is_feasible_and_reproducible(view: TwinView) -> None:
+    state = _state(("PS01.P1", "thermal_drift_de", 1.2))
+    a = recommend(state, view, seed=3)
+    b = recommend(state, view, seed=3)
+    assert a.searched is not None and a.searched.feasible
+    assert a.searched.name == b.searched.name
+    assert a.evaluated > 100
+    speeds = a.searched.setpoints
+    for p in view.pumps:
+        if p.name in speeds:
+            assert p.min_speed - 1e-9 <= speeds[p.name] <= p.max_speed + 1e-9
+
+
+def test_rank_puts_feasible_first_by_score(view: TwinView) -> None:
+    rec = recommend(_state(("PS01.P1", "thermal_drift_de", 1.2)), view, search=False).recommendation
+    ranked = [rec.chosen, *rec.alternatives]
+    assert ranked == rank(ranked)
+    feasible = [c.score for c in ranked if c.feasible]
+    assert feasible == sorted(feasible, reverse=True)
+    assert all(math.isfinite(c.score) for c in ranked)
+
+
+class BrokenKnowledge:
+    def search(self, *args, **kwargs):
+        raise PumptwinError("knowledge store http://127.0.0.1:9 cannot be reached")
+
+    lookup = search
+
+
+def test_unreachable_store_still_gives_the_twin_numbers(view: TwinView) -> None:
+    rec = recommend(_state(("PS01.P1", "thermal_drift_de", 1.2)), view, kb=BrokenKnowledge(), search=False)
+    r = rec.recommendation
+    assert any("knowledge store unavailable" in n for n in r.notes)
+    assert r.evidence.passages == ()
+    assert r.chosen.numbers["throughput m3/h"] > 0
+    assert r.text
+
+
+def test_weights_change_the_choice(view: TwinView) -> None:
+    state = _state(("PS01.P1", "thermal_drift_de", 1.2))
+    caring = recommend(state, view, Objective(risk=10.0), search=False).recommendation
+    indifferent = recommend(state, view, Objective(risk=0.0), search=False).recommendation
+    assert caring.chosen.kind != "maintenance"
+    assert indifferent.chosen.kind == "maintenance"
+
+
+def test_searched_setpoints_keep_a_back_off_from_suction_and_npsh_limits(view: TwinView) -> None:
+    from pumptwin.agents.recommend import SEARCH_BACKOFF_BAR, backoff_violations, suction_violations
+
+    base = view.simulate([]).outcomes[0]
+    node = view.suction_nodes()["PS2"]
+    i = base.profile_nodes.index(node)
+    pressure = base.profile_pressure_mpa.copy()
+    pressure[i] = (view.min_suction_bar + SEARCH_BACKOFF_BAR / 2) / 10.0  # between the alarm and the back-off
+    near = replace(base, profile_pressure_mpa=pressure)
+    assert suction_violations(near, view) == ()
+    assert [v.where for v in backoff_violations(near, view) if v.limit == "SUCTION"] == [node]
+
+
+def test_records_written_after_the_situation_are_not_evidence(view: TwinView) -> None:
+    early = _state(("PS01.P1", "thermal_drift_de", 1.3))
+    early = TwinState(pd.Timestamp("2024-01-01", tz="UTC"), early.health, early.alerts)
+    rec = recommend(early, view, kb=KB, search=False).recommendation
+    ids = {p.id for p in rec.evidence.passages}
+    assert "WO-24001" not in ids  # opened 2024-05-02, after the state
+    assert "SOP-106#step-2" in ids  # procedures are the current revision
