@@ -82,13 +82,17 @@ def index_markdown(report: Any, where: str) -> str:  # noqa: ANN401 - pumptwin.a
 
 
 def open_knowledge(settings: Settings) -> Any:  # noqa: ANN401 - pumptwin.agents.retrieval.KnowledgeBase
-    """The knowledge base of the settings, indexing the packaged corpus first if the local store is empty."""
+    """The knowledge base of the settings; a local store is first brought up to date with its sources.
+
+    Re-indexing embeds only what changed (nothing, in a fraction of a second, when the corpus and
+    the operator's documents are as indexed). A Qdrant server is indexed by ``pumptwin knowledge
+    index`` only.
+    """
     from pumptwin.agents.retrieval import KnowledgeBase
 
-    kb = KnowledgeBase(retrieval_config(settings))
-    if settings.agents.qdrant_url is None and kb.count() == 0:
+    if settings.agents.qdrant_url is None:
         index_knowledge(settings)
-    return kb
+    return KnowledgeBase(retrieval_config(settings))
 
 
 def evaluate_knowledge(

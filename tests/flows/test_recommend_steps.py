@@ -44,12 +44,6 @@ WORK_ORDERS = (
 )
 
 
-@pytest.fixture(scope="module")
-def readings(worn_impeller_readings: pd.DataFrame) -> pd.DataFrame:
-    """The shared run (`tests/flows/conftest.py`): PS02.P2's impeller wears 8 % from hour 7 to day 1.5."""
-    return worn_impeller_readings
-
-
 @pytest.fixture
 def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     docs = tmp_path / "docs"
@@ -64,9 +58,10 @@ def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
-def synced(home: Path, readings: pd.DataFrame) -> Settings:
+def synced(home: Path, worn_impeller_readings: pd.DataFrame) -> Settings:
+    """A home whose twin is synchronised on the shared run (PS02.P2's impeller wears, `conftest.py`)."""
     settings = Settings(home=home)
-    RawStore(settings.raw_dir).write(readings)
+    RawStore(settings.raw_dir).write(worn_impeller_readings)
     sync_twin(settings, window_s=WINDOW_S)
     return settings
 
