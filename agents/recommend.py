@@ -688,20 +688,27 @@ def model_scores(state: TwinState, assets: Iterable[str]) -> tuple[ModelScore, .
     return tuple(out)
 
 
+def _known_by(work_order: Passage, until: str) -> bool:
+    """Whether a work order was closed (or, without a closing date, opened) on or before ``until`` (ISO)."""
+    day = str(work_order.meta.get("closed") or work_order.meta.get("date") or "")[:10]
+    return day <= until
+
+
 def past_work_orders(
     kb: object, asset: str, modes: list[str] | None, top_k: int, until: str | None = None
 ) -> list[Passage]:
     """Past work orders, newest first: the asset's for the mode, else the mode's on any asset, else the asset's.
 
-    Only work orders opened on or before ``until`` (an ISO date; None: all) count: a record written
-    after the situation cannot be evidence for it.
+    Only work orders closed on or before ``until`` (an ISO date; None: all) count: an outcome known
+    only after the situation cannot be evidence for it (a work order without a closing date counts
+    by its opening date).
     """
     look = kb.lookup  # type: ignore[attr-defined]
     for assets, wanted in (([asset], modes), (None, modes), ([asset], None)):
         if wanted is None and assets is None:
             continue
         found: list[Passage] = look(doc_types=["work_order"], assets=assets, failure_modes=wanted, limit=LOOKUP_LIMIT)
-        found = [p for p in found if until is None or str(p.meta.get("date", ""))[:10] <= until]
+        found = [p for p in found if until is None or _known_by(p, until)]
         if found:
             return found[:top_k]
     return []
@@ -712,8 +719,8 @@ def gather_evidence(
 ) -> Evidence:
     """Passages for the situation and the chosen action from a `pumptwin.agents.retrieval.KnowledgeBase`.
 
-    Work orders and inspection reports are those dated on or before ``until`` (the state's day, ISO;
-    None: all); procedures, manuals and datasheets are the current revisions.
+    Work orders closed and inspection reports dated on or before ``until`` (the state's day, ISO;
+    None: all) count; procedures, manuals and datasheets are the current revisions.
 
     Raises:
         pumptwin.agents.retrieval.KnowledgeError: An empty or unreachable store.

@@ -73,10 +73,10 @@ class FakeKnowledge:
         return sorted(hits, key=lambda p: p.meta.get("date", ""), reverse=True)[:limit]
 
 
-def _p(pid: str, doc_type: str, text: str, assets=(), modes=(), date="2025-01-01") -> Passage:
+def _p(pid: str, doc_type: str, text: str, assets=(), modes=(), date="2025-01-01", closed=None) -> Passage:
     title = pid.split("#", maxsplit=1)[0]
     meta = {"doc_type": doc_type, "title": title, "assets": list(assets), "failure_modes": list(modes), "date": date}
-    return Passage(pid, text, meta)
+    return Passage(pid, text, meta if closed is None else {**meta, "closed": closed})
 
 
 KB = FakeKnowledge(
@@ -257,3 +257,7 @@ def test_records_written_after_the_situation_are_not_evidence(view: TwinView) ->
     ids = {p.id for p in rec.evidence.passages}
     assert "WO-24001" not in ids  # opened 2024-05-02, after the state
     assert "SOP-106#step-2" in ids  # procedures are the current revision
+    open_then = _state(("PS01.P1", "thermal_drift_de", 1.3))
+    open_then = TwinState(pd.Timestamp("2025-03-02", tz="UTC"), open_then.health, open_then.alerts)
+    ids = {p.id for p in recommend(open_then, view, kb=KB, search=False).recommendation.evidence.passages}
+    assert "WO-24001" in ids and "WO-25009" not in ids  # WO-25009 closes 2025-03-05, after the state
