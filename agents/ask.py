@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pumptwin.agents.check import plain
 from pumptwin.agents.evidence import Passage
 from pumptwin.twin.health.state import TwinState
 
@@ -117,11 +118,6 @@ def best_sentences(text: str, question: str, n: int = QUOTED_SENTENCES) -> list[
     return [sentences[i] for i in sorted(ranked[:n])]
 
 
-def _unbracketed(text: str) -> str:
-    """``text`` with square brackets turned into parentheses, so that it cannot read as a citation."""
-    return text.replace("[", "(").replace("]", ")")
-
-
 def twin_lines(state: TwinState | None, assets: Sequence[str], question: str) -> list[str]:
     """The twin's health and active alerts for ``assets`` (or every alerted asset for a "why ... alarm" question)."""
     if state is None:
@@ -138,7 +134,7 @@ def twin_lines(state: TwinState | None, assets: Sequence[str], question: str) ->
         alerts = [a for a in state.alerts if a.asset == asset]
         head = f"- Twin state at {state.ts.isoformat()}: {asset} is **{h.status}** (health index {h.health_index:.2f}"
         lines.append(head + (f", driven by {h.driver})" if h.driver else ")"))
-        lines += [f"  - {_unbracketed(a.message())}" + (f"; {a.detail}" if a.detail else "") for a in alerts]
+        lines += [f"  - {plain(a.message())}" + (f"; {a.detail}" if a.detail else "") for a in alerts]
     return lines
 
 

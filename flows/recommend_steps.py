@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pumptwin.agents.evidence import Candidate, Recommendation
+from pumptwin.agents.evidence import Candidate
 from pumptwin.agents.recommend import Objective, RecommendRun, recommend
 from pumptwin.agents.twin_view import TwinView
 from pumptwin.flows.settings import Settings
@@ -121,26 +121,30 @@ def objective(settings: Settings) -> Objective:
     )
 
 
-def generator(settings: Settings) -> Any:  # noqa: ANN401 - pumptwin.agents.generate.Generator or None
-    """The language-model generator when ``PUMPTWIN_AGENTS_LLM_URL`` is set, else None (grounded text)."""
+def llm_config(settings: Settings) -> Any:  # noqa: ANN401 - pumptwin.agents.generate.LLMConfig or None
+    """The language-model endpoint of ``PUMPTWIN_AGENTS_LLM_*``, None without ``PUMPTWIN_AGENTS_LLM_URL``."""
     a = settings.agents
     if a.llm_url is None:
-        return None
-    from pumptwin.agents.generate import ChatGenerator, LLMConfig
-
-    key = a.llm_api_key.get_secret_value() if a.llm_api_key is not None else None
-    return ChatGenerator(LLMConfig(url=a.llm_url, model=a.llm_model, api_key=key, timeout_s=a.llm_timeout_s))
-
-
-def agent_config(settings: Settings) -> Any:  # noqa: ANN401 - pumptwin.agents.generate.LLMConfig or None
-    """The language model for the tool-using agent when ``PUMPTWIN_AGENTS_LLM_AGENT`` is on, else None."""
-    a = settings.agents
-    if a.llm_url is None or not a.llm_agent:
         return None
     from pumptwin.agents.generate import LLMConfig
 
     key = a.llm_api_key.get_secret_value() if a.llm_api_key is not None else None
     return LLMConfig(url=a.llm_url, model=a.llm_model, api_key=key, timeout_s=a.llm_timeout_s)
+
+
+def generator(settings: Settings) -> Any:  # noqa: ANN401 - pumptwin.agents.generate.Generator or None
+    """The language-model generator when ``PUMPTWIN_AGENTS_LLM_URL`` is set, else None (grounded text)."""
+    config = llm_config(settings)
+    if config is None:
+        return None
+    from pumptwin.agents.generate import ChatGenerator
+
+    return ChatGenerator(config)
+
+
+def agent_config(settings: Settings) -> Any:  # noqa: ANN401 - pumptwin.agents.generate.LLMConfig or None
+    """The language model for the tool-using agent when ``PUMPTWIN_AGENTS_LLM_AGENT`` is on, else None."""
+    return llm_config(settings) if settings.agents.llm_agent else None
 
 
 def twin_view(settings: Settings, cal: TwinCalibration | None, line: int = 1) -> TwinView:
@@ -164,6 +168,23 @@ def twin_view(settings: Settings, cal: TwinCalibration | None, line: int = 1) ->
         basis=twin_basis(cal.ts),
         **common,  # type: ignore[arg-type]
     )
+
+
+@dataclass(frozen=True)
+class UnavailableKnowledge:
+    """A knowledge store that could not be opened: every search raises its error again.
+
+    The recommender treats it as any store failing mid-run: no passages, a note naming the store,
+    and the twin's numbers still reach the approver.
+    """
+
+    error: Exception
+
+    def search(self, *args: Any, **kwargs: Any) -> list[Any]:  # noqa: ANN401 - the KnowledgeBase signature
+        """Raise the error that kept the store closed."""
+        raise self.error
+
+    lookup = search
 
 
 @dataclass(frozen=True)
@@ -327,12 +348,11 @@ def recommend_lines(settings: Settings, *, search: bool = True, plots: bool = Tr
         return RecommendReport(
             state, (), f"no active alerts in the twin state of {state.ts.isoformat()}: nothing to do"
         )
-    kb: Any = None
-    kb_error = ""
+    kb: Any
     try:
         kb = open_knowledge(settings)
     except PumptwinError as exc:
-        kb_error = str(exc)
+        kb = UnavailableKnowledge(exc)
     gen = generator(settings)
     folder = new_run_folder(settings.recommend_dir)
     items = []
@@ -341,21 +361,11 @@ def recommend_lines(settings: Settings, *, search: bool = True, plots: bool = Tr
         run = recommend(
             state, view, objective(settings), kb=kb, generator=gen, search=search, agent=agent_config(settings)
         )
-        if kb_error:
-            rec = run.recommendation
-            notes = (*rec.notes, f"knowledge store unavailable, no passages cited: {kb_error}")
-            run = RecommendRun(_with_notes(rec, notes), run.evaluated, run.seconds, run.searched, run.best_fixed)
         item = LineRecommendation(line, run)
         paths = write_recommendation(item, view, folder / f"line{line}", plots=plots)
         items.append(LineRecommendation(line, run, folder / f"line{line}", paths))
     msg = f"{len(items)} recommendation(s) for the twin state of {state.ts.isoformat()} in {folder}"
     return RecommendReport(state, tuple(items), msg)
-
-
-def _with_notes(rec: Recommendation, notes: tuple[str, ...]) -> Recommendation:
-    from dataclasses import replace
-
-    return replace(rec, notes=tuple(n for n in notes if n != "no knowledge store given, no passages cited"))
 
 
 def ask_question(settings: Settings, question: str) -> Any:  # noqa: ANN401 - pumptwin.agents.ask.Answer
