@@ -24,8 +24,9 @@ from pumptwin.twin.errors import PumptwinError
 if TYPE_CHECKING:
     from pumptwin.agents.retrieval import KnowledgeBase, Mode
 
-SPLITS = ("tune", "report")
-"""Question splits: settings are chosen on ``tune``, figures reported on ``report``."""
+SPLITS = ("tune", "report", "fresh")
+"""Question splits: settings are chosen on ``tune``, figures reported on ``report``; ``fresh`` questions
+were written from the corpus alone after every setting was chosen, and are never used to choose one."""
 
 FILTER_KEYS = frozenset({"assets", "failure_modes", "doc_types", "since", "until"})
 """Keys a question's ``filters`` may use (the keyword arguments of `KnowledgeBase.search`)."""

@@ -115,4 +115,4 @@ def test_packaged_questions_refer_to_existing_passages() -> None:
         pytest.skip("no packaged question files yet")
     ids = {d.id for d in load_documents([default_corpus_dir()]).documents}
     questions = load_questions(files, corpus_ids=ids)
-    assert {q.split for q in questions} <= {"tune", "report"}
+    assert {q.split for q in questions} <= {"tune", "report", "fresh"}
