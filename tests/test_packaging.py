@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-FOLDERS = ("twin", "plant", "features", "models", "flows", "agents", "infra")
+FOLDERS = ("twin", "plant", "features", "models", "flows", "agents", "infra", "control")
 
 
 def setuptools_config() -> dict:
