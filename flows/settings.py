@@ -2,7 +2,7 @@
 
 `Settings` is composed of one group per concern, each with its own environment prefix
 (`PUMPTWIN_TWIN_`, `PUMPTWIN_MLFLOW_`, `PUMPTWIN_MODELS_`, `PUMPTWIN_PREFECT_`, `PUMPTWIN_HISTORIAN_`,
-`PUMPTWIN_INGEST_`, `PUMPTWIN_AGENTS_`).
+`PUMPTWIN_INGEST_`, `PUMPTWIN_AGENTS_`, `PUMPTWIN_CONTROL_`).
 Every field is read by some entry point or step (a test checks it); a setting nothing reads is
 removed rather than documented.
 A field can also be set through the root with the nested delimiter `__`:
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -210,8 +211,75 @@ class AgentSettings(BaseSettings):
     )
 
 
+class ControlSettings(BaseSettings):
+    """The closed loop's implementation step: control system, guardrails, approval and interlocks."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}CONTROL_", extra="forbid")
+
+    backend: Literal["plant", "opcua"] = Field(
+        default="plant",
+        description="Control system written to: `plant` (the simulated plant, saved in `plant_file`) or `opcua`.",
+    )
+    opcua_url: str | None = Field(
+        default=None, description="OPC UA endpoint of the control system, e.g. `opc.tcp://10.0.0.5:4840/`."
+    )
+    opcua_timeout_s: float = Field(default=5.0, gt=0, description="Timeout of one OPC UA call, s.")
+    auto_implement: bool = Field(
+        default=True,
+        description="Implement small speed changes that keep every limit without waiting for a person.",
+    )
+    auto_off_stations: list[str] = Field(
+        default_factory=list, description="Stations (`PS01`) where nothing is implemented without a person."
+    )
+    auto_max_speed_change: float = Field(
+        default=0.03, ge=0, le=0.2, description="Largest relative speed change implemented without a person."
+    )
+    approval_timeout_s: int = Field(
+        default=3600, ge=1, description="How long a recommendation waits for an approver's answer, s."
+    )
+    approval_poll_s: int = Field(
+        default=10, ge=1, description="How often a paused run checks whether it was answered, s."
+    )
+    on_timeout: Literal["expire", "escalate"] = Field(
+        default="expire", description="What an unanswered request becomes: `expire` or `escalate` (to `escalate_to`)."
+    )
+    escalate_to: str = Field(
+        default="shift supervisor", min_length=1, description="Who an unanswered request is escalated to."
+    )
+    max_rate_per_s: float = Field(
+        default=0.002, gt=0, description="Fastest relative speed change the interlocks ramp at, per s."
+    )
+    ramp_step: float = Field(default=0.02, gt=0, description="Largest relative speed change of one ramp step.")
+    settle_s: float = Field(
+        default=120.0, ge=0, description="Time the plant is given to respond before it is checked, s."
+    )
+    readback_tolerance: float = Field(
+        default=0.002, gt=0, description="Largest difference between a written and a read-back relative speed."
+    )
+    retries: int = Field(default=3, ge=0, description="Retries of a write that was not read back.")
+    retry_wait_s: float = Field(default=1.0, ge=0, description="Wait before retrying a write, s.")
+    response_tolerance: float = Field(
+        default=0.1,
+        gt=0,
+        description="Allowed deviation of the plant's response (pump flow, discharge pressure) from the twin's "
+        "prediction, as a share of the predicted value; a larger one rolls the change back.",
+    )
+    audit_path: Path | None = Field(
+        default=None, description="The append-only audit log (JSON Lines); None: `<home>/control/audit.jsonl`."
+    )
+    plant_file: Path | None = Field(
+        default=None, description="Saved simulated plant of the `plant` backend; None: `<home>/control/plant.pkl`."
+    )
+    plant_scenario: str = Field(
+        default="developing_faults",
+        min_length=1,
+        description="Shipped plant scenario a new simulated plant starts from when `plant_file` does not exist.",
+    )
+
+
 _GROUPS: dict[str, type[BaseSettings]] = {
     "agents": AgentSettings,
+    "control": ControlSettings,
     "historian": HistorianSettings,
     "ingest": IngestSettings,
     "twin": TwinSettings,
@@ -245,8 +313,11 @@ class Settings(BaseSettings):
     agents: AgentSettings = Field(
         default_factory=AgentSettings, description="Knowledge retrieval, recommender and language model."
     )
+    control: ControlSettings = Field(
+        default_factory=ControlSettings, description="Implementation of actions: guardrails, approval, interlocks."
+    )
 
-    @field_validator("twin", "mlflow", "models", "prefect", "historian", "ingest", "agents", mode="before")
+    @field_validator("twin", "mlflow", "models", "prefect", "historian", "ingest", "agents", "control", mode="before")
     @classmethod
     def _build_group(cls, value: object, info: ValidationInfo) -> object:
         """Build a group from a dict, so its own `PUMPTWIN_<GROUP>_*` variables fill the other fields."""

@@ -1,0 +1,442 @@
+"""The implement flow through Prefect's API, as an approver uses it: pause, read the artifact, answer, see the plant.
+
+Each test writes a recommendation the way the recommend flow does (`write_recommendation` on
+candidates the recommender judged on the twin's as-built line) and gives the flow a simulated plant
+(the ``developing_faults`` scenario half an hour in, every running pump at 0.945 of rated) in the
+home's plant file. The flow runs in a thread against the test harness; the test waits until the
+run is paused on the request's key, reads the approval artifact and resumes the run with an answer.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import csv
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from unittest import mock
+from uuid import UUID
+
+import pandas as pd
+import pytest
+from prefect.exceptions import NotPausedError
+
+from pumptwin.agents.evidence import Evidence, Recommendation
+from pumptwin.agents.recommend import Action, Objective, RecommendRun, _setpoint_action, base_action, simulate
+from pumptwin.control.approval import FALSE_ALARMS_FILE, request_id
+from pumptwin.control.audit import AuditLog
+from pumptwin.control.simulated import SimulatedController
+from pumptwin.flows import implement_steps as steps
+from pumptwin.flows.recommend_steps import LineRecommendation, twin_view, write_recommendation
+from pumptwin.flows.settings import Settings
+from pumptwin.flows.what_if_steps import new_run_folder
+from pumptwin.plant.scenario import shipped_scenario
+from pumptwin.plant.simulator import Plant
+from pumptwin.twin.health.state import Alert
+from pumptwin.twin.whatif.spec import BASE_NAME, ScenarioSpec, SpeedChange
+
+WORN = "PS02.P2"
+PLANT_WARMUP_S = 1800.0
+PAUSE_WAIT_S = 90.0
+RUN_WAIT_S = 120.0
+SINCE = pd.Timestamp("2024-03-01T00:10:00Z")
+PLANT_SPEED = 0.945
+"""Relative speed of every running pump of the plant fixture (the scenario's 0.95 less its daily swing)."""
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def plant_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A simulated plant half an hour into the demo scenario, saved once for the module."""
+    ctl = SimulatedController(Plant(shipped_scenario("developing_faults")))
+    ctl.wait(PLANT_WARMUP_S)
+    assert ctl.speed_setpoint(WORN) == pytest.approx(PLANT_SPEED)
+    path = tmp_path_factory.mktemp("plant") / "plant.pkl"
+    ctl.save(path)
+    return path
+
+
+@pytest.fixture
+def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, plant_file: Path) -> Iterator[Path]:
+    home = tmp_path / "home"
+    monkeypatch.setenv("PUMPTWIN_HOME", str(home))
+    monkeypatch.setenv("PUMPTWIN_CONTROL_APPROVAL_POLL_S", "1")
+    (home / "control").mkdir(parents=True)
+    shutil.copy(plant_file, home / "control" / "plant.pkl")
+    with mock.patch.dict(os.environ):
+        yield home
+
+
+def plant_speed(home: Path, pump: str = WORN) -> float:
+    return SimulatedController.load(home / "control" / "plant.pkl").speed_setpoint(pump)
+
+
+def write_rec(home: Path, action: Callable[[Any], Action]) -> Path:
+    """A recommendation of ``action`` on PS02.P2's impeller wear, written as the recommend flow writes it."""
+    settings = Settings(home=home)
+    view = twin_view(settings, None, 1)
+    net = view.network  # as the plant runs: every pump at the scenario's speed
+    view = replace(view, network=replace(net, pumps=tuple(replace(p, speed=PLANT_SPEED) for p in net.pumps)))
+    _, (base, chosen) = simulate([base_action([]), action(view)], [], view, Objective())
+    alert = Alert(WORN, "impeller_wear", "physics", "warning", 0.04, 0.05, "-", 0.8, SINCE, SINCE, "physics-1")
+    rec = Recommendation(
+        situation=(alert.message(),),
+        assets=(WORN,),
+        chosen=chosen,
+        alternatives=(base,),
+        evidence=Evidence(),
+        text=f"Slow {WORN} to relieve its worn impeller.",
+    )
+    item = LineRecommendation(1, RecommendRun(rec, 2, 0.1, None, None))
+    folder = new_run_folder(settings.recommend_dir) / "line1"
+    return write_recommendation(item, view, folder, plots=False)["json"]
+
+
+def setpoint(speeds: Mapping[str, float]) -> Callable[[Any], Action]:
+    def make(view: Any) -> Action:
+        ids = {p.name: p.pump_id for p in view.pumps}
+        return _setpoint_action({ids[k]: v for k, v in speeds.items()}, view)
+
+    return make
+
+
+def rid(path: Path) -> str:
+    rec = steps.load_recommendation(path)
+    return request_id(rec.line, rec.recommended_at, rec.chosen.name)
+
+
+class Run:
+    """The flow running in a thread (with the harness's Prefect settings)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        from pumptwin.flows.implement import implement
+
+        self.result: dict[str, Any] | None = None
+        self.error: BaseException | None = None
+        ctx = contextvars.copy_context()
+
+        def target() -> None:
+            try:
+                self.result = implement(**kwargs)
+            except BaseException as exc:  # noqa: BLE001 - handed to the test
+                self.error = exc
+
+        self.thread = threading.Thread(target=ctx.run, args=(target,), daemon=True)
+        self.thread.start()
+
+    def join(self) -> dict[str, Any]:
+        self.thread.join(RUN_WAIT_S)
+        assert not self.thread.is_alive(), "the flow did not finish"
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+def paused_runs(request: str) -> list[UUID]:
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    paused = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=paused)
+    return [r.id for r in runs if r.state is not None and r.state.state_details.pause_key == request]
+
+
+def wait_paused(request: str, run: Run, n: int = 1) -> list[UUID]:
+    deadline = time.monotonic() + PAUSE_WAIT_S
+    while time.monotonic() < deadline:
+        found = paused_runs(request)
+        if len(found) >= n:
+            return found
+        if not run.thread.is_alive():
+            run.join()
+            pytest.fail(f"the flow finished without pausing: {run.result}")
+        time.sleep(0.5)
+    pytest.fail(f"no paused run for {request}")
+
+
+def flow_run_state(run_id: UUID) -> str:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(run_id).state
+    assert state is not None
+    return state.type.value
+
+
+def artifact(key: str) -> str:
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    assert found, f"no artifact {key}"
+    return str(found[-1].data)
+
+
+def kinds(home: Path, request: str) -> list[str]:
+    return [r.kind for r in AuditLog(home / "control" / "audit.jsonl").records(request=request)]
+
+
+def test_approve_implements_on_the_plant(harness: None, home: Path) -> None:
+    target = round(plant_speed(home) - 0.05, 3)
+    path = write_rec(home, setpoint({WORN: target}))
+    request = rid(path)
+    run = Run(recommendation=str(path))
+    (run_id,) = wait_paused(request, run)
+    assert steps.find_paused_run(request) == run_id
+    assert steps.load_recommendation(path).chosen.feasible
+    md = artifact(f"approval-{request}")
+    assert request in md and "What approving writes" in md and f"| {WORN} | {PLANT_SPEED:.3f} | {target:.3f} |" in md
+    assert "exceeds the automatic limit" in md and "# Recommendation for line 1" in md
+    steps.answer_request(run_id, {"approve": True, "approver": "j.doe", "comment": "relieve the impeller"})
+    out = run.join()
+    assert out["status"] == "implemented", out
+    assert plant_speed(home) == pytest.approx(target, abs=1e-6)
+    seen = kinds(home, request)
+    assert seen[0] == "recommendation" and "decision" in seen and "write" in seen and seen[-1] == "done"
+    assert "verified" in seen
+    decision = AuditLog(home / "control" / "audit.jsonl").records(request=request, kind="decision")[0]
+    assert decision.who == "j.doe" and decision.data["decides"] is True
+    assert steps.status(Settings(home=home), request) == "implemented"
+
+
+def test_reject_as_false_alarm_labels_and_writes_nothing(harness: None, home: Path) -> None:
+    before = plant_speed(home)
+    path = write_rec(home, setpoint({WORN: round(before - 0.06, 3)}))
+    request = rid(path)
+    run = Run(recommendation=str(path))
+    (run_id,) = wait_paused(request, run)
+    steps.answer_request(run_id, {"approve": False, "approver": "a.smith", "reason": "false alarm"})
+    out = run.join()
+    assert out["status"] == "rejected"
+    assert plant_speed(home) == before
+    assert "write" not in kinds(home, request) and "label" in kinds(home, request)
+    with (home / "labels" / FALSE_ALARMS_FILE).open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows == [
+        {"asset": WORN, "ts": SINCE.isoformat(), "mode": "impeller_wear", "request": request, "approver": "a.smith"}
+    ]
+
+
+def test_unanswered_request_expires(harness: None, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUMPTWIN_CONTROL_APPROVAL_TIMEOUT_S", "2")
+    before = plant_speed(home)
+    path = write_rec(home, setpoint({WORN: round(before - 0.05, 3)}))
+    run = Run(recommendation=str(path))
+    (run_id,) = wait_paused(rid(path), run)
+    out = run.join()
+    assert out["status"] == "expired"
+    assert flow_run_state(run_id) == "COMPLETED"
+    with pytest.raises(NotPausedError):
+        steps.answer_request(run_id, {"approve": True, "approver": "late"})
+    assert kinds(home, out["request"]) == ["recommendation", "expired"]
+    assert plant_speed(home) == before
+    again = Run(recommendation=str(path)).join()
+    assert again["status"] == "expired" and "already expired" in again["message"]
+
+
+def test_out_of_range_modified_speed_is_refused(harness: None, home: Path) -> None:
+    before = plant_speed(home)
+    path = write_rec(home, setpoint({WORN: round(before - 0.05, 3)}))
+    request = rid(path)
+    run = Run(recommendation=str(path))
+    (run_id,) = wait_paused(request, run)
+    steps.answer_request(run_id, steps.form_answer(True, "j.doe", speeds={WORN: 1.3}))
+    out = run.join()
+    assert out["status"] == "refused"
+    assert any("outside its range" in r and WORN in r for r in out["reasons"])
+    assert plant_speed(home) == before
+    assert "write" not in kinds(home, request) and kinds(home, request)[-1] == "refused"
+
+
+@pytest.mark.slow
+def test_modified_speed_that_breaks_a_hard_limit_is_refused(harness: None, home: Path) -> None:
+    before = plant_speed(home, "PS01.P1")
+    path = write_rec(home, setpoint({WORN: round(plant_speed(home) - 0.05, 3)}))
+    request = rid(path)
+    run = Run(recommendation=str(path))
+    (run_id,) = wait_paused(request, run)
+    steps.answer_request(run_id, steps.form_answer(True, "j.doe", speeds={"PS01.P1": 0.87}))
+    out = run.join()
+    assert out["status"] == "refused"
+    assert out["reasons"] and all(r.startswith("twin: ") for r in out["reasons"])
+    assert any("NPSH" in r or "SUCTION" in r for r in out["reasons"]), out["reasons"]
+    assert plant_speed(home, "PS01.P1") == before
+
+
+def test_small_speed_change_is_implemented_without_a_pause(harness: None, home: Path) -> None:
+    ctl = SimulatedController.load(home / "control" / "plant.pkl")
+    target = round(ctl.speed_setpoint(WORN) - 0.02, 3)
+
+    def slow(view: Any) -> Action:
+        pid = view.pump(WORN).pump_id
+        name = f"{WORN}: speed to {100 * target:.1f} %"
+        return Action(name, "speed", ScenarioSpec(name=name, speeds=(SpeedChange(pid, factor=target / PLANT_SPEED),)))
+
+    path = write_rec(home, slow)
+    assert steps.load_recommendation(path).chosen.setpoints == {}  # a fixed candidate: speeds from its figures
+    out = Run(recommendation=str(path), controller=ctl).join()
+    assert out["status"] == "implemented", out
+    assert ctl.speed_setpoint(WORN) == pytest.approx(target, abs=1e-6)
+    assert plant_speed(home) != pytest.approx(target, abs=1e-6)  # an in-process controller is not saved
+    records = AuditLog(home / "control" / "audit.jsonl").records(request=out["request"])
+    assert {r.who for r in records if r.kind in ("decision", "write", "done")} == {"auto-implement"}
+    assert not paused_runs(out["request"])
+
+
+@pytest.mark.slow
+def test_auto_off_for_the_station_waits_for_a_person(
+    harness: None, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUMPTWIN_CONTROL_AUTO_OFF_STATIONS", '["PS02"]')
+    before = plant_speed(home)
+    path = write_rec(home, setpoint({WORN: round(before - 0.01, 3)}))
+    request = rid(path)
+    run = Run(recommendation=str(path))
+    (run_id,) = wait_paused(request, run)
+    assert "automatic implementation is off at station PS02" in artifact(f"approval-{request}")
+    steps.answer_request(run_id, {"approve": False, "approver": "j.doe", "reason": "not now"})
+    assert run.join()["status"] == "rejected"
+    assert not (home / "labels" / FALSE_ALARMS_FILE).exists()
+
+
+@pytest.mark.slow
+def test_a_second_answer_is_recorded_and_refused(harness: None, home: Path) -> None:
+    target = round(plant_speed(home) - 0.05, 3)
+    path = write_rec(home, setpoint({WORN: target}))
+    request = rid(path)
+    first = Run(recommendation=str(path))
+    wait_paused(request, first)
+    second = Run(recommendation=str(path))
+    run_a, run_b = wait_paused(request, second, n=2)
+    steps.answer_request(run_a, {"approve": True, "approver": "j.doe"})
+    deadline = time.monotonic() + RUN_WAIT_S
+    while "done" not in kinds(home, request) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    steps.answer_request(run_b, {"approve": False, "approver": "a.smith", "reason": "false alarm"})
+    outs = sorted([first.join(), second.join()], key=lambda o: o["message"])
+    assert [o["status"] for o in outs] == ["implemented", "implemented"]
+    assert any("a.smith" in o["message"] and "refused" in o["message"] for o in outs)
+    decisions = AuditLog(home / "control" / "audit.jsonl").records(request=request, kind="decision")
+    assert [(d.who, d.data["decides"]) for d in decisions] == [("j.doe", True), ("a.smith", False)]
+    assert not (home / "labels" / FALSE_ALARMS_FILE).exists()
+    assert plant_speed(home) == pytest.approx(target, abs=1e-6)
+    assert kinds(home, request).count("done") == 1
+
+
+def test_keep_running_writes_nothing_and_does_not_pause(harness: None, home: Path) -> None:
+    name = "keep running, schedule maintenance"
+    path = write_rec(home, lambda view: Action(name, "maintenance", ScenarioSpec(name=BASE_NAME)))
+    out = Run(recommendation=str(path)).join()
+    assert out["status"] == "no_action" and "nothing to write" in out["message"]
+    assert kinds(home, out["request"]) == ["recommendation", "no-action"]
+
+
+@pytest.mark.slow
+def test_unanswered_request_escalates(harness: None, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUMPTWIN_CONTROL_APPROVAL_TIMEOUT_S", "2")
+    monkeypatch.setenv("PUMPTWIN_CONTROL_ON_TIMEOUT", "escalate")
+    monkeypatch.setenv("PUMPTWIN_CONTROL_ESCALATE_TO", "night supervisor")
+    path = write_rec(home, setpoint({WORN: round(plant_speed(home) - 0.05, 3)}))
+    request = rid(path)
+    out = Run(recommendation=str(path)).join()
+    assert out["status"] == "escalated" and "night supervisor" in out["message"]
+    assert "**night supervisor**" in artifact(f"escalation-{request}")
+    (record,) = AuditLog(home / "control" / "audit.jsonl").records(request=request, kind="escalated")
+    assert record.data == {"to": "night supervisor"}
+    monkeypatch.setenv("PUMPTWIN_CONTROL_APPROVAL_TIMEOUT_S", "60")
+    run = Run(recommendation=str(path))  # an escalated request is asked again
+    (run_id,) = wait_paused(request, run)
+    steps.answer_request(run_id, {"approve": False, "approver": "night supervisor", "reason": "not now"})
+    assert run.join()["status"] == "rejected"
+
+
+def test_the_form_offers_the_requested_and_running_pumps(home: Path) -> None:
+    path = write_rec(home, setpoint({WORN: 0.9}))
+    prepared = steps.prepare(Settings(home=home), 1, path)
+    ctl = SimulatedController.load(home / "control" / "plant.pkl")
+    form = steps.approval_form(prepared.request, steps.current_speeds(ctl, prepared.request.pumps))
+    speeds = sorted(k for k in form.model_fields if k.startswith(steps.FORM_PREFIX))
+    assert speeds == ["speed_ps01_p1", "speed_ps01_p2", "speed_ps02_p1", "speed_ps02_p2"]
+    schema = form.model_json_schema()["properties"]
+    assert "false alarm" in str(schema["reason"]) and "requested 0.900" in schema["speed_ps02_p2"]["description"]
+    answer = form(**steps.form_answer(True, "j.doe", speeds={"PS01.P1": 0.93}))
+    decision = steps.decision_from_form(answer, prepared.request)
+    assert decision.approve and decision.approver == "j.doe" and decision.setpoints == {"PS01.P1": 0.93}
+
+
+def test_carry_out_refuses_a_start_and_rolls_back_an_unexpected_response(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pumptwin.control.approval import Decision
+
+    path = write_rec(home, setpoint({WORN: 0.9}))
+    settings = Settings(home=home)
+    prepared = steps.prepare(settings, 1, path)
+    ctl = SimulatedController.load(home / "control" / "plant.pkl")
+    started = steps.carry_out(settings, ctl, prepared, Decision(True, "j.doe", setpoints={"PS02.P3": 0.9}), "j.doe")
+    assert started.status == "refused" and "PS02.P3: not running" in started.message and not started.wrote
+    assert not ctl.running("PS02.P3")
+    monkeypatch.setenv("PUMPTWIN_CONTROL_RESPONSE_TOLERANCE", "1e-6")
+    strict = Settings(home=home)
+    out = steps.carry_out(strict, ctl, prepared, Decision(True, "j.doe"), "j.doe")
+    assert out.status == "rolled_back" and out.wrote and "did not respond as expected" in out.message
+    assert ctl.speed_setpoint(WORN) == pytest.approx(PLANT_SPEED)
+    assert steps.status(strict, prepared.request.id) == "rolled_back"
+
+
+def test_open_and_close_the_settings_controller(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    saved = home / "control" / "plant.pkl"
+    saved.unlink()
+    settings = Settings(home=home)
+    ctl = steps.open_controller(settings)
+    assert isinstance(ctl, SimulatedController) and ctl.plant.scenario.name == "developing_faults"
+    steps.close_controller(settings, ctl, save=False)
+    assert not saved.exists()
+    steps.close_controller(settings, ctl, save=True)
+    assert SimulatedController.load(saved).plant.now == ctl.plant.now
+    monkeypatch.setenv("PUMPTWIN_CONTROL_BACKEND", "opcua")
+    with pytest.raises(steps.ImplementError, match="PUMPTWIN_CONTROL_OPCUA_URL"):
+        steps.open_controller(Settings(home=home))
+
+
+@pytest.mark.slow
+def test_auto_implement_over_opc_ua(harness: None, home: Path) -> None:
+    from pumptwin.control.opcua import OpcUaController
+    from pumptwin.control.opcua_server import NodeLimits, PlantOpcServer
+
+    plant = SimulatedController.load(home / "control" / "plant.pkl")
+    pumps = [p.name for p in plant.plant.registry.pumps]
+    rated = {p.name: p.rated_speed_rpm for p in plant.plant.registry.pumps}
+    limits = {
+        p.name: NodeLimits(p.min_speed * p.rated_speed_rpm, p.max_speed * p.rated_speed_rpm)
+        for p in plant.plant.registry.pumps
+    }
+    tags = [f"{p}.{m}" for p in pumps for m in ("FLOW", "DISCH_PRESS")]
+    target = round(PLANT_SPEED - 0.02, 3)
+    path = write_rec(home, setpoint({WORN: target}))
+    with PlantOpcServer(plant, pumps, rated, limits, tags=tags) as server:
+        plc = OpcUaController(server.url, rated, timeout_s=5.0, sleep=server.advance)
+        try:
+            out = Run(recommendation=str(path), controller=plc).join()
+            assert out["status"] == "implemented", out
+            assert plc.speed_setpoint(WORN) == pytest.approx(target, abs=1e-6)
+        finally:
+            plc.close()
+    assert plant.speed_setpoint(WORN) == pytest.approx(target, abs=1e-6)
+    assert "verified" in kinds(home, out["request"])
