@@ -599,6 +599,74 @@ def ask(
     typer.echo(ask_question(settings, question).text)
 
 
+@app.command()
+def implement(
+    line: Annotated[int, typer.Option(min=1, help="The line whose latest recommendation is implemented.")] = 1,
+    recommendation: Annotated[
+        Path | None,
+        typer.Option(callback=utf8_file, help="A recommendation.json to implement instead of the line's latest."),
+    ] = None,
+) -> None:
+    """Implement a line's recommendation inside the guardrails, or pause until a person approves it.
+
+    Runs the Prefect flow ``implement``: automatic implementation when the policy allows it,
+    otherwise the run waits for an answer in the Prefect UI (or from ``pumptwin approve``).
+    Exit code 0 when the request ended implemented or needed no action, 1 otherwise.
+    """
+    from pumptwin.flows.implement import implement as implement_flow
+
+    result = implement_flow(line=line, recommendation=str(recommendation) if recommendation else None)
+    typer.echo(f"{result['request']}: {result['status']}: {result['message']}")
+    for reason in result.get("reasons") or []:
+        typer.echo(f"  - {reason}")
+    raise typer.Exit(0 if result["status"] in ("implemented", "no_action") else 1)
+
+
+@app.command()
+def approve(  # noqa: PLR0913 - one parameter per command-line option
+    request: Annotated[str, typer.Argument(help="The request id (shown in the approval artifact).")],
+    approver: Annotated[str, typer.Option(help="Who answers (recorded in the audit log).")],
+    reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approving.")] = False,
+    reason: Annotated[str, typer.Option(help='Why (e.g. "false alarm", which becomes a label).')] = "",
+    comment: Annotated[str, typer.Option(help="A comment for the audit log.")] = "",
+    speed: Annotated[
+        list[str] | None, typer.Option(help="A modified speed, PUMP=RELATIVE (e.g. PS01.P1=0.93); repeatable.")
+    ] = None,
+) -> None:
+    """Answer a paused ``implement`` run as the Prefect UI's form does (the flow re-checks every value)."""
+    from pumptwin.flows.implement_steps import answer_request, find_paused_run, form_answer
+
+    speeds: dict[str, float] = {}
+    for item in speed or []:
+        pump, _, value = item.partition("=")
+        try:
+            speeds[pump.strip()] = float(value)
+        except ValueError:
+            raise typer.BadParameter(f"expected PUMP=RELATIVE_SPEED, got {item!r}", param_hint="--speed") from None
+    if not approver.strip():
+        raise typer.BadParameter("the approver's name is empty", param_hint="--approver")
+    run_id = find_paused_run(request)
+    if run_id is None:
+        typer.echo(f"error: no paused run waits for request {request!r} (answered, expired or unknown)", err=True)
+        raise typer.Exit(BAD_INPUT_EXIT)
+    answer_request(run_id, form_answer(not reject, approver, comment=comment, reason=reason, speeds=speeds))
+    typer.echo(f"{'rejected' if reject else 'approved'} {request} (flow run {run_id}); the run re-checks and goes on")
+
+
+@app.command()
+def feedback(
+    request: Annotated[str | None, typer.Option(help="Only this request; default every implemented one.")] = None,
+    window: Annotated[float, typer.Option(callback=positive, help="Verification window after an action, s.")] = 3600.0,
+    retrain: Annotated[bool, typer.Option("--retrain/--no-retrain", help="Retrain on new labels.")] = True,
+    recalibrate: Annotated[bool, typer.Option("--recalibrate/--no-recalibrate", help="Re-sync the twin.")] = True,
+) -> None:
+    """Compare the plant's response to implemented actions with the twin's prediction, label and learn."""
+    from pumptwin.flows.feedback import feedback as feedback_flow
+
+    result = feedback_flow(request=request, window_s=window, retrain=retrain, recalibrate=recalibrate)
+    typer.echo(result["message"])
+
+
 knowledge_app = typer.Typer(
     help="Index and evaluate the knowledge corpus the agents retrieve from.", no_args_is_help=True
 )
@@ -624,7 +692,7 @@ def knowledge_index() -> None:
 @knowledge_app.command("eval")
 def knowledge_eval(
     split: Annotated[
-        str | None, typer.Option(help="Score only the `tune` or the `report` questions; default both.")
+        str | None, typer.Option(help="Score only the `tune`, `report` or `fresh` questions; default all.")
     ] = None,
     k: Annotated[int, typer.Option(min=1, max=100, help="Passages retrieved per question.")] = 5,
     questions: Annotated[
@@ -636,10 +704,11 @@ def knowledge_eval(
     from pumptwin.flows.settings import get_settings
 
     settings = get_settings()
+    from pumptwin.agents.evaluation import SPLITS
     from pumptwin.flows.recommend_steps import evaluate_knowledge
 
-    if split not in (None, "tune", "report"):
-        raise typer.BadParameter(f"choose tune or report, got {split!r}", param_hint="--split")
+    if split not in (None, *SPLITS):
+        raise typer.BadParameter(f"choose one of {', '.join(SPLITS)}, got {split!r}", param_hint="--split")
     report = evaluate_knowledge(settings, split=split, k=k, questions=questions or ())
     typer.echo(report.to_markdown())
     out = json_out or settings.bench_dir / "retrieval.json"
