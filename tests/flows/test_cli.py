@@ -227,3 +227,41 @@ def test_ingest_from_the_historian_without_its_settings_exits_2(runner: CliRunne
     assert result.exit_code == 2, result.output
     assert "PUMPTWIN_HISTORIAN__URL" in result.output
     assert "Traceback" not in result.output
+
+
+def test_approve_refuses_a_malformed_speed_before_asking_prefect(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["approve", "line1-x", "--approver", "A. Operator", "--speed", "PS01.P1:0.9"])
+    assert result.exit_code == 2, result.output
+    assert "PUMP=RELATIVE_SPEED" in result.output
+
+
+def test_approve_refuses_an_empty_approver(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["approve", "line1-x", "--approver", "  "])
+    assert result.exit_code == 2, result.output
+    assert "approver" in result.output
+
+
+def test_approve_without_a_paused_run_exits_2(runner: CliRunner) -> None:
+    with mock.patch("pumptwin.flows.implement_steps.find_paused_run", return_value=None) as find:
+        result = runner.invoke(app, ["approve", "line1-x", "--approver", "A. Operator", "--reject"])
+    find.assert_called_once_with("line1-x")
+    assert result.exit_code == 2, result.output
+    assert "no paused run waits for request 'line1-x'" in result.output
+
+
+def test_approve_sends_the_form_answer_to_the_paused_run(runner: CliRunner) -> None:
+    run_id = "7c1f9a52-0000-4000-8000-000000000001"
+    with (
+        mock.patch("pumptwin.flows.implement_steps.find_paused_run", return_value=run_id),
+        mock.patch("pumptwin.flows.implement_steps.answer_request") as answer,
+    ):
+        result = runner.invoke(
+            app,
+            ["approve", "line1-x", "--approver", "A. Operator", "--comment", "ok", "--speed", "PS01.P1=0.93"],
+        )
+    assert result.exit_code == 0, result.output
+    (sent_id, sent), _ = answer.call_args
+    assert sent_id == run_id
+    assert sent["approve"] is True and sent["approver"] == "A. Operator" and sent["comment"] == "ok"
+    assert 0.93 in sent.values()
+    assert "approved line1-x" in result.output
