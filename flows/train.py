@@ -27,18 +27,20 @@ train_family_task = task(name="train-family")(train_family)
 
 
 @flow(name="train")
-def train(families: list[str] | None = None) -> list[dict[str, Any]]:
+def train(families: list[str] | None = None, lineage: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Train the model families (all of them when ``families`` is None) and gate their promotion.
 
     Args:
         families: Any of ``anomaly``, ``diagnosis``, ``ttf``.
+        lineage: What this training learnt from beyond the feature store (e.g. the audit records of
+            the outcomes and labels behind a retraining), set on every run as tags ``pumptwin.lineage.<key>``.
     """
     settings = get_settings()
     chosen = list(FAMILIES) if families is None else families
     unknown = sorted(set(chosen) - set(FAMILIES))
     if unknown:
         raise ValueError(f"unknown model families {unknown}; choose from {list(FAMILIES)}")
-    outcomes = [train_family_task(settings, family) for family in chosen]
+    outcomes = [train_family_task(settings, family, lineage) for family in chosen]
     create_markdown_artifact(key="training", markdown=outcomes_markdown(outcomes), description="train")
     logger = get_run_logger()
     for o in outcomes:

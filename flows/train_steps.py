@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,8 @@ FAMILIES: dict[str, tuple[str, str, Trainer]] = {
 """Family -> (Feast feature service, registered model name, trainer)."""
 MAINTENANCE_FILE = "maintenance.csv"
 """Maintenance records (``asset, ts, action[, mode, onset_ts, failure_ts]``) in the labels folder."""
+LINEAGE_TAG_PREFIX = "pumptwin.lineage."
+"""Prefix of the run tags that name what a training run learnt from beyond the feature store (`lineage_tags`)."""
 
 
 @dataclass(frozen=True)
@@ -153,8 +155,19 @@ def labelled_training_set(settings: Settings, service: str) -> pd.DataFrame:
     return frame.sort_values(["pump_id", "event_timestamp"], kind="stable").reset_index(drop=True)
 
 
-def train_family(settings: Settings, family: str) -> FamilyOutcome:
-    """Train one family, log and register it, and gate its promotion; a family without data is skipped."""
+def lineage_tags(lineage: Mapping[str, str] | None) -> dict[str, str]:
+    """The caller's lineage (e.g. the audit records a retraining learnt from) as run tags ``pumptwin.lineage.<key>``."""
+    return {f"{LINEAGE_TAG_PREFIX}{k}": str(v) for k, v in (lineage or {}).items()}
+
+
+def train_family(settings: Settings, family: str, lineage: Mapping[str, str] | None = None) -> FamilyOutcome:
+    """Train one family, log and register it, and gate its promotion; a family without data is skipped.
+
+    Args:
+        settings: The settings of this entry point.
+        family: ``anomaly``, ``diagnosis`` or ``ttf``.
+        lineage: Extra lineage, set on the run and the model version as tags ``pumptwin.lineage.<key>``.
+    """
     from pumptwin.features.definitions import SERVICES
     from pumptwin.models.registry import (
         Lineage,
@@ -179,7 +192,7 @@ def train_family(settings: Settings, family: str) -> FamilyOutcome:
             result = trainer(frame, split, config, plot_dir)
     except (TrainingError, ValueError) as exc:  # one family's bad data must not stop the others
         return FamilyOutcome(family, "skipped", str(exc))
-    lineage = Lineage(
+    data_lineage = Lineage(
         feature_service=service,
         feature_views=SERVICES[service],
         train_start=split.train_start.to_pydatetime(),
@@ -201,11 +214,11 @@ def train_family(settings: Settings, family: str) -> FamilyOutcome:
         params=result.params,
         metrics=finite,
         plots=result.plots,
-        lineage=lineage,
+        lineage=data_lineage,
         input_example=result.input_example,
         registered_name=name,
         pip_requirements=requirements,
-        tags={"pumptwin.notes": "; ".join(result.notes)} if result.notes else None,
+        tags={**({"pumptwin.notes": "; ".join(result.notes)} if result.notes else {}), **lineage_tags(lineage)} or None,
         run_name=f"{family}-{split.train_end:%Y%m%d}",
     )
     version = str(run.version)
