@@ -5,7 +5,7 @@ BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-slow test-integration lint format bench bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak bench-estimation bench-ingest-memory bench-reliability bench-retrieval bench-recommend clean
+.PHONY: help venv demo test test-slow test-integration test-browser lint format bench bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak bench-estimation bench-ingest-memory bench-reliability bench-retrieval bench-recommend clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ test-slow: venv ## Slow tests only
 
 test-integration: venv ## Integration tests (real services) only
 	$(BIN)/python -m pytest -m integration
+
+test-browser: venv ## Browser test: approve a paused implement run in the Prefect UI (headless Chromium)
+	scripts/browser_ci.sh
 
 lint: venv ## ruff check, ruff format --check, mypy, import-linter
 	scripts/lint.sh

@@ -1,0 +1,1 @@
+"""Browser tests: the Prefect UI driven by headless Chromium (opt in with ``-m browser``)."""
