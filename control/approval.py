@@ -55,6 +55,9 @@ SPEED_MEASURE = " speed %"
 """Suffix of a pump's speed in a candidate's figures (``PS01.P1 speed %``, percent of rated)."""
 SPEED_TOLERANCE = 1e-4
 """Relative speed difference below which two speeds are the same."""
+CHANGE_SCALE = 2.5
+"""The response tolerance also applies to this multiple of the predicted change (see
+`response_expectations`): at a 10 % tolerance the plant must cover 75 % of a predicted change."""
 ID_DIGEST_CHARS = 10
 """Hex characters of the action's digest in a request id."""
 RESULT_STATUS: dict[str, str] = {
@@ -372,7 +375,10 @@ def response_expectations(
     """What the plant should read after the change: its reading now moved by the change the twin predicts.
 
     The twin may be off the plant by a bias (an uncalibrated machine); the change it predicts is
-    what it vouches for. The tolerance is a share of the predicted value.
+    what it vouches for. The tolerance is a share of the expected value or of `CHANGE_SCALE` times
+    the predicted change, whichever is larger: a tag that should fall to about zero (the flow of a
+    pump being stopped) must cover most of its fall (75 % at a 10 % tolerance), not land within 10 %
+    of zero.
 
     Args:
         before: The plant's readings now, by tag (engineering units).
@@ -388,7 +394,7 @@ def response_expectations(
         if not all(math.isfinite(x) for x in (now, t0, t1)):
             continue
         value = now + (t1 - t0)
-        out.append(Expectation(tag, value, tolerance * max(abs(value), abs(t1))))
+        out.append(Expectation(tag, value, tolerance * max(abs(value), abs(t1), CHANGE_SCALE * abs(t1 - t0))))
     return out
 
 

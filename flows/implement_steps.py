@@ -558,9 +558,10 @@ def twin_check(settings: Settings, line: int, speeds: Mapping[str, float], now: 
     system's speed of each running pump) and with ``speeds`` on top. The second is judged against
     the first by the recommender (`pumptwin.agents.recommend.judge`) with the same hard limits as
     its candidates (without the search's back-off) and the twin's current alerts as the situation;
-    a stop is also checked for surge. The response is the flow (``STATION.PUMP.FLOW``, m3/h) and
-    discharge pressure (``STATION.PUMP.DISCH_PRESS``, bar g, the station's discharge header) of each
-    pump set.
+    a stop is also checked for surge. The response is the flow (``STATION.PUMP.FLOW``, m3/h) of each
+    pump set and the discharge pressure (``STATION.PUMP.DISCH_PRESS``, bar g, the station's discharge
+    header) of each pump set that runs both before and after: a stopped pump's discharge transmitter
+    sits behind its closed check valve and reads its suction side, which the twin does not model.
     """
     from pumptwin.agents.recommend import Action, _setpoint_action, judge, situations
     from pumptwin.flows.recommend_steps import objective, twin_view
@@ -589,6 +590,8 @@ def twin_check(settings: Settings, line: int, speeds: Mapping[str, float], now: 
     cand = judge(action, outcome, base, sits, view, objective(settings), surge, backoff=False)
     discharge = {s.name: s.discharge_node for s in view.registry.stations if s.line == line}
 
+    runs_throughout = {p for p, s in speeds.items() if s > 0 and by_name[p].pump_id in as_now}
+
     def tags(out: Any) -> dict[str, float]:  # noqa: ANN401 - a ScenarioOutcome
         nodes = dict(zip(out.profile_nodes, out.profile_pressure_mpa, strict=False))
         values: dict[str, float] = {}
@@ -597,7 +600,9 @@ def twin_check(settings: Settings, line: int, speeds: Mapping[str, float], now: 
             pt = next((x for x in out.pumps if x.pump == spec.pump_id), None)
             if pt is not None:
                 values[f"{name}.FLOW"] = float(pt.flow_m3h)
-            values[f"{name}.DISCH_PRESS"] = float(nodes.get(discharge.get(spec.station, ""), math.nan)) * BAR_PER_MPA
+            if name in runs_throughout:
+                header = nodes.get(discharge.get(spec.station, ""), math.nan)
+                values[f"{name}.DISCH_PRESS"] = float(header) * BAR_PER_MPA
         return {k: v for k, v in values.items() if math.isfinite(v)}
 
     rejected = tuple(cand.rejected) if base.status == "ok" else (f"twin, plant as now: {base.status}",)

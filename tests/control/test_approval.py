@@ -315,3 +315,11 @@ def test_a_false_alarm_becomes_label_rows(tmp_path: Path) -> None:
         back = list(csv.DictReader(f))
     assert len(back) == 3 and back[0] == rows[0] and set(back[0]) == {"asset", "ts", "mode", "request", "approver"}
     assert pd.read_csv(path)["ts"].map(pd.Timestamp).min() == pd.Timestamp("2026-03-01T08:00:00Z")
+
+
+def test_a_pump_being_stopped_must_cover_most_of_its_fall() -> None:
+    (flow,) = response_expectations({"PS01.P1.FLOW": 990.0}, {"PS01.P1.FLOW": 1000.0}, {"PS01.P1.FLOW": -6.0}, 0.1)
+    assert flow.value == pytest.approx(-16.0)
+    assert flow.tolerance == pytest.approx(0.25 * 1006.0)
+    assert flow.met_by(0.4) and flow.met_by(200.0)
+    assert not flow.met_by(990.0) and not flow.met_by(500.0)

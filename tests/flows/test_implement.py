@@ -440,3 +440,14 @@ def test_auto_implement_over_opc_ua(harness: None, home: Path) -> None:
             plc.close()
     assert plant.speed_setpoint(WORN) == pytest.approx(target, abs=1e-6)
     assert "verified" in kinds(home, out["request"])
+
+
+def test_twin_check_expects_no_discharge_pressure_of_a_pump_that_starts_or_stops(home: Path) -> None:
+    settings = Settings(home=home)
+    now = {"PS02.P1": PLANT_SPEED, WORN: PLANT_SPEED}
+    slowed = steps.twin_check(settings, 1, {WORN: 0.9}, now)
+    assert {f"{WORN}.FLOW", f"{WORN}.DISCH_PRESS"} <= set(slowed.after)
+    switched = steps.twin_check(settings, 1, {WORN: 0.0, "PS02.P3": PLANT_SPEED}, now)
+    assert f"{WORN}.FLOW" in switched.after and "PS02.P3.FLOW" in switched.after
+    assert f"{WORN}.DISCH_PRESS" not in switched.after and "PS02.P3.DISCH_PRESS" not in switched.after
+    assert switched.after["PS02.P3.FLOW"] > 500.0 > switched.before.get("PS02.P3.FLOW", 0.0)
