@@ -367,19 +367,25 @@ def current_speeds(controller: Controller, pumps: Sequence[str]) -> dict[str, fl
 
 
 def writes_for(setpoints: Mapping[str, float], controller: Controller) -> list[Write]:
-    """The writes that bring each pump to its relative speed: 0 stops it; a stopped pump is started, then set."""
-    out: list[Write] = []
+    """The writes that bring each pump to its relative speed, in the order an operator switches.
+
+    Pumps that start come first (started, then set), then speed changes of running pumps, and
+    stops last (SOP-104: the standby carries the flow before the outgoing pump is unloaded), so a
+    switch never leaves the station a pump short. 0 stops a pump.
+    """
+    starts: list[Write] = []
+    changes: list[Write] = []
+    stops: list[Write] = []
     for pump, target in sorted(setpoints.items()):
         running = controller.running(pump)
         if target <= 0:
             if running:
-                out.append(Write(pump, "stop"))
-            continue
-        if not running:
-            out.append(Write(pump, "start"))
-        if not running or abs(controller.speed_setpoint(pump) - target) > SPEED_TOLERANCE:
-            out.append(Write(pump, "speed", float(target)))
-    return out
+                stops.append(Write(pump, "stop"))
+        elif not running:
+            starts += [Write(pump, "start"), Write(pump, "speed", float(target))]
+        elif abs(controller.speed_setpoint(pump) - target) > SPEED_TOLERANCE:
+            changes.append(Write(pump, "speed", float(target)))
+    return [*starts, *changes, *stops]
 
 
 # ---------------------------------------------------------------------------------------- automatic policy

@@ -25,7 +25,10 @@ models are deliberately simple, each a closed form a reader can check:
   by 3 % at NPSHa = NPSHr (the NPSH3 definition) and steeply below.
 
 Degradation modes (`Mode`) have an onset, a progression law (`severity`) and a functional
-failure where the severity reaches 1. `ModeInfo` gives each mode's physical magnitude at
+failure where the severity reaches 1. By default a fault's severity follows the clock; with
+stress wear (opt-in per fault) it follows a damage clock (`damage_clock`) that runs at a rate
+(`stress_rate`) set by how hard the pump is driven, (s / s_ref)^p with a per-mode exponent
+(`STRESS_EXPONENT`), and stands still while the pump is stopped. `ModeInfo` gives each mode's physical magnitude at
 failure (impeller diameter loss, NPSHr rise, seal leak, cooling loss, strainer loss, leak size).
 
 Every machine's constants (`HealthParams`) are drawn per pump from wide priors in
@@ -124,6 +127,74 @@ MODE_INFO: dict[Mode, ModeInfo] = {
 PUMP_MODES: tuple[Mode, ...] = tuple(m for m in Mode if m is not Mode.LEAK)
 EFFICIENCY_LOSS_PER_WEAR = 1.3
 """Efficiency loss per unit impeller wear (6 % diameter loss costs about 8 % efficiency)."""
+
+
+STRESS_EXPONENT: dict[Mode, float] = {
+    Mode.BEARING_WEAR: 4.0,
+    Mode.IMPELLER_WEAR: 3.0,
+    Mode.CAVITATION: 4.0,
+    Mode.SEAL_FAILURE: 2.0,
+    Mode.MOTOR_OVERHEATING: 3.0,
+    Mode.STRAINER_CLOG: 1.0,
+}
+"""Default exponent p of each pump mode's damage rate (s / s_ref)^p under stress wear.
+
+Bearing fatigue life goes as load^-3 (L10) per revolution, with a radial load that is partly
+hydraulic (~ s^2) and partly static; erosive impeller wear as the relative velocity cubed;
+cavitation erosion steeply with the NPSH deficit that grows with speed; seal face wear with
+pressure times velocity; winding insulation ageing with the temperature the load's losses raise;
+strainer fouling with the volume pumped through it.
+"""
+
+
+def stress_rate(speed: npt.ArrayLike, reference_speed: float, exponent: float) -> FloatArray:
+    """Rate of a fault's damage clock relative to real time: (s / s_ref)^p while turning, 0 when stopped.
+
+    Args:
+        speed: Actual relative shaft speeds (any shape); <= 0 is stopped.
+        reference_speed: Relative speed at which the clock runs at real time (> 0).
+        exponent: Exponent p (>= 0).
+
+    Returns:
+        Rates with the shape of ``speed`` (dimensionless).
+
+    Raises:
+        HealthError: A reference speed that is not > 0 or an exponent that is not >= 0.
+    """
+    if not (math.isfinite(reference_speed) and reference_speed > 0):
+        raise HealthError(f"stress reference speed must be > 0, got {reference_speed}")
+    if not (math.isfinite(exponent) and exponent >= 0):
+        raise HealthError(f"stress exponent must be >= 0, got {exponent}")
+    s = np.asarray(speed, dtype=np.float64)
+    turning = s > 0
+    ratio = np.where(turning, s, 0.0) / reference_speed
+    return np.asarray(np.where(turning, ratio**exponent, 0.0), dtype=np.float64)
+
+
+def damage_clock(
+    clock0_s: float, t_s: npt.ArrayLike, rate: npt.ArrayLike, dt_s: float, onset_s: float
+) -> tuple[FloatArray, float]:
+    """A fault's effective (damage) time at the start of each of K steps, and after the last.
+
+    Before the onset the clock keeps real time (there is no damage yet); from the first step at or
+    after the onset it advances by ``rate * dt_s`` per step, so at a constant rate of 1 it equals
+    the real time and `severity` of the clock equals `severity` of the time.
+
+    Args:
+        clock0_s: Effective time at the start of the first step, s.
+        t_s: (K,) real times of the steps' starts, s.
+        rate: (K,) rate of the clock over each step (`stress_rate`).
+        dt_s: Step, s.
+        onset_s: The fault's onset, s.
+
+    Returns:
+        ((K,) effective times at each step's start in s, effective time after the last step in s).
+    """
+    t = np.asarray(t_s, dtype=np.float64)
+    inc = np.where(t >= onset_s, np.asarray(rate, dtype=np.float64) * dt_s, dt_s)
+    ends = clock0_s + np.cumsum(inc)
+    starts = np.concatenate([[clock0_s], ends[:-1]]) if t.size else np.zeros(0)
+    return np.asarray(starts, dtype=np.float64), float(ends[-1]) if t.size else float(clock0_s)
 
 
 def severity(t_s: npt.ArrayLike, onset_s: float, failure_s: float, law: Law) -> FloatArray:

@@ -23,9 +23,12 @@ A scenario file looks like this (times are seconds, or strings such as ``90s``, 
     faults:
       - {mode: bearing_wear, target: PS01.P1, onset: 4d, failure: 18d}
       - {mode: leak, target: LINE01.KP040, onset: 3d, failure: 3d, magnitude: 40}   # m3/h
+      - {mode: seal_failure, target: PS02.P1, onset: 2d, failure: 9d, stress: true}  # wear with load
 
 Fault magnitudes are in the unit `MODE_INFO` gives for the mode (leak m3/h, seal leak L/h,
 strainer loss bar, fractions otherwise); a missing magnitude, law or trip takes the mode's default.
+``stress: true`` makes a pump fault wear with how hard the pump is driven (`FaultSpec.stress`;
+``stress_exponent`` and ``stress_speed`` tune it).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from typing import Any, Literal, cast
 import pandas as pd
 import yaml
 
-from pumptwin.plant.health import LAWS, MODE_INFO, Law, Mode
+from pumptwin.plant.health import LAWS, MODE_INFO, STRESS_EXPONENT, Law, Mode
 from pumptwin.plant.sensors import SensorConfig, SensorError
 from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.hydraulic.io import read_yaml_mapping
@@ -55,6 +58,8 @@ SCENARIO_VERSION = 1
 Action = Literal["speed", "start", "stop", "switch"]
 ACTIONS: tuple[Action, ...] = ("speed", "start", "stop", "switch")
 MAX_RELATIVE_SPEED = 2.0
+MAX_STRESS_EXPONENT = 10.0
+"""Largest stress exponent a fault may have."""
 _UNITS_S = {"w": 604_800.0, "d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0}
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([wdhms])")
 MAX_NAME_LENGTH = 100
@@ -239,6 +244,14 @@ class FaultSpec:
         magnitude: Physical size at failure in the mode's `MODE_INFO` unit.
         trip: Whether the protection trips the pump at failure.
         bearing: ``DE`` or ``NDE``, the worn bearing (bearing wear only).
+        stress: Stress wear (pump modes only): the severity follows a damage clock that runs at
+            (s / stress_speed)^p of real time while the pump turns and stands still while it is
+            stopped (`pumptwin.plant.health.damage_clock`), and the protection trips when that
+            clock reaches ``failure_s``. Off: the severity follows the clock and the trip comes at
+            ``failure_s``.
+        stress_exponent: Exponent p (None: the mode's `STRESS_EXPONENT`).
+        stress_speed: Relative speed at which the damage clock keeps real time (None: the
+            scenario's duty speed ``operations.speed``).
     """
 
     mode: Mode
@@ -249,6 +262,9 @@ class FaultSpec:
     magnitude: float
     trip: bool
     bearing: str = "DE"
+    stress: bool = False
+    stress_exponent: float | None = None
+    stress_speed: float | None = None
 
     def __post_init__(self) -> None:
         """Check times, law and magnitude."""
@@ -267,11 +283,28 @@ class FaultSpec:
             raise ScenarioError(f"{where}: bearing must be DE or NDE")
         if self.target.count(".") < 1:
             raise ScenarioError(f"{where}: target must be STATION.ASSET (or LINEnn.<junction> for a leak)")
+        if self.stress and self.mode is Mode.LEAK:
+            raise ScenarioError(f"{where}: stress wear applies to pump modes only")
+        if self.stress_exponent is not None and not (
+            math.isfinite(self.stress_exponent) and 0 <= self.stress_exponent <= MAX_STRESS_EXPONENT
+        ):
+            raise ScenarioError(f"{where}: stress exponent must be in 0..{MAX_STRESS_EXPONENT:g}")
+        if self.stress_speed is not None and not (
+            math.isfinite(self.stress_speed) and 0 < self.stress_speed <= MAX_RELATIVE_SPEED
+        ):
+            raise ScenarioError(f"{where}: stress speed must be a relative speed in (0, 2]")
 
     @property
     def magnitude_si(self) -> float:
         """The magnitude in SI units (m3/s, Pa or a fraction)."""
         return self.magnitude * MODE_INFO[self.mode].si_factor
+
+    @property
+    def exponent(self) -> float:
+        """The stress exponent p in use (the mode's default unless set)."""
+        if self.stress_exponent is not None:
+            return self.stress_exponent
+        return STRESS_EXPONENT.get(self.mode, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +405,13 @@ def _int(value: object, where: str) -> int:
     return int(number)
 
 
+def _bool(value: object, where: str) -> bool:
+    """``value`` when it is a boolean, or a ScenarioError naming ``where`` and the value."""
+    if not isinstance(value, bool):
+        raise ScenarioError(f"{where}: expected true or false, got {shorten(value)}")
+    return value
+
+
 def _list(value: object, where: str) -> list[Any]:
     """``value`` as a list (None as an empty one), or a ScenarioError naming ``where``."""
     if value is None:
@@ -410,7 +450,8 @@ def _operations(raw: object, start: pd.Timestamp) -> OperationsSpec:
 
 
 def _fault(raw: object, start: pd.Timestamp) -> FaultSpec:
-    data = _known(raw, {"mode", "target", "onset", "failure", "law", "magnitude", "trip", "bearing"}, "faults")
+    allowed = {"mode", "target", "onset", "failure", "law", "magnitude", "trip", "bearing"}
+    data = _known(raw, allowed | {"stress", "stress_exponent", "stress_speed"}, "faults")
     mode_name = _required(data, "mode", "faults")
     try:
         mode = Mode(str(mode_name))
@@ -430,6 +471,13 @@ def _fault(raw: object, start: pd.Timestamp) -> FaultSpec:
         magnitude=_float(data.get("magnitude", info.magnitude), f"fault {mode.value} magnitude"),
         trip=bool(data.get("trip", info.trips)),
         bearing=str(data.get("bearing", "DE")).upper(),
+        stress=_bool(data.get("stress", False), f"fault {mode.value} stress"),
+        stress_exponent=None
+        if data.get("stress_exponent") is None
+        else _float(data["stress_exponent"], f"fault {mode.value} stress_exponent"),
+        stress_speed=None
+        if data.get("stress_speed") is None
+        else _float(data["stress_speed"], f"fault {mode.value} stress_speed"),
     )
 
 
@@ -505,21 +553,30 @@ def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
         },
         "ambient": asdict(scenario.ambient),
         "sensors": asdict(scenario.sensors),
-        "faults": [
-            {
-                "mode": f.mode.value,
-                "target": f.target,
-                "onset": f.onset_s,
-                "failure": f.failure_s,
-                "law": f.law,
-                "magnitude": f.magnitude,
-                "trip": f.trip,
-                "bearing": f.bearing,
-            }
-            for f in scenario.faults
-        ],
+        "faults": [_fault_dict(f) for f in scenario.faults],
         "truth_period": scenario.truth_period_s,
     }
+
+
+def _fault_dict(f: FaultSpec) -> dict[str, Any]:
+    """Plain-data form of a fault; the stress fields only when stress wear is on."""
+    out: dict[str, Any] = {
+        "mode": f.mode.value,
+        "target": f.target,
+        "onset": f.onset_s,
+        "failure": f.failure_s,
+        "law": f.law,
+        "magnitude": f.magnitude,
+        "trip": f.trip,
+        "bearing": f.bearing,
+    }
+    if f.stress:
+        out["stress"] = True
+        if f.stress_exponent is not None:
+            out["stress_exponent"] = f.stress_exponent
+        if f.stress_speed is not None:
+            out["stress_speed"] = f.stress_speed
+    return out
 
 
 def read_scenario(path: str | Path) -> Scenario:

@@ -5,7 +5,11 @@ advances in blocks of steps; for each block the plant
 
 1. plays the control system's commands (`Operations`): nominations, operator events,
    protection trips, setpoints written through the step API; speed ramps to its target;
-2. evaluates the hidden degradation of every pump and line at each step (`health.severity`);
+2. evaluates the hidden degradation of every pump and line at each step (`health.severity`): of
+   the time, or for a fault with stress wear of its damage clock (`health.damage_clock`), which
+   runs with how hard the pump is driven; such a fault's protection trip comes when its damage
+   clock reaches the failure time, found as the block is played (the block's commands are played
+   again with the trip in place);
 3. solves the hydraulics of every distinct operating state of the block in one
    `twin.hydraulics.solve_batch` call, reusing states solved before (`LineHydraulics`, keyed by
    quantised effective pump speeds, leak emitter coefficients and demand period). Impeller wear
@@ -22,6 +26,8 @@ The same scenario and seed, with the same calls, give the same readings.
 
 from __future__ import annotations
 
+import copy
+import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,13 +47,15 @@ from pumptwin.plant.health import (
     Mode,
     advance,
     cavitation_head_drop,
+    damage_clock,
     health_params_for,
     readings,
     severity,
     steady_state,
     strainer_dp_pa,
+    stress_rate,
 )
-from pumptwin.plant.operations import Command, Operations, OperationsError
+from pumptwin.plant.operations import Command, Operations, OperationsError, OpsTimeline
 from pumptwin.plant.scenario import AmbientSpec, FaultSpec, Scenario, ScenarioError
 from pumptwin.plant.sensors import ReadingBlock, SensorState, apply_sensors, readings_frame, tag_table, utc_timestamps
 from pumptwin.twin.assets import BAR_PA, M3H_PER_M3S, PUMP_MEASURES, Registry, build_registry
@@ -406,6 +414,10 @@ class Plant:
             reg, scenario.operations, self.step_s, self._clock_s, scenario.seed, np.tile(on0, reg.n_lines).tolist()
         )
         self._pump_faults = [_PumpFault(f, self._pump(f.target)) for f in scenario.faults if f.mode in PUMP_MODES]
+        self._stress = [i for i, f in enumerate(self._pump_faults) if f.spec.stress]
+        self._clock_state = {i: 0.0 for i in self._stress}  # damage clock at the next step, s
+        self._tripped: set[int] = set()  # stress faults whose trip is scheduled
+        self._repaired: set[int] = set()  # faults removed by a repair
         self._leaks = self._compile_leaks(leak_specs)
         self._schedule_scenario()
         self._columns()
@@ -456,7 +468,7 @@ class Plant:
                 raise PlantError(f"scenario {self.scenario.name!r}: event at {e.at_s} s: {exc}") from None
             ops.schedule(step, e.action, pumps, math.nan if e.value is None else e.value, "scenario")
         for f in self._pump_faults:
-            if f.spec.trip:
+            if f.spec.trip and not f.spec.stress:  # a stress fault's trip is found as the plant runs
                 ops.schedule(math.ceil(f.spec.failure_s / self.step_s), "trip", (f.pump,), source="protection")
 
     def _columns(self) -> None:
@@ -533,6 +545,41 @@ class Plant:
             self._simulate(k)
             n -= k
 
+    def repair(self, pump: str) -> int:
+        """Repair a pump now, as maintenance would: its faults are removed and a trip lock-out is reset.
+
+        The pump stays stopped (start it by writing a setpoint); a protection trip still pending
+        for a removed fault is cancelled.
+
+        Args:
+            pump: ``STATION.ASSET``.
+
+        Returns:
+            How many faults were removed.
+
+        Raises:
+            PlantError: An unknown pump.
+        """
+        p = self._pump(pump)
+        gone = [i for i, f in enumerate(self._pump_faults) if f.pump == p and i not in self._repaired]
+        self._repaired.update(gone)
+        ops = self.operations
+        pending = [c for c in ops._queue if not (c.action == "trip" and c.source == "protection" and p in c.pumps)]
+        if len(pending) != len(ops._queue):
+            ops._queue = pending
+            heapq.heapify(ops._queue)
+        ops.available[p] = True
+        self._ops_log.append(Command(self._k, -1, "repair", (p,), math.nan, "maintenance"))
+        return len(gone)
+
+    def damage_clocks_s(self) -> dict[str, float]:
+        """Damage clock (s) of each active stress-wear fault at the next step, by ``mode@pump`` (truth only)."""
+        return {
+            f"{self._pump_faults[i].spec.mode.value}@{self._pump_faults[i].spec.target}": self._clock_state[i]
+            for i in self._stress
+            if i not in self._repaired
+        }
+
     def read_tags(self) -> pd.DataFrame:
         """Readings since the last read, as the tag table ``tag, ts, value, quality`` in arrival order."""
         block = ReadingBlock.concat(self._blocks)
@@ -552,12 +599,12 @@ class Plant:
         k0 = self._k
         steps = k0 + np.arange(k, dtype=np.int64)
         t_s = np.asarray(steps * self.step_s, dtype=np.float64)
-        ops = self.operations.timeline(k0, k)
+        ops, clocks = self._timeline(k0, k, t_s)
         self._ops_log.extend(ops.applied)
         on = ops.on
         running = on & (ops.speed > 0)
         hyd_speed = np.where(on, ops.speed, 0.0)
-        wear = self._wear(t_s)
+        wear = self._wear(t_s, clocks)
         impeller = wear["impeller_wear"]
         s_eff = hyd_speed * (1.0 - impeller)
         emitter = self._emitters(t_s)
@@ -630,6 +677,41 @@ class Plant:
         self._record_truth(steps, ops.speed, running, pumps, ratio, rd.cavitation, wear, feats)
         self._k += k
 
+    def _timeline(self, k0: int, k: int, t_s: FloatArray) -> tuple[OpsTimeline, dict[int, FloatArray]]:
+        """The block's operations and the damage clock (K,) of every active stress-wear fault.
+
+        The commands are played on a copy of the control system; where a stress fault's damage
+        clock reaches its failure time inside the block, its protection trip is scheduled at that
+        step and the block is played again, until no new trip falls in it.
+        """
+        active = [i for i in self._stress if i not in self._repaired]
+        if not active:
+            return self.operations.timeline(k0, k), {}
+        base = self.operations
+        while True:
+            trial = copy.deepcopy(base, memo={id(base.registry): base.registry, id(base.spec): base.spec})
+            ops = trial.timeline(k0, k)
+            clocks: dict[int, FloatArray] = {}
+            ends: dict[int, float] = {}
+            first: tuple[int, int] | None = None
+            for i in active:
+                spec = self._pump_faults[i].spec
+                reference = spec.stress_speed if spec.stress_speed is not None else self.scenario.operations.speed
+                rate = stress_rate(ops.speed[:, self._pump_faults[i].pump], reference, spec.exponent)
+                clocks[i], ends[i] = damage_clock(self._clock_state[i], t_s, rate, self.step_s, spec.onset_s)
+                if spec.trip and i not in self._tripped:
+                    hit = np.flatnonzero(clocks[i] >= spec.failure_s)
+                    if hit.size and (first is None or hit[0] < first[0]):
+                        first = (int(hit[0]), i)
+            if first is None:
+                break
+            j, i = first
+            base.schedule(k0 + j, "trip", (self._pump_faults[i].pump,), source="protection")
+            self._tripped.add(i)
+        self.operations = trial
+        self._clock_state.update(ends)
+        return ops, clocks
+
     def _cavitating(
         self,
         s_eff: FloatArray,
@@ -696,8 +778,13 @@ class Plant:
         k = feats.shape[0]
         return {f: self.hydraulics.pump_field(feats, f).reshape(k, self._n_pumps) for f in PUMP_FIELDS}
 
-    def _wear(self, t_s: FloatArray) -> dict[str, FloatArray]:
-        """Physical degradation (K, P) of every pump at times ``t_s``: the worst fault of each mode."""
+    def _wear(self, t_s: FloatArray, clocks: dict[int, FloatArray] | None = None) -> dict[str, FloatArray]:
+        """Physical degradation (K, P) of every pump at times ``t_s``: the worst fault of each mode.
+
+        A stress-wear fault's severity is taken at its damage clock (``clocks``, by fault index);
+        a repaired fault adds nothing.
+        """
+        clocks = clocks or {}
         shape = (t_s.size, self._n_pumps)
         out = {
             name: np.zeros(shape)
@@ -718,13 +805,15 @@ class Plant:
             Mode.MOTOR_OVERHEATING: "cooling_loss",
             Mode.STRAINER_CLOG: "strainer_dp_pa",
         }
-        for f in self._pump_faults:
+        for i, f in enumerate(self._pump_faults):
+            if i in self._repaired:
+                continue
             s = f.spec
             if s.mode is Mode.BEARING_WEAR:
                 name = "bearing_de" if s.bearing == "DE" else "bearing_nde"
             else:
                 name = target[s.mode]
-            value = severity(t_s, s.onset_s, s.failure_s, s.law) * s.magnitude_si
+            value = severity(clocks.get(i, t_s), s.onset_s, s.failure_s, s.law) * s.magnitude_si
             out[name][:, f.pump] = np.maximum(out[name][:, f.pump], value)
         return out
 

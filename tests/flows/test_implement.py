@@ -451,3 +451,30 @@ def test_twin_check_expects_no_discharge_pressure_of_a_pump_that_starts_or_stops
     assert f"{WORN}.FLOW" in switched.after and "PS02.P3.FLOW" in switched.after
     assert f"{WORN}.DISCH_PRESS" not in switched.after and "PS02.P3.DISCH_PRESS" not in switched.after
     assert switched.after["PS02.P3.FLOW"] > 500.0 > switched.before.get("PS02.P3.FLOW", 0.0)
+
+
+class _Panel:
+    """Running state and setpoints of a few pumps (only what `writes_for` asks)."""
+
+    def __init__(self, speeds: dict[str, float]) -> None:
+        self.speeds = speeds
+
+    def running(self, pump: str) -> bool:
+        return self.speeds.get(pump, 0.0) > 0
+
+    def speed_setpoint(self, pump: str) -> float:
+        return self.speeds.get(pump, 0.0)
+
+
+def test_a_switch_starts_the_standby_before_it_stops_the_outgoing_pump() -> None:
+    from pumptwin.control.interface import Write
+
+    panel = _Panel({"PS01.P1": 0.96, "PS01.P2": 0.95})
+    writes = steps.writes_for({"PS01.P1": 0.0, "PS01.P2": 0.97, "PS01.P3": 1.0}, panel)  # type: ignore[arg-type]
+    assert writes == [
+        Write("PS01.P3", "start"),
+        Write("PS01.P3", "speed", 1.0),
+        Write("PS01.P2", "speed", 0.97),
+        Write("PS01.P1", "stop"),
+    ]
+    assert steps.writes_for({"PS01.P1": 0.96, "PS01.P3": 0.0}, panel) == []  # type: ignore[arg-type]
