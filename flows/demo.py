@@ -332,11 +332,20 @@ def library_output_to(path: Path) -> Iterator[None]:
     saved_fd, saved_stream = os.dup(2), sys.stderr
     os.dup2(log.fileno(), 2)
     sys.stderr = log
+    # Warnings reach the file through a handler of our own on ``py.warnings``, enabled for the block:
+    # a library's logging configuration may have disabled that logger or left it without a handler.
+    warnings_logger = logging.getLogger("py.warnings")
+    saved_disabled = warnings_logger.disabled
+    warnings_handler = logging.StreamHandler(log)
+    warnings_logger.addHandler(warnings_handler)
+    warnings_logger.disabled = False
     logging.captureWarnings(True)
     try:
         yield
     finally:
         logging.captureWarnings(False)
+        warnings_logger.removeHandler(warnings_handler)
+        warnings_logger.disabled = saved_disabled
         log.flush()
         sys.stderr = saved_stream
         os.dup2(saved_fd, 2)
