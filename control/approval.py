@@ -425,18 +425,23 @@ def false_alarm_rows(request: ApprovalRequest, decision: Decision, situation: It
     ]
 
 
-def append_labels(path: Path, rows: Sequence[Mapping[str, str]]) -> int:
-    """Append label rows to a CSV file (header written when the file is new); returns the rows written."""
+def append_rows(path: Path, rows: Sequence[Mapping[str, str]], columns: Sequence[str]) -> int:
+    """Append rows to a CSV file (header written when the file is new); returns the rows written."""
     if not rows:
         return 0
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.is_file() or path.stat().st_size == 0
     with path.open("a", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(LABEL_COLUMNS))
+        writer = csv.DictWriter(f, fieldnames=list(columns))
         if new:
             writer.writeheader()
-        writer.writerows([{c: r.get(c, "") for c in LABEL_COLUMNS} for r in rows])
+        writer.writerows([{c: r.get(c, "") for c in columns} for r in rows])
     return len(rows)
+
+
+def append_labels(path: Path, rows: Sequence[Mapping[str, str]]) -> int:
+    """Append false-alarm label rows (`LABEL_COLUMNS`) to a CSV file; returns the rows written."""
+    return append_rows(path, rows, LABEL_COLUMNS)
 
 
 def _status_of(record: AuditRecord, status: str) -> str:

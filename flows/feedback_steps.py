@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from pumptwin.control.approval import FALSE_ALARMS_FILE, append_rows
 from pumptwin.control.audit import AuditLog, AuditRecord
 from pumptwin.control.outcome import (
     ACTION_OUTCOME_COLUMNS,
@@ -63,7 +64,7 @@ from pumptwin.twin.times import to_utc
 MAX_TAG_CHARS = 5000
 """Longest lineage tag value written (MLflow refuses longer ones); a longer list names how many it left out."""
 READING_COLUMNS = ["tag", "ts", "value", "quality"]
-LABEL_FILES: tuple[str, ...] = (ACTION_OUTCOMES_FILE, CONFIRMED_FAULTS_FILE, "false_alarms.csv")
+LABEL_FILES: tuple[str, ...] = (ACTION_OUTCOMES_FILE, CONFIRMED_FAULTS_FILE, FALSE_ALARMS_FILE)
 """The label files whose digest a retraining's lineage records."""
 
 
@@ -215,20 +216,6 @@ def _existing(path: Path, column: str) -> set[str]:
         return set()
     with path.open(encoding="utf-8", newline="") as f:
         return {row.get(column, "") for row in csv.DictReader(f)}
-
-
-def append_rows(path: Path, rows: Sequence[Mapping[str, str]], columns: Sequence[str]) -> int:
-    """Append rows to a CSV file (header written when the file is new); returns the rows written."""
-    if not rows:
-        return 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.is_file() or path.stat().st_size == 0
-    with path.open("a", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns))
-        if new:
-            writer.writeheader()
-        writer.writerows([{c: r.get(c, "") for c in columns} for r in rows])
-    return len(rows)
 
 
 def record_outcome(settings: Settings, pending: Pending, outcome: Outcome) -> dict[str, Any]:
