@@ -315,12 +315,12 @@ def library_output_to(path: Path) -> Iterator[None]:
 
     The demo's story goes to standard output. For the block, standard error goes to the log file
     (appended to): file descriptor 2, so that child processes such as Prefect's temporary server
-    and handlers holding the old stream write there too, and ``sys.stderr``; Python's warnings go
-    through `logging` (``py.warnings``). Afterwards both are as they were, but the log file stays
-    open: logging handlers configured during the block hold it, and Prefect's still logs to it when
+    and handlers holding the old stream write there too, and ``sys.stderr``; Python's warnings are
+    written there too. Afterwards all three are as they were, but the log file stays open: logging
+    handlers configured during the block hold it, and Prefect's still logs to it when
     its temporary server stops at exit.
     """
-    import logging
+    import warnings
 
     path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
@@ -332,20 +332,25 @@ def library_output_to(path: Path) -> Iterator[None]:
     saved_fd, saved_stream = os.dup(2), sys.stderr
     os.dup2(log.fileno(), 2)
     sys.stderr = log
-    # Warnings reach the file through a handler of our own on ``py.warnings``, enabled for the block:
-    # a library's logging configuration may have disabled that logger or left it without a handler.
-    warnings_logger = logging.getLogger("py.warnings")
-    saved_disabled = warnings_logger.disabled
-    warnings_handler = logging.StreamHandler(log)
-    warnings_logger.addHandler(warnings_handler)
-    warnings_logger.disabled = False
-    logging.captureWarnings(True)
+    # Warnings are written to the file by a display function of our own: `logging.captureWarnings`
+    # does nothing when a library switched it on before and left it on.
+    saved_showwarning = warnings.showwarning
+
+    def to_log(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        log.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    warnings.showwarning = to_log
     try:
         yield
     finally:
-        logging.captureWarnings(False)
-        warnings_logger.removeHandler(warnings_handler)
-        warnings_logger.disabled = saved_disabled
+        warnings.showwarning = saved_showwarning
         log.flush()
         sys.stderr = saved_stream
         os.dup2(saved_fd, 2)

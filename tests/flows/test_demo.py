@@ -159,7 +159,9 @@ def test_library_output_goes_to_the_log_file(tmp_path, capfd):
 
     log = tmp_path / "logs" / "demo.log"
     loggers = [logging.getLogger("some.library"), logging.getLogger("py.warnings")]
-    with demo.library_output_to(log):
+    # Libraries imported by earlier tests may have filtered warnings process-wide: this one is shown.
+    with warnings.catch_warnings(), demo.library_output_to(log):
+        warnings.simplefilter("always")
         handler = logging.StreamHandler()  # as a library configures its logging: to standard error
         for logger in loggers:
             logger.addHandler(handler)
