@@ -107,6 +107,19 @@ class Candidate:
         """Sum of the terms' contributions (higher is better)."""
         return sum(t.contribution for t in self.terms)
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record: figures, feasibility, rejection reasons, score terms, score and setpoints."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "feasible": self.feasible,
+            "rejected": list(self.rejected),
+            "score": self.score,
+            "terms": [{"name": t.name, "value": t.value, "weight": t.weight, "unit": t.unit} for t in self.terms],
+            "numbers": dict(self.numbers),
+            "setpoints": dict(self.setpoints),
+        }
+
 
 @dataclass(frozen=True)
 class ModelScore:

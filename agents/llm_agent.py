@@ -101,15 +101,7 @@ class AgentProposal:
 
 def candidate_result(cand: Candidate) -> dict[str, Any]:
     """A simulated candidate as the model reads it: figures, feasibility, rejection reasons, score terms."""
-    return {
-        "name": cand.name,
-        "kind": cand.kind,
-        "feasible": cand.feasible,
-        "rejected": list(cand.rejected),
-        "numbers": dict(cand.numbers),
-        "terms": [{"name": t.name, "value": t.value, "unit": t.unit, "weight": t.weight} for t in cand.terms],
-        "score": cand.score,
-    }
+    return {k: v for k, v in cand.to_dict().items() if k != "setpoints"}
 
 
 def passage_result(p: Passage) -> dict[str, Any]:

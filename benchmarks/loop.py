@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import platform
 import shlex
@@ -75,6 +74,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.figures import write_figures
 from benchmarks.loop_episodes import (
     FAULT_DAYS,
     HEALTHY_S,
@@ -754,14 +754,7 @@ def main(argv: list[str] | None = None) -> int:
         "episodes": [asdict(s) for s in specs],
         "rows": rows,
     }
-    if args.out is not None:
-        out = args.out
-    else:
-        from pumptwin.flows.settings import get_settings
-
-        out = Path(get_settings().bench_dir) / "loop.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    out = write_figures(record, "loop", args.out)
     print(markdown(record))
     print(f"wrote {out}")
     s = record["summary"]

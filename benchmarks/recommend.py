@@ -29,7 +29,6 @@ eight situations of one seed. The JSON goes to ``<PUMPTWIN_HOME>/bench/recommend
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -44,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from benchmarks.figures import write_figures
 from benchmarks.recommend_situations import (
     RELATED_MODES,
     OracleVerdict,
@@ -306,17 +306,11 @@ def open_knowledge(folder: Path) -> tuple[KnowledgeBase | None, str]:
 
 
 def objective_from_settings() -> Objective:
-    """The objective weights of the settings (``PUMPTWIN_AGENTS_WEIGHT_*``)."""
+    """The objective weights of the settings (``PUMPTWIN_AGENTS_*``), as the flows read them."""
+    from pumptwin.flows.recommend_steps import objective
     from pumptwin.flows.settings import get_settings
 
-    a = get_settings().agents
-    return Objective(
-        risk=a.weight_risk,
-        margin=a.weight_margin,
-        energy_per_mwh=a.weight_energy_per_mwh,
-        throughput_per_pct=a.weight_throughput_per_pct,
-        maintenance=a.weight_maintenance,
-    )
+    return objective(get_settings())
 
 
 def run(
@@ -391,14 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summarise(rows),
         "situations": rows,
     }
-    if args.out is not None:
-        out = args.out
-    else:
-        from pumptwin.flows.settings import get_settings
-
-        out = Path(get_settings().bench_dir) / "recommend.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    out = write_figures(record, "recommend", args.out)
     print(markdown(record))
     print(f"wrote {out}")
     return 0 if all(record["summary"]["total"]["targets_met"].values()) else 1

@@ -276,25 +276,12 @@ def recommendation_markdown(item: LineRecommendation) -> str:
 def recommendation_dict(item: LineRecommendation) -> dict[str, Any]:
     """A JSON-ready record of one line's recommendation."""
     rec = item.run.recommendation
-
-    def cand(c: Candidate) -> dict[str, Any]:
-        return {
-            "name": c.name,
-            "kind": c.kind,
-            "feasible": c.feasible,
-            "rejected": list(c.rejected),
-            "score": c.score,
-            "terms": [{"name": t.name, "value": t.value, "weight": t.weight, "unit": t.unit} for t in c.terms],
-            "numbers": dict(c.numbers),
-            "setpoints": dict(c.setpoints),
-        }
-
     return {
         "line": item.line,
         "situation": list(rec.situation),
         "assets": list(rec.assets),
-        "chosen": cand(rec.chosen),
-        "alternatives": [cand(c) for c in rec.alternatives],
+        "chosen": rec.chosen.to_dict(),
+        "alternatives": [c.to_dict() for c in rec.alternatives],
         "text": rec.text,
         "generator": rec.generator,
         "check": list(rec.check.problems),

@@ -14,7 +14,6 @@ Chromium, its driver or Selenium is missing.
 
 from __future__ import annotations
 
-import contextvars
 import importlib.util
 import os
 import shutil
@@ -22,7 +21,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -287,32 +285,3 @@ def write_slowdown(home: Path, speed: float, plant_speed: float) -> Path:
     folder = new_run_folder(settings.recommend_dir) / "line1"
     item = LineRecommendation(1, RecommendRun(rec, 2, 0.1, None, None))
     return write_recommendation(item, view, folder, plots=False)["json"]
-
-
-class FlowThread:
-    """The ``implement`` flow running in a thread, with the caller's Prefect settings."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        from pumptwin.flows.implement import implement
-
-        self.result: dict[str, Any] | None = None
-        self.error: BaseException | None = None
-        ctx = contextvars.copy_context()
-
-        def target() -> None:
-            try:
-                self.result = implement(**kwargs)
-            except BaseException as exc:  # noqa: BLE001 - handed to the test
-                self.error = exc
-
-        self.thread = threading.Thread(target=ctx.run, args=(target,), daemon=True)
-        self.thread.start()
-
-    def join(self, timeout_s: float = RUN_WAIT_S) -> dict[str, Any]:
-        """The flow's result; raises its error, fails the test when it is still running."""
-        self.thread.join(timeout_s)
-        assert not self.thread.is_alive(), "the implement flow did not finish"
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result

@@ -23,8 +23,9 @@ from pumptwin.control.approval import request_id
 from pumptwin.control.audit import AuditLog
 from pumptwin.flows import implement_steps as steps
 from pumptwin.flows.settings import Settings
+from tests.flows.implement_support import FlowThread, flow_run_state
 
-from .conftest import WORN, FlowThread, PrefectServer, write_slowdown
+from .conftest import RUN_WAIT_S, WORN, PrefectServer, write_slowdown
 
 pytestmark = pytest.mark.browser
 
@@ -46,15 +47,6 @@ def wait_paused(request: str, run: FlowThread) -> UUID:
             pytest.fail(f"the flow finished without pausing: {run.join()}")
         time.sleep(0.5)
     pytest.fail(f"no run paused for request {request} within {PAUSE_WAIT_S:g} s")
-
-
-def flow_run_state(run_id: UUID) -> str:
-    from prefect import get_client
-
-    with get_client(sync_client=True) as client:
-        state = client.read_flow_run(run_id).state
-    assert state is not None
-    return state.type.value
 
 
 class UI:
@@ -184,7 +176,7 @@ def test_approver_approves_a_paused_run_in_the_prefect_ui(
     ui.answer_from_the_run_menu(run_id, approve=True, approver=APPROVER, comment=COMMENT)
 
     # The run completes: in the API, in the UI, on the plant and in the audit log.
-    out = run.join()
+    out = run.join(RUN_WAIT_S)
     assert out["status"] == "implemented", out
     assert flow_run_state(run_id) == "COMPLETED"
     ui.state_shown("Completed")

@@ -9,11 +9,9 @@ run is paused on the request's key, reads the approval artifact and resumes the 
 
 from __future__ import annotations
 
-import contextvars
 import csv
 import os
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
@@ -39,11 +37,11 @@ from pumptwin.plant.scenario import shipped_scenario
 from pumptwin.plant.simulator import Plant
 from pumptwin.twin.health.state import Alert
 from pumptwin.twin.whatif.spec import BASE_NAME, ScenarioSpec, SpeedChange
+from tests.flows.implement_support import RUN_WAIT_S, FlowThread, flow_run_state
 
 WORN = "PS02.P2"
 PLANT_WARMUP_S = 1800.0
 PAUSE_WAIT_S = 90.0
-RUN_WAIT_S = 120.0
 SINCE = pd.Timestamp("2024-03-01T00:10:00Z")
 PLANT_SPEED = 0.945
 """Relative speed of every running pump of the plant fixture (the scenario's 0.95 less its daily swing)."""
@@ -117,34 +115,6 @@ def rid(path: Path) -> str:
     return request_id(rec.line, rec.recommended_at, rec.chosen.name)
 
 
-class Run:
-    """The flow running in a thread (with the harness's Prefect settings)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        from pumptwin.flows.implement import implement
-
-        self.result: dict[str, Any] | None = None
-        self.error: BaseException | None = None
-        ctx = contextvars.copy_context()
-
-        def target() -> None:
-            try:
-                self.result = implement(**kwargs)
-            except BaseException as exc:  # noqa: BLE001 - handed to the test
-                self.error = exc
-
-        self.thread = threading.Thread(target=ctx.run, args=(target,), daemon=True)
-        self.thread.start()
-
-    def join(self) -> dict[str, Any]:
-        self.thread.join(RUN_WAIT_S)
-        assert not self.thread.is_alive(), "the flow did not finish"
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
-
-
 def paused_runs(request: str) -> list[UUID]:
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
@@ -156,7 +126,7 @@ def paused_runs(request: str) -> list[UUID]:
     return [r.id for r in runs if r.state is not None and r.state.state_details.pause_key == request]
 
 
-def wait_paused(request: str, run: Run, n: int = 1) -> list[UUID]:
+def wait_paused(request: str, run: FlowThread, n: int = 1) -> list[UUID]:
     deadline = time.monotonic() + PAUSE_WAIT_S
     while time.monotonic() < deadline:
         found = paused_runs(request)
@@ -167,15 +137,6 @@ def wait_paused(request: str, run: Run, n: int = 1) -> list[UUID]:
             pytest.fail(f"the flow finished without pausing: {run.result}")
         time.sleep(0.5)
     pytest.fail(f"no paused run for {request}")
-
-
-def flow_run_state(run_id: UUID) -> str:
-    from prefect import get_client
-
-    with get_client(sync_client=True) as client:
-        state = client.read_flow_run(run_id).state
-    assert state is not None
-    return state.type.value
 
 
 def artifact(key: str) -> str:
@@ -196,7 +157,7 @@ def test_approve_implements_on_the_plant(harness: None, home: Path) -> None:
     target = round(plant_speed(home) - 0.05, 3)
     path = write_rec(home, setpoint({WORN: target}))
     request = rid(path)
-    run = Run(recommendation=str(path))
+    run = FlowThread(recommendation=str(path))
     (run_id,) = wait_paused(request, run)
     assert steps.find_paused_run(request) == run_id
     assert steps.load_recommendation(path).chosen.feasible
@@ -219,7 +180,7 @@ def test_reject_as_false_alarm_labels_and_writes_nothing(harness: None, home: Pa
     before = plant_speed(home)
     path = write_rec(home, setpoint({WORN: round(before - 0.06, 3)}))
     request = rid(path)
-    run = Run(recommendation=str(path))
+    run = FlowThread(recommendation=str(path))
     (run_id,) = wait_paused(request, run)
     steps.answer_request(run_id, {"approve": False, "approver": "a.smith", "reason": "false alarm"})
     out = run.join()
@@ -237,7 +198,7 @@ def test_unanswered_request_expires(harness: None, home: Path, monkeypatch: pyte
     monkeypatch.setenv("PUMPTWIN_CONTROL_APPROVAL_TIMEOUT_S", "2")
     before = plant_speed(home)
     path = write_rec(home, setpoint({WORN: round(before - 0.05, 3)}))
-    run = Run(recommendation=str(path))
+    run = FlowThread(recommendation=str(path))
     (run_id,) = wait_paused(rid(path), run)
     out = run.join()
     assert out["status"] == "expired"
@@ -246,7 +207,7 @@ def test_unanswered_request_expires(harness: None, home: Path, monkeypatch: pyte
         steps.answer_request(run_id, {"approve": True, "approver": "late"})
     assert kinds(home, out["request"]) == ["recommendation", "expired"]
     assert plant_speed(home) == before
-    again = Run(recommendation=str(path)).join()
+    again = FlowThread(recommendation=str(path)).join()
     assert again["status"] == "expired" and "already expired" in again["message"]
 
 
@@ -254,7 +215,7 @@ def test_out_of_range_modified_speed_is_refused(harness: None, home: Path) -> No
     before = plant_speed(home)
     path = write_rec(home, setpoint({WORN: round(before - 0.05, 3)}))
     request = rid(path)
-    run = Run(recommendation=str(path))
+    run = FlowThread(recommendation=str(path))
     (run_id,) = wait_paused(request, run)
     steps.answer_request(run_id, steps.form_answer(True, "j.doe", speeds={WORN: 1.3}))
     out = run.join()
@@ -269,7 +230,7 @@ def test_modified_speed_that_breaks_a_hard_limit_is_refused(harness: None, home:
     before = plant_speed(home, "PS01.P1")
     path = write_rec(home, setpoint({WORN: round(plant_speed(home) - 0.05, 3)}))
     request = rid(path)
-    run = Run(recommendation=str(path))
+    run = FlowThread(recommendation=str(path))
     (run_id,) = wait_paused(request, run)
     steps.answer_request(run_id, steps.form_answer(True, "j.doe", speeds={"PS01.P1": 0.87}))
     out = run.join()
@@ -290,7 +251,7 @@ def test_small_speed_change_is_implemented_without_a_pause(harness: None, home: 
 
     path = write_rec(home, slow)
     assert steps.load_recommendation(path).chosen.setpoints == {}  # a fixed candidate: speeds from its figures
-    out = Run(recommendation=str(path), controller=ctl).join()
+    out = FlowThread(recommendation=str(path), controller=ctl).join()
     assert out["status"] == "implemented", out
     assert ctl.speed_setpoint(WORN) == pytest.approx(target, abs=1e-6)
     assert plant_speed(home) != pytest.approx(target, abs=1e-6)  # an in-process controller is not saved
@@ -307,7 +268,7 @@ def test_auto_off_for_the_station_waits_for_a_person(
     before = plant_speed(home)
     path = write_rec(home, setpoint({WORN: round(before - 0.01, 3)}))
     request = rid(path)
-    run = Run(recommendation=str(path))
+    run = FlowThread(recommendation=str(path))
     (run_id,) = wait_paused(request, run)
     assert "automatic implementation is off at station PS02" in artifact(f"approval-{request}")
     steps.answer_request(run_id, {"approve": False, "approver": "j.doe", "reason": "not now"})
@@ -320,9 +281,9 @@ def test_a_second_answer_is_recorded_and_refused(harness: None, home: Path) -> N
     target = round(plant_speed(home) - 0.05, 3)
     path = write_rec(home, setpoint({WORN: target}))
     request = rid(path)
-    first = Run(recommendation=str(path))
+    first = FlowThread(recommendation=str(path))
     wait_paused(request, first)
-    second = Run(recommendation=str(path))
+    second = FlowThread(recommendation=str(path))
     run_a, run_b = wait_paused(request, second, n=2)
     steps.answer_request(run_a, {"approve": True, "approver": "j.doe"})
     deadline = time.monotonic() + RUN_WAIT_S
@@ -342,7 +303,7 @@ def test_a_second_answer_is_recorded_and_refused(harness: None, home: Path) -> N
 def test_keep_running_writes_nothing_and_does_not_pause(harness: None, home: Path) -> None:
     name = "keep running, schedule maintenance"
     path = write_rec(home, lambda view: Action(name, "maintenance", ScenarioSpec(name=BASE_NAME)))
-    out = Run(recommendation=str(path)).join()
+    out = FlowThread(recommendation=str(path)).join()
     assert out["status"] == "no_action" and "nothing to write" in out["message"]
     assert kinds(home, out["request"]) == ["recommendation", "no-action"]
 
@@ -354,13 +315,13 @@ def test_unanswered_request_escalates(harness: None, home: Path, monkeypatch: py
     monkeypatch.setenv("PUMPTWIN_CONTROL_ESCALATE_TO", "night supervisor")
     path = write_rec(home, setpoint({WORN: round(plant_speed(home) - 0.05, 3)}))
     request = rid(path)
-    out = Run(recommendation=str(path)).join()
+    out = FlowThread(recommendation=str(path)).join()
     assert out["status"] == "escalated" and "night supervisor" in out["message"]
     assert "**night supervisor**" in artifact(f"escalation-{request}")
     (record,) = AuditLog(home / "control" / "audit.jsonl").records(request=request, kind="escalated")
     assert record.data == {"to": "night supervisor"}
     monkeypatch.setenv("PUMPTWIN_CONTROL_APPROVAL_TIMEOUT_S", "60")
-    run = Run(recommendation=str(path))  # an escalated request is asked again
+    run = FlowThread(recommendation=str(path))  # an escalated request is asked again
     (run_id,) = wait_paused(request, run)
     steps.answer_request(run_id, {"approve": False, "approver": "night supervisor", "reason": "not now"})
     assert run.join()["status"] == "rejected"
@@ -433,7 +394,7 @@ def test_auto_implement_over_opc_ua(harness: None, home: Path) -> None:
     with PlantOpcServer(plant, pumps, rated, limits, tags=tags) as server:
         plc = OpcUaController(server.url, rated, timeout_s=5.0, sleep=server.advance)
         try:
-            out = Run(recommendation=str(path), controller=plc).join()
+            out = FlowThread(recommendation=str(path), controller=plc).join()
             assert out["status"] == "implemented", out
             assert plc.speed_setpoint(WORN) == pytest.approx(target, abs=1e-6)
         finally:
