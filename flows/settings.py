@@ -277,11 +277,64 @@ class ControlSettings(BaseSettings):
     )
 
 
+class IntegritySettings(BaseSettings):
+    """Pipe integrity: in-line inspection lists, metal-loss assessment and safe pressures in what-ifs."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}INTEGRITY_", extra="forbid")
+
+    ili_dir: Path | None = Field(
+        default=None, description="Folder of ILI anomaly lists (CSV or Excel); None: `<home>/integrity/ili`."
+    )
+    pipe_file: Path | None = Field(
+        default=None,
+        description="Pipe properties (grade, wall, diameter) and ILI reference points; None: the reference line's.",
+    )
+    method: Literal["b31g_modified", "dnv_f101"] = Field(
+        default="b31g_modified", description="Metal-loss assessment method of the safe pressure."
+    )
+    safety_factor: float = Field(
+        default=1.39, gt=1.0, description="Failure pressure over safe pressure (1.39: a design factor of 0.72)."
+    )
+    margin: float = Field(
+        default=1.0,
+        gt=0,
+        le=1.0,
+        description="Share of each feature's safe pressure a what-if may use; above it is an INTEGRITY violation.",
+    )
+
+
+class InspectionSettings(BaseSettings):
+    """Station inspections: route data admission, sensor-health checks and the condition-based round."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}INSPECTION_", extra="forbid")
+
+    route_dir: Path | None = Field(
+        default=None,
+        description="Drop folder of route files from the collectors; None: `<home>/inspection/incoming`.",
+    )
+    vibration_tolerance: float = Field(
+        default=0.3,
+        gt=0,
+        description="Relative difference between a route and an online vibration reading that flags the sensor.",
+    )
+    temperature_tolerance_k: float = Field(
+        default=5.0, gt=0, description="Difference between a route and an online temperature that flags the sensor, K."
+    )
+    round_budget_h: float = Field(default=16.0, gt=0, description="Inspection hours of one week's round.")
+    max_interval_days: float = Field(
+        default=182.0, gt=0, description="Longest time an asset goes without a physical visit, days."
+    )
+    visit_hours: float = Field(default=1.0, gt=0, description="Hours of one asset's inspection on a visit.")
+    travel_hours: float = Field(default=2.0, ge=0, description="Travel hours to a station and back.")
+
+
 _GROUPS: dict[str, type[BaseSettings]] = {
     "agents": AgentSettings,
     "control": ControlSettings,
     "historian": HistorianSettings,
     "ingest": IngestSettings,
+    "inspection": InspectionSettings,
+    "integrity": IntegritySettings,
     "twin": TwinSettings,
     "mlflow": MlflowSettings,
     "models": ModelSettings,
@@ -316,8 +369,26 @@ class Settings(BaseSettings):
     control: ControlSettings = Field(
         default_factory=ControlSettings, description="Implementation of actions: guardrails, approval, interlocks."
     )
+    integrity: IntegritySettings = Field(
+        default_factory=IntegritySettings, description="Pipe integrity: ILI lists, assessment, safe pressures."
+    )
+    inspection: InspectionSettings = Field(
+        default_factory=InspectionSettings, description="Station inspections: route data and round planning."
+    )
 
-    @field_validator("twin", "mlflow", "models", "prefect", "historian", "ingest", "agents", "control", mode="before")
+    @field_validator(
+        "twin",
+        "mlflow",
+        "models",
+        "prefect",
+        "historian",
+        "ingest",
+        "agents",
+        "control",
+        "integrity",
+        "inspection",
+        mode="before",
+    )
     @classmethod
     def _build_group(cls, value: object, info: ValidationInfo) -> object:
         """Build a group from a dict, so its own `PUMPTWIN_<GROUP>_*` variables fill the other fields."""
@@ -379,6 +450,16 @@ class Settings(BaseSettings):
     def whatif_dir(self) -> Path:
         """Folder of what-if results (tables, JSON, plots)."""
         return self.home / "whatif"
+
+    @property
+    def integrity_dir(self) -> Path:
+        """Folder of pipe-integrity results: assessed features, growth, dig lists."""
+        return self.home / "integrity"
+
+    @property
+    def inspection_dir(self) -> Path:
+        """Folder of station inspection data: the route store and the planned rounds."""
+        return self.home / "inspection"
 
     @property
     def prefect_home(self) -> Path:

@@ -13,6 +13,10 @@ G_M_S2 = 9.80665
 """Standard gravity for pressures and power, m/s2."""
 FT_M = 0.3048
 """One foot, m."""
+IN_M = 0.0254
+"""One inch, m."""
+MM_PER_M = 1e3
+"""mm in one m."""
 G_EPANET_M_S2 = 32.2 * FT_M
 """Gravity EPANET 2.2 uses in its head-loss formulas (32.2 ft/s2), m/s2."""
 WATER_DENSITY_KG_M3 = 998.2
@@ -41,6 +45,8 @@ PA_PER_KPA = 1e3
 """Pa in one kPa."""
 PA_PER_MPA = 1e6
 """Pa in one MPa."""
+PA_PER_PSI = 6_894.757293168361
+"""Pa in one psi (lbf/in2)."""
 M3H_PER_M3S = HOUR_S
 """m3/h in one m3/s (a flow in m3/s times this is in m3/h)."""
 LPS_PER_M3S = 1e3
@@ -51,3 +57,11 @@ J_PER_KWH = 3.6e6
 """J in one kWh (energy per volume in kWh/m3 is power in W over flow in m3/s over this)."""
 M_PER_KM = 1e3
 """m in one km."""
+
+# --- temperature --------------------------------------------------------------------------------
+KELVIN_AT_0C = 273.15
+"""0 degC in K."""
+FAHRENHEIT_AT_0C = 32.0
+"""0 degC in degF."""
+FAHRENHEIT_PER_KELVIN = 1.8
+"""degF in one K of difference."""
