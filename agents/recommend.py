@@ -12,7 +12,9 @@ For a line with active alerts it
    line, sampled in their allowed ranges and refined around the best, solved in batches on the twin;
 4. simulates every candidate on the twin (`TwinView.simulate`), rejects those that break a hard
    limit (`rejections`: MAOP, surge at 110 % of MAOP and column separation for any pump stop,
-   vapour pressure, speed range; NPSH margin, preferred operating region (which holds the minimum
+   vapour pressure, speed range, the safe pressure of every assessed pipe feature (steady and
+   transient envelope) and the integrity derating (throughput and station discharge pressures,
+   `derating_violations`); NPSH margin, preferred operating region (which holds the minimum
    flow), vibration and bearing limits and the stations' low suction alarm on the asset at risk,
    or new or worse on any other) and
    scores the rest with a transparent objective (`judge`): risk reduced, least margin gained,
@@ -99,7 +101,7 @@ OPERATION_WORDS: dict[str, str] = {
 }
 """Words a search for an operation's procedure uses."""
 
-ALWAYS_HARD = ("MAOP", "SURGE", "COLUMN SEPARATION", "VAPOUR", "SPEED")
+ALWAYS_HARD = ("MAOP", "SURGE", "COLUMN SEPARATION", "VAPOUR", "SPEED", "INTEGRITY", "DERATING")
 """Limits that reject a candidate wherever they are broken."""
 ASSET_HARD = ("NPSH", "POR", "VIBRATION", "BEARING", "SUCTION")
 """Limits that reject a candidate when broken on the asset at risk, or new or worse on any other."""
@@ -126,6 +128,8 @@ LOOKUP_LIMIT = 200
 """Work orders read per metadata lookup before the date filter."""
 WORSE_TOLERANCE = 1e-6
 """Relative change below which a violation on another asset counts as unchanged."""
+DERATING_TOLERANCE = 1e-3
+"""Relative excess over the integrity derating below which a candidate still counts as within it."""
 
 
 class RecommendError(PumptwinError, ValueError):
@@ -488,6 +492,29 @@ def suction_violations(outcome: ScenarioOutcome, view: TwinView, backoff_bar: fl
     return tuple(out)
 
 
+def derating_violations(outcome: ScenarioOutcome, view: TwinView) -> tuple[Violation, ...]:
+    """A candidate above the line's integrity derating: its throughput, or a station's discharge pressure.
+
+    The derating (`TwinView.derating`) is the largest throughput and the highest discharge pressure
+    per station that keep every assessed feature at or below its safe pressure; above either is a
+    ``DERATING`` violation (a hard limit), beyond `DERATING_TOLERANCE`.
+    """
+    d = view.derating
+    if d is None or outcome.status != "ok":
+        return ()
+    out = []
+    bound = f"integrity derating, bound by {d.binding_feature}"
+    limit = d.throughput_m3h
+    if math.isfinite(limit) and outcome.throughput_m3h > limit * (1.0 + DERATING_TOLERANCE):
+        out.append(Violation("DERATING", "throughput", outcome.throughput_m3h, limit, f"m3/h ({bound})"))
+    where = dict(zip(outcome.profile_nodes, np.asarray(outcome.profile_pressure_mpa, dtype=float), strict=False))
+    for station, p_max in d.discharge_limit_mpa.items():
+        p = where.get(d.discharge_node.get(station, ""))
+        if p is not None and math.isfinite(p_max) and p > p_max + abs(p_max) * DERATING_TOLERANCE:
+            out.append(Violation("DERATING", f"{station} discharge", float(p), p_max, "MPa (integrity derating)"))
+    return tuple(out)
+
+
 def backoff_violations(outcome: ScenarioOutcome, view: TwinView) -> tuple[Violation, ...]:
     """The suction and NPSH limits tightened by the search's back-off (`SEARCH_BACKOFF_BAR`, `SEARCH_BACKOFF_M`).
 
@@ -542,7 +569,9 @@ def judge(
         kind=action.kind,
         procedure=OPERATION_OF_KIND.get(action.kind, ""),
         rejected=rejections(
-            replace(outcome, violations=(*outcome.violations, *extra(outcome, view))),
+            replace(
+                outcome, violations=(*outcome.violations, *extra(outcome, view), *derating_violations(outcome, view))
+            ),
             replace(base, violations=(*base.violations, *extra(base, view))),
             at_risk,
             surge,
@@ -823,6 +852,12 @@ def recommend(
     best_fixed = rank(fixed_ok)[0] if fixed_ok else None
     ranked = rank([*cands, *([searched] if searched is not None else [])])
     notes: list[str] = [f"simulated on the {view.basis}, line {view.line}"]
+    if view.derating is not None:
+        d = view.derating
+        notes.append(
+            f"integrity: {d.features} assessed features; derated throughput {d.throughput_m3h:.0f} m3/h "
+            f"(bound by {d.binding_feature}) is a hard limit"
+        )
     chosen = ranked[0]
     keep = next((c for c in ranked if c.kind in ("base", "maintenance")), None)
     if keep is not None and keep.feasible and chosen is not keep and chosen.score - keep.score < objective.min_gain:

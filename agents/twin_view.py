@@ -3,18 +3,25 @@
 `TwinView` holds the line's network as it runs now (the pumps that ran in the calibration's last
 window, the calibrated wear), the machines' learnt condition models, rated speeds and limits;
 `simulate` solves a list of declared scenarios in one batch on it (the base case first) and
-`surge` runs the transient check of a scenario's pump stops. The flows build it from the saved
-calibration (`flows.recommend_steps.twin_view`); tests build it from a network directly.
+`surge` runs the transient check of a scenario's pump stops. With the line's assessed features
+(`integrity`) every simulation checks each feature's safe pressure, the surge check its transient
+envelope, and `derating` gives the largest throughput and station discharge pressures that keep
+every feature safe, which the recommender treats as hard limits. The flows build it from the saved
+calibration and integrity assessment (`flows.recommend_steps.twin_view`); tests build it from a
+network directly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from pumptwin.twin.assets import PumpSpec, Registry
 from pumptwin.twin.health.condition import MachineCondition
 from pumptwin.twin.hydraulic.network import LinkStatus, Network
+from pumptwin.twin.integrity.line import Derating, IntegrityLimits
+from pumptwin.twin.whatif.assess import ENVELOPE_INTEGRITY_UNIT
 from pumptwin.twin.whatif.limits import Limits
 from pumptwin.twin.whatif.report import ScenarioOutcome, Violation, WhatIfReport
 from pumptwin.twin.whatif.resolve import run_scenarios
@@ -38,6 +45,7 @@ class TwinView:
         basis: What the network is (``calibrated twin (calibration of ...)`` or ``as-built network``).
         min_suction_bar: The stations' low suction pressure alarm, bar g: a candidate that takes a
             running station's suction below it (or further below) is rejected.
+        integrity: The line's assessed features (None: no integrity assessment).
     """
 
     network: Network
@@ -51,6 +59,21 @@ class TwinView:
     max_memory_mb: float | None = 4096.0
     basis: str = "as-built network"
     min_suction_bar: float = 0.6
+    integrity: IntegrityLimits | None = None
+
+    @cached_property
+    def derating(self) -> Derating | None:
+        """The integrity derating of the line as it runs now (None without assessed features); solved once."""
+        if self.integrity is None or len(self.integrity) == 0:
+            return None
+        from pumptwin.twin.hydraulic.solver import compile_network
+        from pumptwin.twin.integrity.line import derate
+        from pumptwin.twin.whatif.path import main_path
+
+        model = compile_network(self.network)
+        return derate(
+            model, self.integrity, path=main_path(model), accuracy=self.accuracy, max_maop_use=self.limits.max_maop_use
+        )
 
     def suction_nodes(self) -> dict[str, str]:
         """Suction node by network station of the line's stations."""
@@ -82,10 +105,11 @@ class TwinView:
             accuracy=self.accuracy,
             include_base=True,
             max_memory_mb=self.max_memory_mb,
+            integrity=self.integrity,
         )
 
     def surge(self, spec: ScenarioSpec) -> tuple[Violation, ...]:
-        """Surge and column-separation violations if ``spec``'s stopped pumps tripped at once.
+        """Surge, column-separation and transient-envelope integrity violations if ``spec``'s stopped pumps tripped.
 
         A controlled stop ramps the speed down and is gentler than a trip, so a stop that passes
         this check as a trip passes it as a stop (the check is on the safe side).
@@ -103,12 +127,14 @@ class TwinView:
             limits=self.limits,
             accuracy=self.accuracy,
             include_base=False,
-            surge_check=transient_surge_check(rated_speed_rpm=rated, max_memory_mb=self.max_memory_mb),
+            surge_check=transient_surge_check(
+                rated_speed_rpm=rated, max_memory_mb=self.max_memory_mb, integrity=self.integrity
+            ),
             max_memory_mb=self.max_memory_mb,
         )
         out: ScenarioOutcome = report.outcomes[0]
-        return tuple(v for v in out.violations if v.limit in SURGE_LIMITS)
+        return tuple(v for v in out.violations if v.limit in SURGE_LIMITS or v.unit == ENVELOPE_INTEGRITY_UNIT)
 
 
 SURGE_LIMITS = ("SURGE", "COLUMN SEPARATION")
-"""Violations the transient check adds."""
+"""Violations the transient check adds (besides the ``INTEGRITY`` ones of its pressure envelope)."""

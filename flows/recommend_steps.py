@@ -23,7 +23,7 @@ from pumptwin.agents.recommend import Objective, RecommendRun, recommend
 from pumptwin.agents.twin_view import TwinView
 from pumptwin.flows.settings import Settings
 from pumptwin.flows.twin_store import load_twin
-from pumptwin.flows.what_if_steps import new_run_folder, twin_basis, write_whatif
+from pumptwin.flows.what_if_steps import integrity_basis, load_integrity, new_run_folder, twin_basis, write_whatif
 from pumptwin.twin.assets import build_registry
 from pumptwin.twin.health.estimation import TwinCalibration, calibrated_network
 from pumptwin.twin.health.state import TwinState
@@ -52,11 +52,18 @@ def retrieval_config(settings: Settings) -> Any:  # noqa: ANN401 - pumptwin.agen
 
 
 def knowledge_sources(settings: Settings) -> list[Path]:
-    """The packaged corpus (unless ``PUMPTWIN_AGENTS_PACKAGED_CORPUS=false``), then the operator's own documents."""
+    """The packaged corpus, the operator's own documents, then the integrity flow's inspection reports.
+
+    The packaged corpus unless ``PUMPTWIN_AGENTS_PACKAGED_CORPUS=false``; the reports
+    (``<home>/integrity/reports``) once the integrity flow has written any.
+    """
     from pumptwin.agents.documents import default_corpus_dir
+    from pumptwin.flows.integrity_steps import reports_dir
 
     packaged = [default_corpus_dir()] if settings.agents.packaged_corpus else []
-    return [*packaged, *settings.agents.documents]
+    reports = reports_dir(settings)
+    written = [reports] if reports.is_dir() and any(reports.glob("*.md")) else []
+    return [*packaged, *settings.agents.documents, *written]
 
 
 def index_knowledge(settings: Settings) -> Any:  # noqa: ANN401 - pumptwin.agents.retrieval.IndexReport
@@ -148,7 +155,11 @@ def agent_config(settings: Settings) -> Any:  # noqa: ANN401 - pumptwin.agents.g
 
 
 def twin_view(settings: Settings, cal: TwinCalibration | None, line: int = 1) -> TwinView:
-    """The line of the twin as it runs now: the calibrated network and machines, or the as-built network."""
+    """The line of the twin as it runs now: the calibrated network and machines, or the as-built network.
+
+    The line's integrity assessment, when there is one, is read as the what-if flow reads it
+    (`flows.what_if_steps.load_integrity`): its features' safe pressures and the derating are hard limits.
+    """
     as_built = load_network(settings.twin.network)
     n_lines = max(cal.lines, default=1) if cal is not None else 1
     registry = build_registry(as_built, n_lines)
@@ -158,6 +169,7 @@ def twin_view(settings: Settings, cal: TwinCalibration | None, line: int = 1) ->
         "rated_speed_rpm": rated_speeds_rpm(registry, line),
         "accuracy": settings.twin.accuracy,
         "max_memory_mb": settings.twin.max_memory_mb,
+        "integrity": load_integrity(settings, line),
     }
     if cal is None or cal.ts is None:
         return TwinView(as_built, basis=twin_basis(None), **common)  # type: ignore[arg-type]
@@ -307,7 +319,15 @@ def write_recommendation(
     if specs:
         report = view.simulate(specs)
         paths.update(
-            write_whatif(report, view.network, folder / "whatif", twin=view.basis, line=item.line, plots=plots)
+            write_whatif(
+                report,
+                view.network,
+                folder / "whatif",
+                twin=view.basis,
+                line=item.line,
+                plots=plots,
+                integrity=integrity_basis(view.integrity),
+            )
         )
     done = LineRecommendation(item.line, item.run, folder, paths)
     paths["markdown"] = folder / "recommendation.md"

@@ -7,7 +7,9 @@ drop, a scenario file, an ambient temperature, a rated speed, the surge check); 
 scenario, run after the base case (and after the file's scenarios) by the one what-if path,
 `flows.what_if_steps.run_whatif`, that ``pumptwin whatif`` also calls. The run publishes a
 markdown artifact (``what-if``) with the scenario table, what it ran on (the calibrated twin and
-its calibration time, or the as-built network) and the paths of the files and plots.
+its calibration time, or the as-built network), what of the line's integrity was checked (how many
+assessed features, from which assessment file and its time, and the derating; or that there is no
+ILI assessment) and the paths of the files and plots.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def what_if(  # noqa: PLR0913 - one parameter per form field
     ambient_c: float | None = None,
     rated_speed_rpm: float | None = None,
     surge: bool = False,
+    integrity: bool = True,
 ) -> dict[str, Any]:
     """Evaluate one scenario (and a scenario file's) against the base case on the calibrated twin.
 
@@ -90,10 +93,13 @@ def what_if(  # noqa: PLR0913 - one parameter per form field
         ambient_c: Ambient temperature, degC (default: the file's, else 25; 0 is a valid ambient).
         rated_speed_rpm: Rated speed of every pump, rpm (default: the file's, else the fleet's).
         surge: Simulate the surge of scenarios with pump trips.
+        integrity: Check the pressures against the safe pressures of the line's assessed features
+            (when an assessment exists) and report the derating.
 
     Returns:
         The scenario names, whether all are within limits, the folder, what the scenarios ran on
-        (``twin``) and the calibration time (ISO 8601 UTC; None on the as-built network).
+        (``twin``), the calibration time (ISO 8601 UTC; None on the as-built network) and what of
+        the line's integrity was checked (``integrity``).
     """
     settings = get_settings()
     flags = whatif_flags(flow_change_pct, speeds, stop, start, standby, trip, leak_km, leak_m3h, suction_drop_bar)
@@ -106,6 +112,7 @@ def what_if(  # noqa: PLR0913 - one parameter per form field
         ambient_c=ambient_c,
         rated_speed_rpm=rated_speed_rpm,
         surge=surge,
+        integrity=integrity,
     )
     create_markdown_artifact(key="what-if", markdown=run.to_markdown(), description="what-if")
     get_run_logger().info(
@@ -121,4 +128,5 @@ def what_if(  # noqa: PLR0913 - one parameter per form field
         "folder": str(run.folder),
         "twin": run.twin,
         "calibrated_at": None if run.calibrated_at is None else run.calibrated_at.isoformat(),
+        "integrity": run.integrity,
     }

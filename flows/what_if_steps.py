@@ -14,7 +14,13 @@ It
 3. resolves the rated speed (given > the file's > the fleet registry's with a calibration >
    `DEFAULT_RATED_RPM`) and the ambient temperature (given > the file's > `DEFAULT_AMBIENT_C`; 0 degC
    is an ambient like any other), and uses that rated speed for rpm values and the surge check;
-4. solves and assesses the scenarios in one batch (`twin.whatif.scenarios.run_scenarios`) and writes
+4. reads the line's latest integrity assessment (`twin.integrity.store.read_assessed` in
+   ``settings.integrity_dir``) when there is one and the network is the configured one: every
+   scenario's pressure (and the surge check's transient envelope) is checked against each
+   feature's safe pressure times ``settings.integrity.margin``, and the derating (largest
+   throughput and station discharge pressures that keep every feature safe) is reported;
+   otherwise the report says integrity was not checked and why;
+5. solves and assesses the scenarios in one batch (`twin.whatif.scenarios.run_scenarios`) and writes
    the markdown, JSON, tables and plots into a new folder ``<whatif_dir>/<UTC stamp>-<random suffix>``
    (`new_run_folder`: two runs never share one), or into the folder given.
 """
@@ -36,6 +42,8 @@ from pumptwin.twin.assets import build_registry
 from pumptwin.twin.health.estimation import calibrated_network
 from pumptwin.twin.hydraulic.io import load_network, reference_pipeline_path
 from pumptwin.twin.hydraulic.network import Network
+from pumptwin.twin.integrity.line import IntegrityLimits, integrity_limits
+from pumptwin.twin.integrity.store import assessed_path, read_assessed
 from pumptwin.twin.sync import machine_conditions, operating_network, rated_speeds_rpm
 from pumptwin.twin.times import utc_stamp
 from pumptwin.twin.whatif.report import WhatIfReport
@@ -60,6 +68,10 @@ NO_CALIBRATION = "no calibration"
 """Why the as-built network was used: nothing is calibrated yet."""
 NOT_ASKED = "calibration not asked for"
 """Why the as-built network was used: the caller asked for it."""
+NO_ASSESSMENT = "integrity not checked (no ILI assessment)"
+"""What the report says when the line has no integrity assessment."""
+INTEGRITY_NOT_ASKED = "integrity not checked (not asked for)"
+"""What the report says when the caller turned the integrity check off."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,7 @@ class WhatIfRun:
         calibrated_at: End of the calibration applied (UTC; None: the as-built network).
         line: The line the scenarios ran on, 1-based.
         as_built_reason: Why the as-built network was used (unused with a calibration).
+        integrity: What was checked of the line's integrity (`integrity_basis`).
     """
 
     report: WhatIfReport
@@ -82,6 +95,7 @@ class WhatIfRun:
     calibrated_at: pd.Timestamp | None
     line: int = 1
     as_built_reason: str = NO_CALIBRATION
+    integrity: str = NO_ASSESSMENT
 
     @property
     def twin(self) -> str:
@@ -91,7 +105,7 @@ class WhatIfRun:
     def to_markdown(self) -> str:
         """The scenario table, then the twin it ran on and the files (plots) written."""
         files = [f"- {kind}: `{path}`" for kind, path in self.paths.items()]
-        body = whatif_markdown(self.report, twin=self.twin, line=self.line)
+        body = whatif_markdown(self.report, twin=self.twin, line=self.line, integrity=self.integrity)
         return f"{body}\nFiles:\n\n" + "\n".join(files) + "\n"
 
 
@@ -100,6 +114,26 @@ def twin_basis(calibrated_at: pd.Timestamp | None, as_built_reason: str = NO_CAL
     if calibrated_at is None:
         return f"as-built network ({as_built_reason})"
     return f"calibrated twin (calibration of {calibrated_at.tz_convert('UTC').isoformat()})"
+
+
+def load_integrity(settings: Settings, line: int = 1) -> IntegrityLimits | None:
+    """The line's assessed features as limits (safe pressure times ``settings.integrity.margin``), None without.
+
+    The limits' ``source`` names the assessment file and its modification time (UTC, ISO 8601).
+    """
+    frame = read_assessed(settings.integrity_dir, line)
+    if frame is None:
+        return None
+    path = assessed_path(settings.integrity_dir, line)
+    written = pd.Timestamp(path.stat().st_mtime, unit="s", tz="UTC").floor("s")
+    return integrity_limits(frame, settings.integrity.margin, source=f"{path} (written {written.isoformat()})")
+
+
+def integrity_basis(limits: IntegrityLimits | None, reason: str = NO_ASSESSMENT) -> str:
+    """One phrase saying what was checked of the line's integrity: the features and assessment, or why not."""
+    if limits is None:
+        return reason
+    return f"integrity checked: {len(limits)} features from {limits.source or 'the assessment'}"
 
 
 def gather_specs(
@@ -154,6 +188,7 @@ def run_whatif(  # noqa: PLR0913 - the knobs of one what-if study
     surge: bool = False,
     out: Path | None = None,
     plots: bool = True,
+    integrity: bool = True,
 ) -> WhatIfRun:
     """Evaluate scenarios on the calibrated twin (or the as-built network) and write table, JSON and plots.
 
@@ -174,6 +209,8 @@ def run_whatif(  # noqa: PLR0913 - the knobs of one what-if study
         surge: Simulate the surge (method of characteristics) of scenarios with pump trips.
         out: Folder for the files (default a new ``<whatif_dir>/<UTC stamp>-<suffix>``, see `new_run_folder`).
         plots: Also draw the pump curves and the pressure profile.
+        integrity: Check the line's integrity assessment when there is one (and the network is the
+            configured one): safe pressures in every scenario, the surge envelope and the derating.
 
     Returns:
         The run: report, folder, files and what the scenarios ran on.
@@ -211,6 +248,11 @@ def run_whatif(  # noqa: PLR0913 - the knobs of one what-if study
         rated = rated_speed_rpm
     if ambient_c is None:
         ambient_c = loaded.ambient_c if loaded is not None and loaded.ambient_c is not None else DEFAULT_AMBIENT_C
+    limits, why_not = None, INTEGRITY_NOT_ASKED
+    if integrity and not _is_configured(network, settings):
+        why_not = f"integrity not checked (the assessment is of the configured line, not {Path(network or '').name})"
+    elif integrity:
+        limits, why_not = load_integrity(settings, line), NO_ASSESSMENT
     report = run_scenarios(
         net,
         chosen,
@@ -221,15 +263,22 @@ def run_whatif(  # noqa: PLR0913 - the knobs of one what-if study
         delivery=loaded.delivery if loaded is not None else None,
         accuracy=settings.twin.accuracy,
         include_base=include_base,
-        surge_check=transient_surge_check(rated_speed_rpm=rated, max_memory_mb=settings.twin.max_memory_mb)
+        surge_check=transient_surge_check(
+            rated_speed_rpm=rated, max_memory_mb=settings.twin.max_memory_mb, integrity=limits
+        )
         if surge
         else None,
         max_memory_mb=settings.twin.max_memory_mb,
+        integrity=limits,
+        derating=limits is not None,
     )
     folder = out if out is not None else new_run_folder(settings.whatif_dir)
     calibrated_at = cal.ts if cal is not None else None
-    paths = write_whatif(report, net, folder, twin=twin_basis(calibrated_at, reason), line=line, plots=plots)
-    return WhatIfRun(report, folder, paths, calibrated_at, line, reason)
+    checked = integrity_basis(limits, why_not)
+    paths = write_whatif(
+        report, net, folder, twin=twin_basis(calibrated_at, reason), line=line, plots=plots, integrity=checked
+    )
+    return WhatIfRun(report, folder, paths, calibrated_at, line, reason, checked)
 
 
 OUTPUT_FILES: dict[str, str] = {
@@ -271,18 +320,29 @@ def new_run_folder(parent: Path, *, attempts: int = FOLDER_ATTEMPTS) -> Path:
     raise FileExistsError(f"{parent}: no free run folder after {attempts} attempts")
 
 
-def whatif_dict(report: WhatIfReport, *, twin: str, line: int) -> dict[str, Any]:
-    """The JSON of a what-if: the report's, with the twin it ran on and the line."""
-    return {**report.to_dict(), "twin": twin, "line": line}
+def whatif_dict(report: WhatIfReport, *, twin: str, line: int, integrity: str | None = None) -> dict[str, Any]:
+    """The JSON of a what-if: the report's, with the twin it ran on, the line and what of its integrity was checked."""
+    out = {**report.to_dict(), "twin": twin, "line": line}
+    if integrity is not None:
+        out["integrity_check"] = integrity
+    return out
 
 
-def whatif_markdown(report: WhatIfReport, *, twin: str, line: int) -> str:
-    """The markdown of a what-if: the report's table, then the line and the twin it ran on."""
-    return f"{report.to_markdown().rstrip()}\n\nLine {line}, {twin}.\n"
+def whatif_markdown(report: WhatIfReport, *, twin: str, line: int, integrity: str | None = None) -> str:
+    """The markdown of a what-if: the report's table, then the line, the twin it ran on and its integrity check."""
+    checked = f" {integrity[0].upper()}{integrity[1:]}." if integrity else ""
+    return f"{report.to_markdown().rstrip()}\n\nLine {line}, {twin}.{checked}\n"
 
 
-def write_whatif(
-    report: WhatIfReport, network: Network, folder: Path, *, twin: str, line: int = 1, plots: bool = True
+def write_whatif(  # noqa: PLR0913 - what a what-if's files say
+    report: WhatIfReport,
+    network: Network,
+    folder: Path,
+    *,
+    twin: str,
+    line: int = 1,
+    plots: bool = True,
+    integrity: str | None = None,
 ) -> dict[str, Path]:
     """Write a report's markdown, JSON, tables and (optionally) plots into ``folder``.
 
@@ -293,6 +353,7 @@ def write_whatif(
         twin: What the scenarios ran on (`twin_basis`).
         line: The line, 1-based.
         plots: Also draw the pump curves and the pressure profile.
+        integrity: What of the line's integrity was checked (`integrity_basis`; None: not said).
 
     Returns:
         Files by kind (``markdown``, ``json``, ``table``, ``pumps``, ``pump_curves``, ``pressure_profile``).
@@ -301,8 +362,9 @@ def write_whatif(
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = {kind: folder / OUTPUT_FILES[kind] for kind in ("markdown", "json", "table", "pumps")}
-    paths["markdown"].write_text(whatif_markdown(report, twin=twin, line=line), encoding="utf-8")
-    paths["json"].write_text(json.dumps(whatif_dict(report, twin=twin, line=line), indent=1), encoding="utf-8")
+    paths["markdown"].write_text(whatif_markdown(report, twin=twin, line=line, integrity=integrity), encoding="utf-8")
+    text = json.dumps(whatif_dict(report, twin=twin, line=line, integrity=integrity), indent=1)
+    paths["json"].write_text(text, encoding="utf-8")
     report.to_frame().to_csv(paths["table"])
     report.pumps_frame().to_csv(paths["pumps"], index=False)
     if plots:

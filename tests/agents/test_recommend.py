@@ -27,6 +27,7 @@ from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.health.state import Alert, AssetHealth, TwinState
 from pumptwin.twin.hydraulic.io import load_network
 from pumptwin.twin.whatif.limits import Limits
+from pumptwin.twin.whatif.spec import ScenarioSpec
 
 TS = pd.Timestamp("2026-11-01T06:00", tz="UTC")
 
@@ -261,3 +262,48 @@ def test_records_written_after_the_situation_are_not_evidence(view: TwinView) ->
     open_then = TwinState(pd.Timestamp("2025-03-02", tz="UTC"), open_then.health, open_then.alerts)
     ids = {p.id for p in recommend(open_then, view, kb=KB, search=False).recommendation.evidence.passages}
     assert "WO-24001" in ids and "WO-25009" not in ids  # WO-25009 closes 2025-03-05, after the state
+
+
+def _corroded(view: TwinView, share: float = 0.97) -> TwinView:
+    """The view with two assessed features: F-61 (1 km below PS2) at ``share`` of the base pressure there."""
+    from pumptwin.twin.integrity.line import integrity_limits, pressure_at_features
+
+    base = view.simulate([]).outcomes[0]
+    rows = pd.DataFrame(
+        {"feature_id": ["F-30", "F-61"], "chainage_m": [30_200.0, 61_200.0], "safe_pa": [1.0, 1.0], "pipe_id": "L"}
+    )
+    at = pressure_at_features(integrity_limits(rows), base.chainage_km, base.profile_pressure_mpa)
+    rows["safe_pa"] = [2.0 * at[0] * 1e6, at[1] * 1e6 / share]
+    return replace(view, integrity=integrity_limits(rows))
+
+
+def test_the_derating_and_feature_safe_pressures_are_hard_limits(view: TwinView) -> None:
+    from pumptwin.agents.recommend import derating_violations
+
+    tight = _corroded(view, 1.03)  # the base case puts F-61 3 % over its safe pressure
+    d = tight.derating
+    assert d is not None and d.binding_feature == "F-61 (L, 61.2 km)"
+    base, less = tight.simulate([ScenarioSpec("throughput -10 %", flow_factor=0.9)]).outcomes
+    assert base.throughput_m3h > d.throughput_m3h > less.throughput_m3h and less.status == "ok"
+    over = derating_violations(base, tight)
+    assert [v.where for v in over] == ["throughput", "PS2 discharge"]
+    assert over[0].limit_value == pytest.approx(d.throughput_m3h) and "F-61" in over[0].unit
+    assert derating_violations(less, tight) == () and derating_violations(base, view) == ()
+    assert any(v.limit == "INTEGRITY" and v.where.startswith("F-61") for v in base.violations)
+    assert rejections(base, base, []) and not [r for r in rejections(less, base, []) if "INTEGRITY" in r]
+
+
+def test_the_recommender_refuses_candidates_above_the_derating(view: TwinView) -> None:
+    tight = _corroded(view, 1.03)
+    rec = recommend(_state(("PS01.P1", "thermal_drift_de", 1.2)), tight, search=False).recommendation
+    keep = next(c for c in (rec.chosen, *rec.alternatives) if c.kind == "maintenance")
+    assert not keep.feasible
+    assert any(r.startswith("INTEGRITY F-61 (L, 61.2 km)") for r in keep.rejected)
+    assert any(r.startswith("DERATING throughput") for r in keep.rejected)
+    limit = tight.derating.throughput_m3h  # type: ignore[union-attr]
+    feasible = [c for c in (rec.chosen, *rec.alternatives) if c.feasible]
+    assert feasible and all(c.numbers["throughput m3/h"] <= limit * 1.001 for c in feasible)
+    assert rec.chosen.feasible and any("derated throughput" in n for n in rec.notes)
+    # Without the assessment the same situation keeps running.
+    loose = recommend(_state(("PS01.P1", "thermal_drift_de", 1.2)), view, search=False).recommendation
+    assert next(c for c in (loose.chosen, *loose.alternatives) if c.kind == "maintenance").feasible

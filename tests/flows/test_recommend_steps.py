@@ -123,3 +123,31 @@ def test_knowledge_index_is_idempotent_and_reports_bad_files(home: Path, tmp_pat
     result = CliRunner().invoke(app, ["knowledge", "index"])
     assert result.exit_code == 1, result.output
     assert "bad.md" in result.output
+
+
+def test_the_twin_view_reads_the_integrity_assessment_like_the_what_if(home: Path) -> None:
+    from pumptwin.flows.recommend_steps import twin_view
+    from pumptwin.twin.integrity.store import write_assessed
+
+    settings = Settings(home=home)
+    assert twin_view(settings, None, 1).integrity is None
+    rows = pd.DataFrame(
+        {"feature_id": ["A", "B"], "chainage_m": [61_000.0, 90_000.0], "safe_pa": [4e6, 5e6], "pipe_id": ["x", "y"]}
+    )
+    write_assessed(rows, settings.integrity_dir, 1)
+    view = twin_view(settings, None, 1)
+    assert view.integrity is not None and list(view.integrity.feature_ids) == ["A", "B"]
+    assert "assessed_line01.parquet" in view.integrity.source
+    assert view.derating is not None and view.derating.features == 2
+
+
+def test_the_integrity_reports_join_the_knowledge_sources_once_written(tmp_path: Path) -> None:
+    from pumptwin.flows.recommend_steps import knowledge_sources
+
+    settings = Settings(home=tmp_path / "home")
+    assert all("integrity" not in str(p) for p in knowledge_sources(settings))
+    reports = settings.integrity_dir / "reports"
+    reports.mkdir(parents=True)
+    assert all("integrity" not in str(p) for p in knowledge_sources(settings))
+    (reports / "ILI-LINE01-R1.md").write_text("---\nid: ILI-LINE01-R1\n---\n# r\n", encoding="utf-8")
+    assert knowledge_sources(settings)[-1] == reports

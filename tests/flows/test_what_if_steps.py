@@ -214,3 +214,77 @@ def test_a_leak_the_line_cannot_feed_is_reported_and_exits_1(home: Path, tmp_pat
     )
     assert fine.exit_code == 0, fine.output
     assert json.loads(fine.output)["scenarios"][1]["leak_m3h"] == pytest.approx(500.0, rel=1e-3)
+
+
+# --- integrity -----------------------------------------------------------------------------------
+
+
+def assess_reference_line(settings: Settings) -> float:
+    """Write an assessment of two features of the reference line; returns F-61's safe pressure, MPa.
+
+    F-61 (1 km below PS2's discharge) may take 1 % more than the base case puts on it, so the base
+    case keeps it and a 3 % higher flow does not; F-30 has room to spare.
+    """
+    from pumptwin.twin.integrity.line import integrity_limits, pressure_at_features
+    from pumptwin.twin.integrity.store import write_assessed
+
+    base = run_whatif(settings, [], plots=False, out=settings.home / "probe", integrity=False).report.outcomes[0]
+    rows = pd.DataFrame(
+        {
+            "feature_id": ["F-61", "F-30"],
+            "chainage_m": [61_200.0, 30_200.0],
+            "safe_pa": [1.0, 1.0],
+            "pipe_id": ["a", "b"],
+        }
+    )
+    limits = integrity_limits(rows)  # in chainage order
+    at = pressure_at_features(limits, base.chainage_km, base.profile_pressure_mpa)
+    rows["safe_pa"] = [1.01 * at[1] * 1e6, 1.5 * at[0] * 1e6]  # rows F-61, F-30; limits F-30, F-61
+    rows["pipe_id"] = ["L060-065", "L030-035"]
+    write_assessed(rows, settings.integrity_dir, 1)
+    return float(rows["safe_pa"][0]) / 1e6
+
+
+def test_without_an_assessment_the_report_says_integrity_was_not_checked(home: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["whatif", "--flow", "-5%", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "integrity not checked (no ILI assessment)" in result.output
+    data = json.loads((tmp_path / "o" / "whatif.json").read_text())
+    assert data["integrity_check"] == "integrity not checked (no ILI assessment)"
+    assert data["integrity"] is None and data["derating"] is None
+    assert "Integrity not checked (no ILI assessment)." in (tmp_path / "o" / "whatif.md").read_text()
+
+
+def test_the_cli_checks_the_assessed_features_and_reports_the_derating(home: Path, tmp_path: Path) -> None:
+    settings = Settings(home=home)
+    safe_mpa = assess_reference_line(settings)
+    data = cli_json(["--flow", "+3%", "--out", str(tmp_path / "o")])
+    assert data["integrity"]["features"] == 2 and data["integrity"]["margin"] == settings.integrity.margin
+    assert data["integrity_check"].startswith("integrity checked: 2 features from ")
+    assert "assessed_line01.parquet (written 20" in data["integrity_check"]
+    base, more = data["scenarios"]
+    assert not [v for v in base["violations"] if v["limit"] == "INTEGRITY"]
+    (v,) = [v for v in more["violations"] if v["limit"] == "INTEGRITY"]
+    assert v["where"] == "F-61 (L060-065, 61.2 km)" and v["limit_value"] == pytest.approx(safe_mpa)
+    derating = data["derating"]
+    assert derating["binding_feature"] == "F-61 (L060-065, 61.2 km)"
+    assert base["throughput_m3h"] < derating["throughput_m3h"] < more["throughput_m3h"]
+    md = (tmp_path / "o" / "whatif.md").read_text()
+    assert "## Integrity" in md and "derated throughput" in md and "INTEGRITY F-61 (L060-065, 61.2 km)" in md
+    result = CliRunner().invoke(app, ["whatif", "--flow", "+3%", "--out", str(tmp_path / "p")])
+    assert result.exit_code == 1 and "integrity checked: 2 features" in result.output
+    off = CliRunner().invoke(app, ["whatif", "--flow", "+3%", "--no-integrity", "--out", str(tmp_path / "q")])
+    assert off.exit_code == 0, off.output
+    assert "integrity not checked (not asked for)" in off.output
+
+
+def test_the_margin_setting_scales_the_safe_pressures(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    safe_mpa = assess_reference_line(Settings(home=home))
+    monkeypatch.setenv("PUMPTWIN_INTEGRITY_MARGIN", "0.9")
+    run = run_whatif(Settings(home=home), [], plots=False, out=tmp_path / "o")
+    base = run.report.outcomes[0]
+    (v,) = [v for v in base.violations if v.limit == "INTEGRITY"]
+    assert v.limit_value == pytest.approx(0.9 * safe_mpa) and not run.report.within_limits
+    assert "against 90 % of their safe pressure" in run.to_markdown()

@@ -31,6 +31,11 @@ state the line settles in after the trip. `assess` takes an optional
 ``surge_check`` callable that a transient solver can supply (see
 `twin.whatif.surge.transient_surge_check`): it is called for every scenario with
 tripped pumps and its violations and notes are added to that scenario's.
+
+Given the line's assessed features (`twin.integrity.line.IntegrityLimits`), every solved scenario's
+steady pressure at each feature is checked against the feature's usable safe pressure: a feature
+over it is an ``INTEGRITY`` violation naming the feature, its pipe and chainage, even where the
+pipe's MAOP is kept.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from pumptwin.twin.hydraulic.eps import NEGATIVE_PRESSURE_TOLERANCE_M
 from pumptwin.twin.hydraulic.network import NetworkError
 from pumptwin.twin.hydraulic.pumps import POR_FRACTIONS
 from pumptwin.twin.hydraulic.solver import CLOSED, CONVERGED, DISCONNECTED, FloatArray, HydraulicModel, ScenarioBatch
+from pumptwin.twin.integrity.line import MAX_LISTED, FeatureExcess, IntegrityLimits, envelope_excess, steady_excess
 from pumptwin.twin.units import G_M_S2, J_PER_KWH, M3H_PER_M3S, M_PER_KM, PA_PER_MPA, W_PER_KW
 from pumptwin.twin.whatif.engine import NO_FLOW_M3S, WhatIf, WhatIfResult
 from pumptwin.twin.whatif.limits import Limits
@@ -72,6 +78,11 @@ LEAK_EXHAUSTED_M = 1.0
 NODES_SHOWN = 3
 """Junctions named in a negative-pressure message (the worst first)."""
 
+STEADY_INTEGRITY_UNIT = "MPa (safe pressure)"
+"""Unit of a steady ``INTEGRITY`` violation."""
+ENVELOPE_INTEGRITY_UNIT = "MPa (safe pressure, transient envelope)"
+"""Unit of an ``INTEGRITY`` violation of the transient pressure envelope."""
+
 SurgeCheck = Callable[[HydraulicModel, WhatIf, "WhatIfResult", int], SurgeFindings]
 """Transient check of a scenario with tripped pumps: (model, what-if, result, row) -> findings."""
 
@@ -86,6 +97,7 @@ def assess(
     limits: Limits | None = None,
     surge_check: SurgeCheck | None = None,
     rated_speed_rpm: Mapping[str, float] | None = None,
+    integrity: IntegrityLimits | None = None,
 ) -> WhatIfReport:
     """Full results of solved what-ifs: operating points, condition, profile, margins, violations.
 
@@ -98,6 +110,8 @@ def assess(
         limits: Limits to check (default `Limits()`).
         surge_check: Optional transient check called for every scenario with tripped pumps.
         rated_speed_rpm: Rated speed by pump id, rpm, for speeds in rpm (NaN where not given).
+        integrity: Assessed features: every solved scenario's steady pressure at each is checked
+            against its usable safe pressure (`twin.integrity.line.steady_violations`).
 
     Raises:
         NetworkError: When a condition names a pump that does not exist.
@@ -111,13 +125,54 @@ def assess(
     outcomes = []
     for row, sc in enumerate(result.scenarios):
         outcome = _outcome(model, result, row, path, conditions, ambient_c, limits, dict(rated_speed_rpm or {}))
+        if integrity is not None and outcome.status in SOLVED:
+            outcome = replace(outcome, violations=outcome.violations + steady_violations(integrity, outcome))
         if surge_check is not None and sc.trips:
             found = surge_check(model, sc, result, row)
             outcome = replace(
                 outcome, violations=outcome.violations + found.violations, notes=outcome.notes + found.notes
             )
         outcomes.append(outcome)
-    return WhatIfReport(model.network.name, tuple(outcomes), ambient_c, limits)
+    return WhatIfReport(model.network.name, tuple(outcomes), ambient_c, limits, integrity)
+
+
+def _integrity(excess: tuple[FeatureExcess, ...], unit: str) -> tuple[Violation, ...]:
+    return tuple(Violation("INTEGRITY", e.where, e.value_mpa, e.limit_mpa, unit) for e in excess)
+
+
+def steady_violations(
+    limits: IntegrityLimits, outcome: ScenarioOutcome, *, max_listed: int = MAX_LISTED
+) -> tuple[Violation, ...]:
+    """Features whose steady pressure in a scenario is above their usable safe pressure, worst first.
+
+    The pressure at each feature is interpolated along the scenario's main-path profile
+    (`twin.integrity.line.pressure_at_features`); at most ``max_listed`` are listed, the last one
+    listed counting the rest (``... and <n> more``).
+
+    Returns:
+        ``Violation("INTEGRITY", "<feature_id> (<pipe_id>, <km> km)", MPa, limit MPa, "MPa (safe pressure)")``.
+    """
+    found = steady_excess(limits, outcome.chainage_km, outcome.profile_pressure_mpa, max_listed=max_listed)
+    return _integrity(found, STEADY_INTEGRITY_UNIT)
+
+
+def envelope_violations(
+    limits: IntegrityLimits, x_chainage_m: FloatArray, pressure_max_pa: FloatArray, *, max_listed: int = MAX_LISTED
+) -> tuple[Violation, ...]:
+    """Features on a simulated span whose transient pressure envelope passes their usable safe pressure.
+
+    Args:
+        limits: The features.
+        x_chainage_m: (N,) line chainage of the transient grid's nodes, m (increasing).
+        pressure_max_pa: (N,) highest transient pressure at the nodes, gauge Pa.
+        max_listed: Most violations listed.
+
+    Returns:
+        ``INTEGRITY`` violations with the unit ``MPa (safe pressure, transient envelope)``; features
+        off the span are not checked.
+    """
+    found = envelope_excess(limits, x_chainage_m, pressure_max_pa, max_listed=max_listed)
+    return _integrity(found, ENVELOPE_INTEGRITY_UNIT)
 
 
 def _connected(model: HydraulicModel, batch: ScenarioBatch, row: int, a: int, b: int) -> bool:

@@ -4,7 +4,9 @@
   against flow at each scenario's speed (affinity laws: Q ~ s, H ~ s^2, efficiency at the
   homologous flow), with each scenario's operating points marked.
 - `plot_pressure_profile`: gauge pressure along the line's main path against chainage, one
-  line per scenario, with the MAOP as a step line and the elevation on a second axis.
+  line per scenario, with the MAOP as a step line, each assessed feature's usable safe pressure
+  as a point at its chainage (a feature over it in a scenario marked again with a cross in that
+  scenario's colour) and the elevation on a second axis; `pressure_profile_figure` draws it.
 """
 
 from __future__ import annotations
@@ -101,8 +103,14 @@ def plot_pump_curves(model: HydraulicModel, report: WhatIfReport, path: str | Pa
     return _save(fig, path)
 
 
+SAFE_LABEL = "safe pressure (ILI features)"
+"""Legend label of the features' usable safe pressures."""
+OVER_LABEL = "{name}: feature over safe pressure"
+"""Legend label of the features a scenario puts over their safe pressure."""
+
+
 def plot_pressure_profile(report: WhatIfReport, path: str | Path) -> Path:
-    """Gauge pressure along the main path per scenario, MAOP (step line) and elevation (second axis).
+    """Gauge pressure along the main path per scenario, MAOP (step line), features' safe pressures, elevation.
 
     Args:
         report: Results from `twin.whatif.assess`.
@@ -111,16 +119,56 @@ def plot_pressure_profile(report: WhatIfReport, path: str | Path) -> Path:
     Returns:
         The path written.
     """
+    return _save(pressure_profile_figure(report), path)
+
+
+def pressure_profile_figure(report: WhatIfReport) -> Figure:
+    """The pressure-profile figure (see `plot_pressure_profile`); its first axes hold the pressures.
+
+    Each assessed feature (``report.integrity``) is a point at its chainage and usable safe
+    pressure (label `SAFE_LABEL`); the features a scenario puts over it are drawn again as crosses
+    in the scenario's colour (label `OVER_LABEL`).
+    """
+    from pumptwin.twin.integrity.line import pressure_at_features
+    from pumptwin.twin.units import M_PER_KM, PA_PER_MPA
+
     plt = _pyplot()
+    fig: Figure
     fig, ax = plt.subplots(figsize=(10.0, 5.0))
     first = report.outcomes[0]
+    limits = report.integrity
+    has_features = limits is not None and len(limits) > 0
     for outcome in report.outcomes:
         if outcome.status == "disconnected":
             continue
         style = "--" if outcome.status != "ok" else "-"
-        ax.plot(outcome.chainage_km, outcome.profile_pressure_mpa, style, lw=1.2, label=outcome.name)
+        (line,) = ax.plot(outcome.chainage_km, outcome.profile_pressure_mpa, style, lw=1.2, label=outcome.name)
+        if has_features and limits is not None:
+            at = pressure_at_features(limits, outcome.chainage_km, outcome.profile_pressure_mpa)
+            with np.errstate(invalid="ignore"):
+                over = np.isfinite(at) & (at > limits.safe_pa / PA_PER_MPA)
+            if over.any():
+                ax.plot(
+                    limits.chainage_m[over] / M_PER_KM,
+                    limits.safe_pa[over] / PA_PER_MPA,
+                    "X",
+                    ms=8,
+                    zorder=4,
+                    color=line.get_color(),
+                    label=OVER_LABEL.format(name=outcome.name),
+                )
     if np.isfinite(first.maop_mpa).any():
         ax.plot(first.chainage_km, first.maop_mpa, color="red", lw=2.0, drawstyle="steps-post", label="MAOP")
+    if has_features and limits is not None:
+        ax.plot(
+            limits.chainage_m / M_PER_KM,
+            limits.safe_pa / PA_PER_MPA,
+            "v",
+            ms=4,
+            color="darkred",
+            ls="none",
+            label=SAFE_LABEL,
+        )
     ax.axhline(0.0, color="grey", lw=0.5)
     ax.set_xlabel("chainage (km)")
     ax.set_ylabel("pressure (MPa g)")
@@ -132,4 +180,4 @@ def plot_pressure_profile(report: WhatIfReport, path: str | Path) -> Path:
     ax.patch.set_visible(False)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.08, 1.0))
     ax.set_title(f"Pressure along the line: {report.network[:80]}", fontsize=9)
-    return _save(fig, path)
+    return fig

@@ -19,6 +19,8 @@ from pumptwin.twin.whatif.limits import Limits
 if TYPE_CHECKING:
     import pandas as pd
 
+    from pumptwin.twin.integrity.line import Derating, IntegrityLimits
+
 
 @dataclass(frozen=True)
 class Violation:
@@ -254,12 +256,17 @@ class WhatIfReport:
         outcomes: One per scenario, in order.
         ambient_c: Ambient temperature used for bearing temperatures, degC.
         limits: The limits checked.
+        integrity: The assessed features whose safe pressures were checked (None: not checked).
+        derating: The largest throughput and station discharge pressures that keep every feature
+            safe (None: not asked for or no features).
     """
 
     network: str
     outcomes: tuple[ScenarioOutcome, ...]
     ambient_c: float
     limits: Limits
+    integrity: IntegrityLimits | None = None
+    derating: Derating | None = None
 
     @property
     def within_limits(self) -> bool:
@@ -325,7 +332,21 @@ class WhatIfReport:
                 lines += [f"- {o.message}" for _ in (1,) if o.message]
                 lines += [f"- note: {n}" for n in o.notes]
                 lines += [f"- violates {v}" for v in o.violations]
+        if self.integrity is not None:
+            lines += ["", "## Integrity", "", self.integrity_phrase()]
+            if self.derating is not None:
+                lines += ["", *self.derating.to_lines()]
         return "\n".join(lines) + "\n"
+
+    def integrity_phrase(self) -> str:
+        """One sentence: how many features were checked, at which share of their safe pressure, from where."""
+        if self.integrity is None:
+            return "Integrity not checked."
+        src = f" from {self.integrity.source}" if self.integrity.source else ""
+        return (
+            f"{len(self.integrity)} features checked against {100 * self.integrity.margin:g} % of their safe "
+            f"pressure{src}."
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of every scenario."""
@@ -343,6 +364,14 @@ class WhatIfReport:
                 "iso_10816_3_mm_s": {"A/B": z.ab_mm_s, "B/C": z.bc_mm_s, "C/D": z.cd_mm_s},
             },
             "within_limits": self.within_limits,
+            "integrity": None
+            if self.integrity is None
+            else {
+                "features": len(self.integrity),
+                "margin": self.integrity.margin,
+                "source": self.integrity.source,
+            },
+            "derating": None if self.derating is None else self.derating.to_dict(),
             "scenarios": [o.to_dict() for o in self.outcomes],
         }
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pumptwin.twin.health.condition import MachineCondition
 from pumptwin.twin.hydraulic.eps import BYTES_PER_MB
 from pumptwin.twin.hydraulic.network import Network, NetworkError
 from pumptwin.twin.hydraulic.solver import HydraulicModel, compile_network
+from pumptwin.twin.integrity.line import IntegrityLimits, derate
 from pumptwin.twin.units import G_M_S2, PA_PER_BAR
 from pumptwin.twin.whatif.assess import SurgeCheck, assess
 from pumptwin.twin.whatif.engine import WhatIf, WhatIfResult, evaluate
@@ -279,6 +280,8 @@ def run_scenarios(  # noqa: PLR0913 - the knobs of one what-if study
     include_base: bool = True,
     surge_check: SurgeCheck | None = None,
     max_memory_mb: float | None = None,
+    integrity: IntegrityLimits | None = None,
+    derating: bool = False,
 ) -> WhatIfReport:
     """Resolve declared scenarios on a (possibly calibrated) network, solve them in one batch, report.
 
@@ -296,6 +299,11 @@ def run_scenarios(  # noqa: PLR0913 - the knobs of one what-if study
         surge_check: Optional transient check of scenarios with pump trips.
         max_memory_mb: Largest estimated memory of the batch, MB (None: no limit); checked before
             the scenarios are resolved and solved.
+        integrity: The line's assessed features: every scenario's steady pressure is checked against
+            each one's usable safe pressure (give the same to ``surge_check`` for the transient envelope).
+        derating: With ``integrity``, also find the largest throughput and station discharge
+            pressures that keep every feature safe from the base state (`twin.integrity.line.derate`)
+            and put it in the report.
 
     Raises:
         ScenarioError: When a scenario cannot be resolved on this network, or the batch is above
@@ -316,7 +324,7 @@ def run_scenarios(  # noqa: PLR0913 - the knobs of one what-if study
         raise ScenarioError("no scenarios to run")
     try:
         result = evaluate(model, whatifs, accuracy=accuracy, strict=False)
-        return assess(
+        report = assess(
             model,
             result,
             path=ctx.path,
@@ -325,6 +333,18 @@ def run_scenarios(  # noqa: PLR0913 - the knobs of one what-if study
             limits=limits,
             surge_check=surge_check,
             rated_speed_rpm=ctx.rated_speed_rpm,
+            integrity=integrity,
         )
+        if integrity is not None and derating and len(integrity):
+            found = derate(
+                model,
+                integrity,
+                path=ctx.path,
+                base=ctx.base.batch,
+                accuracy=accuracy,
+                max_maop_use=report.limits.max_maop_use,
+            )
+            report = replace(report, derating=found)
+        return report
     except NetworkError as exc:
         raise ScenarioError(str(exc)) from exc

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from pumptwin.twin.hydraulic.solver import OPEN, HydraulicModel, solve_batch
-from pumptwin.twin.whatif.assess import SurgeCheck, SurgeFindings
+from pumptwin.twin.integrity.line import IntegrityLimits
+from pumptwin.twin.whatif.assess import SurgeCheck, SurgeFindings, envelope_violations
 from pumptwin.twin.whatif.engine import WhatIf, WhatIfResult
 from pumptwin.twin.whatif.path import main_path
 from pumptwin.twin.whatif.report import Violation
@@ -26,6 +27,7 @@ def transient_surge_check(
     max_reach_m: float = 1000.0,
     rated_speed_rpm: float | Mapping[str, float] = DEFAULT_RATED_RPM,
     max_memory_mb: float | None = None,
+    integrity: IntegrityLimits | None = None,
 ) -> SurgeCheck:
     """A surge check for `run_scenarios` / `twin.whatif.assess` built on `twin.transients`.
 
@@ -35,7 +37,11 @@ def transient_surge_check(
     the delivery along the main path. The transient model trips every running pump of the
     station together, so for one pump of several the result is on the severe side. It adds a
     SURGE violation where the pressure passes 110 % of MAOP and a COLUMN SEPARATION violation
-    where a vapour cavity forms; a case the transient model cannot build becomes a note.
+    where a vapour cavity forms; a case the transient model cannot build becomes a note. With the
+    line's assessed features, the transient pressure envelope on the simulated span (the MOC grid's
+    distance from the span's upstream end plus that end's chainage on the main path) is compared
+    with each feature on the span: a feature it passes is an ``INTEGRITY`` violation whose unit says
+    it is the transient envelope.
 
     Args:
         duration_s: Simulated time after the start, s.
@@ -46,6 +52,7 @@ def transient_surge_check(
             named).
         max_memory_mb: Largest estimated memory of one transient simulation, MB (None: the
             transient model's default); a finer grid or longer run is a note, not a result.
+        integrity: The line's assessed features (None: no integrity check).
 
     Returns:
         The check.
@@ -109,6 +116,9 @@ def transient_surge_check(
                 violations.append(
                     Violation("SURGE", where, float(res.pressure_max_pa[i]) / 1e6, limit, "MPa (110 % MAOP)")
                 )
+            if integrity is not None:
+                x_chainage_m = float(path.chainage_m[path.nodes.index(j)]) + res.x_m
+                violations += envelope_violations(integrity, x_chainage_m, res.pressure_max_pa)
             if res.column_separation.any():
                 i = int(np.argmin(res.pressure_min_pa))
                 where = f"{int(res.column_separation.sum())} points on {span}"
