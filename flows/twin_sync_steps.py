@@ -6,8 +6,11 @@ state are found through `flows.twin_store`.
 
 `sync_twin` reads the raw readings since the last calibration (on the first run, the last
 ``history_s`` of the store), folds them into the calibration window by window
-(`twin.sync.fold_readings`), fuses it with the latest model scores into the twin state, and
-saves ``<state_dir>/calibration.json``, ``<state_dir>/state.json`` and ``<state_dir>/state.md``.
+(`twin.sync.fold_readings`), fuses it with the latest model scores into the twin state, fuses the
+stored route evidence into it (`flows.inspection_steps.fuse_stored_routes`: the latest station
+inspections and their sensor flags; a route store that cannot be read is named in the message and
+left out), and saves ``<state_dir>/calibration.json``, ``<state_dir>/state.json`` and
+``<state_dir>/state.md``.
 An empty raw store or a window without readings leaves every file as it was.
 
 `respond_to_alerts` runs the candidate responses (`twin.sync.candidate_responses`) of every
@@ -26,6 +29,7 @@ import pandas as pd
 
 from pumptwin.features.ingest.rawstore import RawStore
 from pumptwin.flows.build_features_steps import fleet_registry
+from pumptwin.flows.inspection_steps import fuse_stored_routes
 from pumptwin.flows.score_steps import read_latest_scores
 from pumptwin.flows.settings import Settings
 from pumptwin.flows.twin_store import load_twin, state_paths
@@ -35,6 +39,7 @@ from pumptwin.twin.health.estimation import TwinCalibration
 from pumptwin.twin.health.io import write_calibration, write_state
 from pumptwin.twin.health.state import TwinState
 from pumptwin.twin.hydraulic.io import load_network
+from pumptwin.twin.inspection.routes import RouteError
 from pumptwin.twin.sync import (
     SyncError,
     alerted_lines,
@@ -170,11 +175,17 @@ def sync_twin(
         cal, readings, registry, network, window_s, state=state, scores=read_latest_scores(settings), now=end
     )
     assert new_state is not None  # readings were folded
+    try:
+        new_state = fuse_stored_routes(settings, new_state, previous=state).state
+        routes_note = ""
+    except RouteError as exc:  # a damaged route store must not stop the twin
+        routes_note = f"; route evidence not fused: {exc}"
     paths = state_paths(settings)
     write_calibration(new_cal, paths["calibration"])
     write_state(new_state, paths["state"])
     paths["state_md"].write_text(new_state.to_markdown(), encoding="utf-8")
     msg = f"folded {len(readings):,} readings in {n} windows of {window_s:g} s from {readings['ts'].min()}"
+    msg += routes_note
     return SyncReport(new_state, new_cal, registry, start, end, len(readings), n, True, msg, paths)
 
 

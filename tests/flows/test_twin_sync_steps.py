@@ -186,3 +186,50 @@ def test_flows_smoke(synced: Settings) -> None:
     assert (Path(summary["whatif_folders"][0]) / "pump_curves.png").is_file()
     assert asked["scenarios"][0] == BASE_NAME and len(asked["scenarios"]) == 2
     assert (Path(asked["folder"]) / "pressure_profile.png").is_file()
+
+
+def test_sync_fuses_the_stored_route_evidence(home: Path, readings: pd.DataFrame) -> None:
+    from pumptwin.flows.inspection_steps import route_store
+    from pumptwin.twin.inspection.routes import parse_route
+
+    settings = Settings(home=home)
+    store = RawStore(settings.raw_dir)
+    ts = pd.to_datetime(readings["ts"], utc=True)
+    store.write(readings[ts < SPLIT])
+    seen = SPLIT - pd.Timedelta(hours=3)
+    near = readings[(readings["tag"] == "PS01.P1.VIB_DE_RMS") & ((ts - seen).abs() <= pd.Timedelta(minutes=15))]
+    route_mm_s = max(8.0, 3.0 * float(near["value"].median()))  # zone D, and far from the online sensor
+    rows = [{"asset": "PS01.P1", "time": seen.isoformat(), "point": "DE", "direction": d, "overall": str(route_mm_s)}
+            for d in ("H", "V")]  # fmt: skip
+    route_store(settings).append(parse_route(pd.DataFrame(rows), ["PS01.P1"], source="route-1.csv", now=SPLIT))
+
+    first = sync_twin(settings, window_s=WINDOW_S)
+    assert first.state is not None
+    p1 = first.state.asset("PS01.P1")
+    assert p1.evidence["route_vib_de_mm_s"] == route_mm_s and p1.status == "alarm"
+    assert p1.evidence["sensor_flag"] == 1.0  # the online DE sensor reads a third of the route's value
+    alert = next(a for a in first.state.alerts if a.source == "route_vib_de_iso")
+    assert alert.model_version == "route:vibration:route-1.csv" and alert.since == seen
+    assert any(a.source == "impeller_wear" for a in first.state.alerts)  # the twin's own alerts stay
+
+    store.write(readings[ts >= SPLIT])
+    second = sync_twin(settings, window_s=WINDOW_S)
+    assert second.state is not None
+    saved = load_twin(settings)[1]
+    assert saved is not None and saved.alerts == second.state.alerts
+    again = next(a for a in saved.alerts if a.source == "route_vib_de_iso")
+    assert again.since == alert.since and saved.asset("PS01.P1").evidence["route_vib_de_mm_s"] == route_mm_s
+
+
+def test_a_damaged_route_store_does_not_stop_the_sync(home: Path, readings: pd.DataFrame) -> None:
+    from pumptwin.flows.inspection_steps import route_store
+
+    settings = Settings(home=home)
+    RawStore(settings.raw_dir).write(readings)
+    store = route_store(settings)
+    store.root.mkdir(parents=True)
+    store.path("vibration").write_bytes(b"not parquet")
+    report = sync_twin(settings, window_s=WINDOW_S)
+    assert report.updated and report.state is not None
+    assert "route evidence not fused" in report.message and "vibration.parquet" in report.message
+    assert not any(k.startswith("route_") for h in report.state.health for k in h.evidence)

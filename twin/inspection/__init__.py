@@ -1,0 +1,1 @@
+"""Station inspections: route data (portable vibration, thermography, visual), its fusion with the twin, rounds."""
