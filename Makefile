@@ -5,7 +5,7 @@ BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-slow test-integration test-browser lint format bench bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak bench-estimation bench-ingest-memory bench-reliability bench-retrieval bench-recommend bench-loop clean
+.PHONY: help venv demo test test-slow test-integration test-browser lint format bench bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak bench-estimation bench-ingest-memory bench-reliability bench-retrieval bench-recommend bench-loop bench-integrity bench-inspection clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -37,7 +37,7 @@ format: venv ## Fix lint findings and format the code
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak bench-estimation bench-ingest-memory bench-reliability bench-retrieval bench-recommend bench-loop ## Every benchmark
+bench: bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak bench-estimation bench-ingest-memory bench-reliability bench-retrieval bench-recommend bench-loop bench-integrity bench-inspection ## Every benchmark
 
 bench-accuracy: venv ## Accuracy against EPANET 2.2 (steady and 24 h)
 	$(BIN)/python -m benchmarks.accuracy
@@ -67,6 +67,12 @@ bench-recommend: venv ## Recommendations against an oracle that simulates every 
 
 bench-loop: venv ## The closed loop against alarms only: fault episodes with load-dependent wear, three ways
 	$(BIN)/python -m benchmarks.loop --jobs 2
+
+bench-integrity: venv ## Pipe integrity: derating against known crossings, corrosion growth recovered from two ILI runs
+	$(BIN)/python -m benchmarks.integrity
+
+bench-inspection: venv ## Condition-based rounds against calendar rounds over a simulated year
+	$(BIN)/python -m benchmarks.inspection --all
 
 bench-skab: venv ## SKAB anomaly benchmark (SKAB's protocol; data read from $(SKAB))
 	$(BIN)/pumptwin bench skab --data $(SKAB) --out .pumptwin/bench/skab_predictions.csv

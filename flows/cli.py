@@ -442,13 +442,23 @@ def whatif(  # noqa: PLR0913 - one parameter per command-line option
     as_built: Annotated[
         bool, typer.Option("--as-built", help="Solve the as-built network, not the calibrated twin.")
     ] = False,
+    integrity: Annotated[
+        bool,
+        typer.Option(
+            "--integrity/--no-integrity",
+            help="Check pressures against the safe pressures of the line's ILI assessment (when one exists).",
+        ),
+    ] = True,
 ) -> None:
     """Simulate what-if scenarios in one batch on the calibrated twin: operating points, pressures, margins, energy.
 
     Runs on the calibrated twin when the twin has been synchronised (``pumptwin sync``), else on the
-    as-built network, and says which. Exit code 0 when every scenario stays within its limits, 1
-    when one violates a limit, does not solve, is not physical (negative pressures) or cannot reach
-    its leak, 2 on bad input.
+    as-built network, and says which. With the line's integrity assessment (``<home>/integrity``),
+    every scenario's pressure is checked against each assessed feature's safe pressure and the
+    derating is reported; without one the report says integrity was not checked. Exit code 0 when
+    every scenario stays within its limits, 1 when one violates a limit (a feature's safe pressure
+    included), does not solve, is not physical (negative pressures) or cannot reach its leak, 2 on
+    bad input.
     """
     from pumptwin.flows.settings import get_settings
 
@@ -476,12 +486,14 @@ def whatif(  # noqa: PLR0913 - one parameter per command-line option
         rated_speed_rpm=rated_rpm,
         surge=surge,
         out=out,
+        integrity=integrity,
     )
     if json_stdout:
-        typer.echo(json.dumps(whatif_dict(run.report, twin=run.twin, line=run.line), indent=1))
+        typer.echo(json.dumps(whatif_dict(run.report, twin=run.twin, line=run.line, integrity=run.integrity), indent=1))
     else:
         typer.echo(run.report.to_markdown())
         typer.echo(f"ran on: {run.twin}, line {run.line}")
+        typer.echo(run.integrity)
         typer.echo(f"results: {run.folder}")
     raise typer.Exit(0 if run.report.within_limits else 1)
 
@@ -665,6 +677,72 @@ def feedback(
 
     result = feedback_flow(request=request, window_s=window, retrain=retrain, recalibrate=recalibrate)
     typer.echo(result["message"])
+
+
+@app.command()
+def integrity(
+    line: Annotated[int, typer.Option(min=1, help="Line inspected (names the files and the artifact).")] = 1,
+    path: Annotated[
+        Path | None, typer.Option(help="One ILI export (CSV or XLSX); default every export in the ILI folder.")
+    ] = None,
+) -> None:
+    """Assess the newest in-line inspection of a line (B31G modified or DNV-RP-F101), growth and the dig list.
+
+    Exit code 0 when the run was assessed, 1 when no export could be read (the reasons are printed).
+    """
+    from pumptwin.flows.integrity import integrity as integrity_flow
+
+    result = integrity_flow(line=line, path=None if path is None else str(path))
+    for refused in result["refused"]:
+        typer.echo(f"refused {refused['file']}: {refused['reason']}")
+    if result["assessed_run"] is None:
+        typer.echo("no ILI run could be read; nothing assessed")
+        raise typer.Exit(1)
+    counts = ", ".join(f"{k} {v}" for k, v in result["counts"].items())
+    typer.echo(f"line {line}: run {result['assessed_run']} assessed ({counts})")
+    if result["growth"] is not None:
+        g = result["growth"]
+        typer.echo(f"growth since {g['from']} ({g['years']:.1f} years): {g['matched']} matched, {g['new']} new")
+    if result["top"]:
+        typer.echo(f"top of the dig list: {', '.join(result['top'])}")
+    for kind, file in result["files"].items():
+        typer.echo(f"{kind}: {file}")
+
+
+@app.command()
+def routes(
+    now: Annotated[
+        datetime | None, typer.Option(callback=utc_time, help="Latest acceptable route time (UTC); default now.")
+    ] = None,
+) -> None:
+    """Admit the collectors' route files (vibration, thermography, visual), check the online sensors, fuse.
+
+    Exit code 0 when every file was read, 1 when a file or row was quarantined (the reasons are printed).
+    """
+    from pumptwin.flows.inspection import inspection_ingest
+
+    result = inspection_ingest(now=None if now is None else now.isoformat())
+    typer.echo(result["message"])
+    for flag in result["flags"]:
+        typer.echo(f"sensor flag: {flag}")
+    raise typer.Exit(1 if result["quarantined"] or any(f["error"] for f in result["files"]) else 0)
+
+
+@app.command()
+def rounds(
+    now: Annotated[datetime | None, typer.Option(callback=utc_time, help="Time of the plan (UTC); default now")] = None,
+) -> None:
+    """Plan this week's condition-based inspection round and publish it; the other assets are left to the twin."""
+    from pumptwin.flows.rounds import rounds as rounds_flow
+
+    result = rounds_flow(now=None if now is None else now.isoformat())
+    typer.echo(
+        f"{result['key']}: {len(result['visits'])} assets to visit at {len(result['stations'])} stations, "
+        f"{result['hours']:.1f} h; {len(result['covered'])} covered by the twin"
+    )
+    for i, asset in enumerate(result["visits"], 1):
+        typer.echo(f"  {i}. {asset}")
+    typer.echo(f"round: {result['paths']['markdown']}")
 
 
 knowledge_app = typer.Typer(

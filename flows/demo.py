@@ -25,7 +25,11 @@ A fault develops in the simulated plant and the twin catches it:
 6-8. the closed loop (`flows.demo_loop`): the ``implement`` flow asks for approval (answered in
    demo mode by an automatic approver through Prefect's API) and writes through the interlocks to
    the same simulated plant, which runs on; its new readings are ingested and the measured effect
-   printed; the ``feedback`` flow labels the outcome, retrains through the gate and recalibrates.
+   printed; the ``feedback`` flow labels the outcome, retrains through the gate and recalibrates;
+9-10. inspections (`flows.demo_integrity`): two ILI runs of the line through the ``integrity`` flow
+   (dig list, growth), a what-if the twin refuses because a corroded feature would be over its safe
+   pressure though MAOP holds, then a technician's route through ``inspection-ingest`` and the
+   week's condition-based round from the ``rounds`` flow.
 
 The plant of step 1 is kept for the loop: it is simulated here (`demo_plant`), its readings are
 written to ``<home>/plant/`` and ingested from there, and a `SimulatedController` drives it on.
@@ -649,8 +653,11 @@ def where_to_look(settings: Settings, request: str) -> None:
     show(f"  recommendation   {settings.recommend_dir}/ (action, alternatives, justification, citations, plots)")
     show(f"  scores           {settings.scores_dir}/latest.parquet   plots: {home}/plots/")
     show(f"  labels           {settings.labels_dir}/ (action outcomes, confirmed faults, false alarms)")
+    show(f"  integrity        {settings.integrity_dir}/ (assessed features, dig list, growth, reports/ for the agents)")
+    show(f"  inspections      {settings.inspection_dir}/ (route store, rounds/ with the week's round)")
     show(f"  Prefect UI       PREFECT_HOME={settings.prefect_home} .venv/bin/prefect server start")
-    show("                   flow runs: ingest, train, twin-sync, recommend, implement, feedback;")
+    show("                   flow runs: ingest, train, twin-sync, recommend, implement, feedback, integrity,")
+    show("                   inspection-ingest, rounds;")
     if request:
         show(f"                   the implement run's artifact 'approval-{request}' (the approver's form and page)")
     show(f"  MLflow UI        .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}")
@@ -681,6 +688,10 @@ def run(settings: Settings, network: Path | None = None) -> int:
             build_and_train(settings)
             result = sync_and_respond(settings)
             request = closed_loop(settings, result.get("recommendation"), controller)
+            from pumptwin.flows.demo_integrity import integrity_step, rounds_step
+
+            integrity_step(settings)
+            rounds_step(settings, controller)
     except BaseException:
         show(f"\nthe demo stopped; the libraries' and orchestrator's log: {log}")
         raise

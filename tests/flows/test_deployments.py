@@ -181,3 +181,9 @@ def test_implement_follows_each_recommendation_for_its_line(line: int) -> None:
 )
 def test_implement_ignores_other_artifacts(key: str, flow: str) -> None:
     assert not _automation("implement").trigger.covers(_artifact_event(key, flow))
+
+
+def test_inspection_and_integrity_are_scheduled() -> None:
+    crons = {d["name"]: [s["cron"] for s in d.get("schedules", [])] for d in _deployments()}
+    assert crons["rounds"] == ["0 5 * * 1"]  # the week's round, Monday morning
+    assert crons["integrity"] and crons["inspection-ingest"]
