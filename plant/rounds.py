@@ -56,28 +56,11 @@ from pumptwin.plant.health import (
 )
 from pumptwin.plant.simulator import Plant, ambient_c
 from pumptwin.twin.errors import PumptwinError
+from pumptwin.twin.inspection.routes import KINDS, THERMOGRAPHY_COLUMNS, VIBRATION_COLUMNS, VISUAL_COLUMNS
 
 FloatArray = NDArray[np.float64]
 
-VIBRATION_COLUMNS = (
-    "ts",
-    "asset",
-    "point",
-    "direction",
-    "overall_mm_s",
-    "band_low_mm_s",
-    "band_1x_mm_s",
-    "band_2x_mm_s",
-    "band_high_mm_s",
-    "collector",
-    "source",
-)
-"""Canonical portable vibration frame."""
-THERMOGRAPHY_COLUMNS = ("ts", "asset", "component", "spot_c", "reference_c", "delta_k", "collector", "source")
-"""Canonical thermography frame."""
-VISUAL_COLUMNS = ("ts", "asset", "finding", "severity", "method", "photo_ref", "collector", "source")
-"""Canonical visual findings frame."""
-ROUTE_KINDS = ("vibration", "thermography", "visual")
+ROUTE_KINDS = KINDS
 """The route frames, in the order `route_readings` returns them."""
 
 DIRECTION_FACTORS: dict[str, float] = {"H": 1.0, "V": 0.85, "A": 0.6}
