@@ -94,9 +94,12 @@ def calibrate_threshold(scores: ArrayLike, target_far: float) -> float:
     tol = TIE_RTOL * float(np.max(np.abs(s)))
     above = s[s > order_statistic + tol]
     top_tied = float(s[s <= order_statistic + tol][-1])
+    # the least float above the tied scores, for a tolerance that underflows to 0 (subnormal scores);
+    # all-zero scores keep their threshold at 0
+    clear = float(np.nextafter(top_tied, np.inf)) if tol == 0 and np.any(s != 0) else top_tied
     if above.size == 0:
-        return top_tied + tol
-    return top_tied + (float(above[0]) - top_tied) / 2.0
+        return max(top_tied + tol, clear)
+    return max(top_tied + (float(above[0]) - top_tied) / 2.0, clear)
 
 
 class CalibratedEnsemble(ThresholdAlarmMixin, OutlierMixin, BaseEstimator):

@@ -67,6 +67,8 @@ def test_ties_at_the_threshold_stay_below_it():
     near = np.concatenate([np.repeat(1.0, 9), [1.0 + 1e-15, 3.0]])  # the 9th of 11 is a 1.0
     assert calibrate_threshold(near, 0.2) == pytest.approx(2.0)
     assert calibrate_threshold(np.zeros(5), 0.1) == 0.0
+    # a tie tolerance that underflows to 0 (subnormal scores) still puts the threshold above the score
+    assert calibrate_threshold(np.array([5e-324]), 0.0) > 5e-324
 
 
 @settings(max_examples=60, deadline=None)
