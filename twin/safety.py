@@ -11,7 +11,8 @@ scenario's name, a tag) passes through one of these:
   (`../`, absolute paths, links out of it).
 
 `replace_text` writes a file through a temporary file and a rename, so neither a reader nor a
-crash ever sees half of it.
+crash ever sees half of it; `file_lock` holds an exclusive lock on a file for writers of another
+process or thread, waited for up to a timeout.
 
 Example:
     >>> shorten("x" * 500, limit=12)
@@ -22,9 +23,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
+import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pumptwin.twin.errors import PumptwinError
@@ -153,3 +158,44 @@ def replace_text(path: str | Path, text: str) -> None:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+LOCK_FIRST_WAIT_S = 0.002
+"""First wait before trying a held lock again, s (doubled after each try)."""
+LOCK_MAX_WAIT_S = 0.05
+"""Longest wait between tries of a held lock, s."""
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path, timeout_s: float, timeout_error: Callable[[], Exception]) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``path`` (created with its folder) for the body of a ``with`` block.
+
+    Args:
+        path: The lock file.
+        timeout_s: Longest wait for another holder, s.
+        timeout_error: Builds the error raised when the lock is still held after ``timeout_s``.
+
+    Raises:
+        Exception: ``timeout_error()``, when another process or thread holds the lock longer.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout_s
+        delay_s = LOCK_FIRST_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise timeout_error() from None
+                time.sleep(delay_s)
+                delay_s = min(2 * delay_s, LOCK_MAX_WAIT_S)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

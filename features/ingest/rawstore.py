@@ -55,7 +55,6 @@ partitions and rebuilds the watermarks from what is stored (`pumptwin store chec
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import json
 import os
@@ -88,7 +87,7 @@ from pumptwin.features.ingest.contract import (
     utc_ns,
 )
 from pumptwin.twin.errors import PumptwinError
-from pumptwin.twin.safety import inside, replace_text, shorten
+from pumptwin.twin.safety import file_lock, inside, replace_text, shorten
 from pumptwin.twin.times import utc_or_none
 
 READINGS_SCHEMA = pa.schema(
@@ -167,36 +166,20 @@ class _Lock:
     def __init__(self, path: Path, timeout_s: float, what: str) -> None:
         self.path, self.timeout_s, self.what = path, timeout_s, what
 
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
+    def held(self) -> contextlib.AbstractContextManager[None]:
         """Hold the lock for the body of a `with` block.
 
         Raises:
             StoreLockError: When another process or thread holds it longer than `timeout_s`.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            deadline = time.monotonic() + self.timeout_s
-            delay_s = 0.002
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise StoreLockError(
-                            f"{self.what} is locked by another ingest ({self.path}) for more than "
-                            f"{self.timeout_s:g} s: wait for it to finish, or raise PUMPTWIN_INGEST_LOCK_TIMEOUT_S"
-                        ) from None
-                    time.sleep(delay_s)
-                    delay_s = min(2 * delay_s, 0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        return file_lock(
+            self.path,
+            self.timeout_s,
+            lambda: StoreLockError(
+                f"{self.what} is locked by another ingest ({self.path}) for more than "
+                f"{self.timeout_s:g} s: wait for it to finish, or raise PUMPTWIN_INGEST_LOCK_TIMEOUT_S"
+            ),
+        )
 
 
 def _temporaries(folder: Path, name: str) -> list[Path]:

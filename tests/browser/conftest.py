@@ -25,21 +25,19 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
+
+from tests.flows.implement_support import WORN, write_recommendation_of
 
 SERVER_START_S = 180.0
 """Longest wait for the server's health endpoint (about 14 s on an idle 2-core machine)."""
 SERVER_STOP_S = 20.0
 RUN_WAIT_S = 180.0
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
-WORN = "PS02.P2"
-"""The pump whose impeller wears in the ``developing_faults`` scenario; the recommendation slows it."""
-SINCE = pd.Timestamp("2024-03-01T00:10:00Z")
 PLANT_WARMUP_S = 1800.0
 
 
@@ -258,30 +256,11 @@ def write_slowdown(home: Path, speed: float, plant_speed: float) -> Path:
 
     The candidate is judged on the twin's line with every pump at ``plant_speed``, as the plant runs.
     """
-    from pumptwin.agents.evidence import Evidence, Recommendation
-    from pumptwin.agents.recommend import Objective, RecommendRun, _setpoint_action, base_action, simulate
-    from pumptwin.flows.recommend_steps import LineRecommendation, twin_view, write_recommendation
-    from pumptwin.flows.settings import Settings
-    from pumptwin.flows.what_if_steps import new_run_folder
-    from pumptwin.twin.health.state import Alert
+    from pumptwin.agents.recommend import _setpoint_action
 
-    settings = Settings(home=home)
-    view = twin_view(settings, None, 1)
-    net = view.network
-    view = replace(view, network=replace(net, pumps=tuple(replace(p, speed=plant_speed) for p in net.pumps)))
-    pump = view.pump(WORN)
-    assert pump is not None, f"{WORN} is not a pump of line 1"
-    action = _setpoint_action({pump.pump_id: speed}, view)
-    _, (base, chosen) = simulate([base_action([]), action], [], view, Objective())
-    alert = Alert(WORN, "impeller_wear", "physics", "warning", 0.04, 0.05, "-", 0.8, SINCE, SINCE, "physics-1")
-    rec = Recommendation(
-        situation=(alert.message(),),
-        assets=(WORN,),
-        chosen=chosen,
-        alternatives=(base,),
-        evidence=Evidence(),
-        text=f"Slow {WORN} to relieve its worn impeller.",
-    )
-    folder = new_run_folder(settings.recommend_dir) / "line1"
-    item = LineRecommendation(1, RecommendRun(rec, 2, 0.1, None, None))
-    return write_recommendation(item, view, folder, plots=False)["json"]
+    def slowdown(view: Any) -> Any:  # noqa: ANN401 - a TwinView in, an Action out
+        pump = view.pump(WORN)
+        assert pump is not None, f"{WORN} is not a pump of line 1"
+        return _setpoint_action({pump.pump_id: speed}, view)
+
+    return write_recommendation_of(home, slowdown, plant_speed)

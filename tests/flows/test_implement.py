@@ -14,35 +14,27 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
 from uuid import UUID
 
-import pandas as pd
 import pytest
 from prefect.exceptions import NotPausedError
 
-from pumptwin.agents.evidence import Evidence, Recommendation
-from pumptwin.agents.recommend import Action, Objective, RecommendRun, _setpoint_action, base_action, simulate
+from pumptwin.agents.recommend import Action, _setpoint_action
 from pumptwin.control.approval import FALSE_ALARMS_FILE, request_id
 from pumptwin.control.audit import AuditLog
 from pumptwin.control.simulated import SimulatedController
 from pumptwin.flows import implement_steps as steps
-from pumptwin.flows.recommend_steps import LineRecommendation, twin_view, write_recommendation
 from pumptwin.flows.settings import Settings
-from pumptwin.flows.what_if_steps import new_run_folder
 from pumptwin.plant.scenario import shipped_scenario
 from pumptwin.plant.simulator import Plant
-from pumptwin.twin.health.state import Alert
 from pumptwin.twin.whatif.spec import BASE_NAME, ScenarioSpec, SpeedChange
-from tests.flows.implement_support import RUN_WAIT_S, FlowThread, flow_run_state
+from tests.flows.implement_support import RUN_WAIT_S, SINCE, WORN, FlowThread, flow_run_state, write_recommendation_of
 
-WORN = "PS02.P2"
 PLANT_WARMUP_S = 1800.0
 PAUSE_WAIT_S = 90.0
-SINCE = pd.Timestamp("2024-03-01T00:10:00Z")
 PLANT_SPEED = 0.945
 """Relative speed of every running pump of the plant fixture (the scenario's 0.95 less its daily swing)."""
 
@@ -82,24 +74,8 @@ def plant_speed(home: Path, pump: str = WORN) -> float:
 
 
 def write_rec(home: Path, action: Callable[[Any], Action]) -> Path:
-    """A recommendation of ``action`` on PS02.P2's impeller wear, written as the recommend flow writes it."""
-    settings = Settings(home=home)
-    view = twin_view(settings, None, 1)
-    net = view.network  # as the plant runs: every pump at the scenario's speed
-    view = replace(view, network=replace(net, pumps=tuple(replace(p, speed=PLANT_SPEED) for p in net.pumps)))
-    _, (base, chosen) = simulate([base_action([]), action(view)], [], view, Objective())
-    alert = Alert(WORN, "impeller_wear", "physics", "warning", 0.04, 0.05, "-", 0.8, SINCE, SINCE, "physics-1")
-    rec = Recommendation(
-        situation=(alert.message(),),
-        assets=(WORN,),
-        chosen=chosen,
-        alternatives=(base,),
-        evidence=Evidence(),
-        text=f"Slow {WORN} to relieve its worn impeller.",
-    )
-    item = LineRecommendation(1, RecommendRun(rec, 2, 0.1, None, None))
-    folder = new_run_folder(settings.recommend_dir) / "line1"
-    return write_recommendation(item, view, folder, plots=False)["json"]
+    """A recommendation of ``action`` on PS02.P2's impeller wear, judged at the scenario's speed."""
+    return write_recommendation_of(home, action, PLANT_SPEED)
 
 
 def setpoint(speeds: Mapping[str, float]) -> Callable[[Any], Action]:

@@ -209,3 +209,27 @@ def test_replace_text_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatc
         replace_text(target, "new")
     assert target.read_text(encoding="utf-8") == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_file_lock_excludes_a_second_holder_until_released(tmp_path: Path) -> None:
+    import threading
+
+    from pumptwin.twin.safety import file_lock
+
+    lock = tmp_path / "sub" / ".lock"
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with file_lock(lock, 5.0, lambda: RuntimeError("first holder waited")):
+            taken.set()
+            release.wait(5.0)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    assert taken.wait(5.0)
+    with pytest.raises(TimeoutError, match="still held"), file_lock(lock, 0.05, lambda: TimeoutError("still held")):
+        pass
+    release.set()
+    worker.join()
+    with file_lock(lock, 0.05, lambda: TimeoutError("still held")):
+        pass

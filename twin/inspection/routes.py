@@ -56,13 +56,11 @@ half-written file.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import math
 import os
 import re
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -71,7 +69,7 @@ import numpy as np
 import pandas as pd
 
 from pumptwin.twin.errors import PumptwinError
-from pumptwin.twin.safety import shorten
+from pumptwin.twin.safety import file_lock, shorten
 from pumptwin.twin.times import utc_now
 from pumptwin.twin.units import FAHRENHEIT_AT_0C, FAHRENHEIT_PER_KELVIN, IN_M, KELVIN_AT_0C, MM_PER_M
 
@@ -825,29 +823,14 @@ class RouteStore:
             raise RouteError(f"route kind must be one of {', '.join(KINDS)}, got {shorten(kind)}")
         return self.root / f"{kind}.parquet"
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            deadline = time.monotonic() + self.lock_timeout_s
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise RouteError(
-                            f"route store {self.root} is locked by another writer for more than "
-                            f"{self.lock_timeout_s:g} s"
-                        ) from None
-                    time.sleep(0.01)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return file_lock(
+            self.root / ".lock",
+            self.lock_timeout_s,
+            lambda: RouteError(
+                f"route store {self.root} is locked by another writer for more than {self.lock_timeout_s:g} s"
+            ),
+        )
 
     def _read_file(self, kind: RouteKind) -> pd.DataFrame:
         path = self.path(kind)
