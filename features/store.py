@@ -7,7 +7,8 @@ in ``features/`` points at)::
     online_store.db                SQLite online store
     data/pump_features.parquet     offline store (read by DuckDB)
 
-`open_store` builds the configuration of `feature_store.yaml` in code for any folder;
+`open_store` builds the configuration of `feature_store.yaml` in code for any folder, or with the
+registry on a SQL server and the online store on Redis (production);
 `apply_definitions` registers `features.definitions` with the offline file of that folder;
 `write_offline` merges feature rows into the offline file; `training_set` joins features to
 entity rows point-in-time correctly; `materialize` loads the online store; `online_features`
@@ -40,7 +41,7 @@ ONLINE_FILE = "online_store.db"
 
 
 class StoreError(PumptwinError, ValueError):
-    """Invalid feature rows, entity rows or service name; the message names the value."""
+    """Invalid feature rows, entity rows, service name or store URL; the message names the value."""
 
 
 def offline_path(feast_dir: Path) -> Path:
@@ -50,27 +51,100 @@ def offline_path(feast_dir: Path) -> Path:
     return Path(feast_dir) / DATA_DIR / DATA_FILE
 
 
-def open_store(feast_dir: Path) -> FeatureStore:
-    """A Feast store with its registry, online store and offline file under ``feast_dir`` (created).
+REDIS_SCHEMES = ("redis", "rediss")
+REGISTRY_CACHE_TTL_S = 60
+"""How long a store trusts its cached copy of the registry, s (a SQL registry is shared by processes)."""
 
-    Same settings as `feature_store.yaml`: project ``pumptwin``, local provider, SQL registry on
-    SQLite, SQLite online store, DuckDB offline store, entity key serialization version 3.
+
+def redis_online_config(url: str) -> dict[str, Any]:
+    """Feast's redis online-store configuration for a ``redis://[[user]:password@]host[:port][/db]`` URL.
+
+    ``rediss://`` turns TLS on. Feast takes ``host:port,db=N[,username=...][,password=...][,ssl=true]``.
+
+    Raises:
+        StoreError: Not a redis URL, no host, a bad port or database number, or a comma in the credentials.
+    """
+    from urllib.parse import unquote, urlsplit  # noqa: PLC0415
+
+    parts = urlsplit(url)
+    if parts.scheme not in REDIS_SCHEMES or not parts.hostname:
+        raise StoreError(f"online store {url!r} is not a redis://host:port/db URL")
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        raise StoreError(f"online store {url!r} has an invalid port") from None
+    path = parts.path.strip("/")
+    if path and not path.isdigit():
+        raise StoreError(f"online store {url!r}: database {path!r} is not a number")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    fields = [f"{host}:{port}", f"db={int(path) if path else 0}"]
+    for name, value in (("username", parts.username), ("password", parts.password)):
+        if value:
+            text = unquote(value)
+            if "," in text:
+                raise StoreError(f"online store {parts.hostname}:{port}: the {name} may not contain a comma")
+            fields.append(f"{name}={text}")
+    if parts.scheme == "rediss":
+        fields.append("ssl=true")
+    return {"type": "redis", "connection_string": ",".join(fields)}
+
+
+def sql_registry_config(url: str) -> dict[str, Any]:
+    """Feast's SQL registry configuration on a SQLAlchemy URL (e.g. ``postgresql+psycopg2://u:p@host/feast``).
+
+    Raises:
+        StoreError: Not a SQLAlchemy URL.
+    """
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"registry {url!r} is not a SQLAlchemy URL (dialect+driver://user:password@host/db)") from None
+    engine_kwargs: dict[str, Any] = {"echo": False}
+    if parsed.get_backend_name() != "sqlite":
+        engine_kwargs["pool_pre_ping"] = True  # a restarted server's dropped connections are replaced
+    return {
+        "registry_type": "sql",
+        "path": url,
+        "cache_ttl_seconds": REGISTRY_CACHE_TTL_S,
+        "sqlalchemy_config_kwargs": engine_kwargs,
+    }
+
+
+def open_store(feast_dir: Path, *, online_store: str | None = None, registry: str | None = None) -> FeatureStore:
+    """A Feast store with its offline file under ``feast_dir`` (created); registry and online store there or on servers.
+
+    Same settings as `feature_store.yaml` by default: project ``pumptwin``, local provider, SQL registry
+    on SQLite, SQLite online store, DuckDB offline store, entity key serialization version 3.
+
+    Args:
+        feast_dir: The feast folder (offline file; embedded registry and online store).
+        online_store: ``redis://[:password@]host:port/db`` for Feast's redis online store; None: SQLite.
+        registry: SQLAlchemy URL of a SQL registry (PostgreSQL in production); None: SQLite.
+
+    Raises:
+        StoreError: An invalid online-store or registry URL.
     """
     from feast import FeatureStore, RepoConfig  # noqa: PLC0415 - heavy import
 
     from pumptwin.features.definitions import PROJECT  # noqa: PLC0415
 
     root = Path(feast_dir).absolute()
+    if online_store is None:
+        online: dict[str, Any] = {"type": "sqlite", "path": str(root / ONLINE_FILE)}
+    else:
+        online = redis_online_config(online_store)
+    registry_config = sql_registry_config(
+        f"sqlite:///{(root / REGISTRY_FILE).as_posix()}" if registry is None else registry
+    )
     (root / DATA_DIR).mkdir(parents=True, exist_ok=True)
     config = RepoConfig(
         project=PROJECT,
         provider="local",
-        registry={
-            "registry_type": "sql",
-            "path": f"sqlite:///{(root / REGISTRY_FILE).as_posix()}",
-            "cache_ttl_seconds": 60,
-        },
-        online_store={"type": "sqlite", "path": str(root / ONLINE_FILE)},
+        registry=registry_config,
+        online_store=online,
         offline_store={"type": "duckdb"},
         entity_key_serialization_version=3,
         repo_path=root,

@@ -2,7 +2,8 @@
 
 `Settings` is composed of one group per concern, each with its own environment prefix
 (`PUMPTWIN_TWIN_`, `PUMPTWIN_MLFLOW_`, `PUMPTWIN_MODELS_`, `PUMPTWIN_PREFECT_`, `PUMPTWIN_HISTORIAN_`,
-`PUMPTWIN_INGEST_`, `PUMPTWIN_AGENTS_`, `PUMPTWIN_CONTROL_`).
+`PUMPTWIN_INGEST_`, `PUMPTWIN_AGENTS_`, `PUMPTWIN_CONTROL_`, `PUMPTWIN_INTEGRITY_`, `PUMPTWIN_INSPECTION_`,
+`PUMPTWIN_FEAST_`, `PUMPTWIN_STORAGE_`, `PUMPTWIN_RUNNER_`).
 Every field is read by some entry point or step (a test checks it); a setting nothing reads is
 removed rather than documented.
 A field can also be set through the root with the nested delimiter `__`:
@@ -328,6 +329,53 @@ class InspectionSettings(BaseSettings):
     travel_hours: float = Field(default=2.0, ge=0, description="Travel hours to a station and back.")
 
 
+class FeastSettings(BaseSettings):
+    """Where Feast keeps its registry and online store (the offline file stays under `<home>/feast`)."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}FEAST_", extra="forbid")
+
+    online_store: str | None = Field(
+        default=None,
+        description="Redis online store, `redis://host:6379/0` (password in the URL); None: SQLite in `<home>/feast`.",
+    )
+    registry: str | None = Field(
+        default=None,
+        description="SQL registry as a SQLAlchemy URL, e.g. `postgresql+psycopg2://u:p@host/feast`; None: SQLite.",
+    )
+
+
+class StorageSettings(BaseSettings):
+    """Object storage (S3 or an S3-compatible server) for the raw store's replica."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}STORAGE_", extra="forbid")
+
+    raw_url: str | None = Field(
+        default=None,
+        description="Object-storage copy of the raw store, `s3://bucket/prefix`, same layout; None: local only.",
+    )
+    endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of an S3-compatible server, e.g. `http://127.0.0.1:9000`; None: AWS's own endpoints.",
+    )
+
+
+class RunnerSettings(BaseSettings):
+    """Which task runner spreads per-station work and scenario fan-out."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}RUNNER_", extra="forbid")
+
+    kind: Literal["local", "dask"] = Field(
+        default="local", description="`local`: threads in the flow's process; `dask`: Prefect's Dask task runner."
+    )
+    address: str | None = Field(
+        default=None,
+        description="Scheduler of a running Dask cluster, `tcp://host:8786`; None with `dask` starts a local cluster.",
+    )
+    workers: int = Field(
+        default=2, ge=1, description="Threads of the local runner, or worker processes of a local Dask cluster."
+    )
+
+
 _GROUPS: dict[str, type[BaseSettings]] = {
     "agents": AgentSettings,
     "control": ControlSettings,
@@ -339,6 +387,9 @@ _GROUPS: dict[str, type[BaseSettings]] = {
     "mlflow": MlflowSettings,
     "models": ModelSettings,
     "prefect": PrefectSettings,
+    "feast": FeastSettings,
+    "storage": StorageSettings,
+    "runner": RunnerSettings,
 }
 
 
@@ -375,6 +426,9 @@ class Settings(BaseSettings):
     inspection: InspectionSettings = Field(
         default_factory=InspectionSettings, description="Station inspections: route data and round planning."
     )
+    feast: FeastSettings = Field(default_factory=FeastSettings, description="Feature store registry and online store.")
+    storage: StorageSettings = Field(default_factory=StorageSettings, description="Object storage of the raw store.")
+    runner: RunnerSettings = Field(default_factory=RunnerSettings, description="Task runner of per-station work.")
 
     @field_validator(
         "twin",
@@ -387,6 +441,9 @@ class Settings(BaseSettings):
         "control",
         "integrity",
         "inspection",
+        "feast",
+        "storage",
+        "runner",
         mode="before",
     )
     @classmethod

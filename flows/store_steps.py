@@ -5,13 +5,19 @@ the wall clock, temporary files left by killed writes and files left by killed c
 `pumptwin store repair` moves unreadable partition files aside to ``<raw>/_corrupt/`` (with a
 note), removes leftover temporary and superseded files, merges each partition's files into one
 and rebuilds the watermarks from the stored partitions; `compact_store` merges each partition's
-files into one, in bounded memory. Plain functions: the CLI runs them.
+files into one, in bounded memory. `feature_store` opens the Feast store where the settings put
+its registry and online store. Plain functions: the CLI runs them.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pumptwin.features.ingest.rawstore import RawStore, StoreCheck, StoreRepair
 from pumptwin.flows.settings import Settings
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
 
 
 def raw_store(settings: Settings, *, max_workers: int | None = None) -> RawStore:
@@ -30,6 +36,20 @@ def raw_store(settings: Settings, *, max_workers: int | None = None) -> RawStore
         max_future_s=settings.ingest.max_future_s,
         max_workers=max_workers,
     )
+
+
+def feature_store(settings: Settings) -> FeatureStore:
+    """Open the Feast store: offline file under ``settings.feast_dir``; registry and online store there or on servers.
+
+    Args:
+        settings: The settings of this entry point (`feast.online_store` Redis URL, `feast.registry` SQLAlchemy URL).
+
+    Returns:
+        The store (definitions not applied).
+    """
+    from pumptwin.features.store import open_store  # noqa: PLC0415 - imports feast
+
+    return open_store(settings.feast_dir, online_store=settings.feast.online_store, registry=settings.feast.registry)
 
 
 def check_store(settings: Settings) -> StoreCheck:

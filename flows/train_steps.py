@@ -141,7 +141,8 @@ def pump_restarts(maintenance: pd.DataFrame | None) -> pd.DataFrame:
 def labelled_training_set(settings: Settings, service: str) -> pd.DataFrame:
     """Every offline feature row's features through ``service``, point-in-time joined, with the known labels."""
     from pumptwin.features.labels import pump_labels
-    from pumptwin.features.store import apply_definitions, offline_path, open_store, training_set
+    from pumptwin.features.store import apply_definitions, offline_path, training_set
+    from pumptwin.flows.store_steps import feature_store
 
     path = offline_path(settings.feast_dir)
     if not path.is_file():
@@ -149,7 +150,7 @@ def labelled_training_set(settings: Settings, service: str) -> pd.DataFrame:
     keys = pd.read_parquet(path, columns=["pump_id", "event_timestamp"]).drop_duplicates()
     known = known_fault_labels(read_fault_labels(settings), pd.to_datetime(keys["event_timestamp"], utc=True).max())
     entity = pump_labels(keys, known, read_maintenance(settings))
-    store = open_store(settings.feast_dir)
+    store = feature_store(settings)
     apply_definitions(store)
     frame = training_set(store, entity, service)
     return frame.sort_values(["pump_id", "event_timestamp"], kind="stable").reset_index(drop=True)

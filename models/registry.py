@@ -20,6 +20,13 @@ tracking store (`ARTIFACT_DIGEST_TAG` on the run and the model version, with the
 against that record and only then unpickles it; a changed, missing or added file, or a version
 without a record, raises `ModelIntegrityError` and nothing is unpickled.
 
+A version is registered in one request that carries all its tags (lineage, digests and the
+`training_key` of its recipe and data), after its run and artifact are logged, so a tracking
+server that goes away mid-run leaves a run without a version, or a whole version, never a
+version without its digests. A version that an interrupted try registered and never put through
+the gate (no `promotion.decision` tag) is reused by the next try of the same training instead of
+registering a second one, so retrying a failed training leaves exactly one new version.
+
 The signature describes what MLflow's generic `pyfunc` interface returns, since that is what a
 model server calls. `pyfunc` can serve `predict` and `predict_proba` but not `decision_function`,
 so: a classifier with `predict_proba` is served (and its signature inferred) through
@@ -92,6 +99,12 @@ ARTIFACT_DIGEST_TAG = "pumptwin.artifact_sha256"
 ARTIFACT_FILES_TAG = "pumptwin.artifact_files"
 """Model-version tag: the model artifact's files and their SHA-256 digests, as canonical JSON."""
 
+TRAINING_KEY_TAG = "pumptwin.training_key"
+"""Model-version tag: `training_key` of the recipe and data that produced the version."""
+
+DECISION_TAG = "promotion.decision"
+"""Model-version tag set by `promote_if_better` once the version went through the gate."""
+
 _CHUNK_BYTES = 1 << 20
 
 _LOCK = threading.RLock()
@@ -118,8 +131,8 @@ class Tracking:
         tracking_uri: Tracking and registry URI, e.g. `sqlite:////abs/path/mlflow.db` or
             `http://127.0.0.1:5000`.
         artifact_root: Folder under which new experiments put their artifacts (one sub-folder
-            per experiment). Used when this module creates an experiment; a tracking server
-            that proxies artifacts may ignore it.
+            per experiment) with a file or database URI; unused with a tracking server, whose
+            own artifact destination holds them.
     """
 
     tracking_uri: str
@@ -130,15 +143,25 @@ class Tracking:
             raise RegistryError(f"tracking_uri={self.tracking_uri!r} must be a non-empty URI")
         object.__setattr__(self, "artifact_root", Path(self.artifact_root))
 
-    def artifact_location(self, experiment: str) -> str:
-        """File URI of the artifact folder of experiment `experiment`.
+    @property
+    def server(self) -> bool:
+        """True for a tracking server (`http(s)://`), which stores artifacts where it was told to."""
+        return self.tracking_uri.lower().startswith(("http://", "https://"))
+
+    def artifact_location(self, experiment: str) -> str | None:
+        """File URI of the artifact folder of experiment `experiment`; None for a tracking server.
+
+        A tracking server puts a new experiment's artifacts under its own `--artifacts-destination`
+        (object storage in production), so no local folder is imposed on it.
 
         Args:
             experiment: Experiment name.
 
         Returns:
-            A `file://` URI under `artifact_root`.
+            A `file://` URI under `artifact_root`, or None with a tracking server.
         """
+        if self.server:
+            return None
         slug = re.sub(r"[^A-Za-z0-9_.\-]+", "_", experiment).strip("._") or "experiment"
         return (self.artifact_root / slug).absolute().as_uri()
 
@@ -278,6 +301,8 @@ class TrainedRun:
         predict_fn: Method that MLflow's pyfunc interface calls (`predict` or `predict_proba`).
         registered_name: Registered model name, if registered.
         version: Registered model version, if registered.
+        reused: True when an earlier, interrupted try had registered the same training (same
+            `training_key`) and never gated it: that version is returned, nothing new is logged.
     """
 
     run_id: str
@@ -287,6 +312,7 @@ class TrainedRun:
     predict_fn: str
     registered_name: str | None
     version: int | None
+    reused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -664,6 +690,80 @@ def _naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def training_key(
+    *,
+    registered_name: str,
+    experiment: str,
+    model: object,
+    params: Mapping[str, str],
+    lineage: Lineage,
+    predict_fn: str,
+) -> str:
+    """A digest of one training: the registered name, experiment, estimator class and parameters, data.
+
+    Two tries of the same training on the same data (same lineage, dataset digest and code version)
+    get the same key; a different estimator, parameter or dataset gives another.
+
+    Args:
+        registered_name: Registered model name.
+        experiment: Experiment of the run.
+        model: The fitted estimator (its class and, when it has them, its `get_params()`).
+        params: Flattened hyper-parameters (see `flatten_params`).
+        lineage: Where the training data came from.
+        predict_fn: Method pyfunc serves.
+
+    Returns:
+        ``sha256:<hex>``.
+    """
+    get_params = getattr(model, "get_params", None)
+    estimator = repr(sorted(get_params(deep=True).items())) if callable(get_params) else ""
+    document = {
+        "registered_name": registered_name,
+        "experiment": experiment,
+        "class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "estimator": estimator,
+        "params": dict(sorted(params.items())),
+        "lineage": dict(sorted(lineage.params().items())),
+        "predict_fn": predict_fn,
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _ungated_version(client: MlflowClient, name: str, key: str) -> Any:  # noqa: ANN401 - mlflow's ModelVersion
+    """The newest version of `name` registered with `key` that never went through the gate, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.search_model_versions(f"name = '{name}' and tags.`{TRAINING_KEY_TAG}` = '{key}'")
+    except MlflowException as exc:
+        if not _missing(exc):
+            raise
+        return None  # no such registered model yet
+    ready = [
+        mv
+        for mv in found
+        if DECISION_TAG not in (mv.tags or {}) and ARTIFACT_DIGEST_TAG in (mv.tags or {}) and mv.status == "READY"
+    ]
+    return max(ready, key=lambda mv: int(mv.version), default=None)
+
+
+def _reused_run(client: MlflowClient, mv: Any, predict_fn: str) -> TrainedRun:  # noqa: ANN401
+    """The `TrainedRun` of a version registered by an earlier try of the same training."""
+    model_id = str(getattr(mv, "model_id", None) or str(mv.source).removeprefix("models:/"))
+    run = client.get_run(mv.run_id)
+    return TrainedRun(
+        run_id=str(mv.run_id),
+        experiment_id=str(run.info.experiment_id),
+        model_id=model_id,
+        model_uri=f"models:/{model_id}",
+        predict_fn=str((mv.tags or {}).get("pumptwin.predict_fn", predict_fn)),
+        registered_name=str(mv.name),
+        version=int(mv.version),
+        reused=True,
+    )
+
+
 def log_training_run(
     tracking: Tracking,
     *,
@@ -699,11 +799,15 @@ def log_training_run(
         run_name: Display name of the run; None lets MLflow choose one.
 
     Returns:
-        Run id, model URI and registered version.
+        Run id, model URI and registered version. When an earlier try registered the same training
+        (same `training_key`) and it never went through the gate, that version (`reused`), and
+        nothing new is logged.
 
     Raises:
         RegistryError: On a non-finite metric, a missing plot file, a bad name or an empty
             input example.
+        MlflowException: When the tracking server does not answer (after MLflow's own retries,
+            ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``); a version is registered whole or not at all.
     """
     import mlflow
     import mlflow.sklearn
@@ -723,6 +827,19 @@ def log_training_run(
     input_example = _naive_utc(input_example)
     signature = infer_signature(input_example, output)
     run_tags = {**lineage.tags(), **dict(tags or {}), "pumptwin.predict_fn": predict_fn}
+    key = None
+    if registered_name is not None:
+        key = training_key(
+            registered_name=registered_name,
+            experiment=experiment,
+            model=model,
+            params=hyper,
+            lineage=lineage,
+            predict_fn=predict_fn,
+        )
+        earlier = _ungated_version(open_client(tracking), registered_name, key)
+        if earlier is not None:
+            return _reused_run(open_client(tracking), earlier, predict_fn)
     experiment_id = ensure_experiment(tracking, experiment)
     requirements = list(pip_requirements) if pip_requirements is not None else default_pip_requirements()
 
@@ -748,17 +865,20 @@ def log_training_run(
                 signature=signature,
                 input_example=input_example,
                 pyfunc_predict_fn=predict_fn,
-                registered_model_name=registered_name,
                 tags=run_tags,
             )
-            version = info.registered_model_version
             client = open_client(tracking)
             listing = _download_listing(client.get_logged_model(str(info.model_id)).artifact_location)
             client.set_tag(run.info.run_id, ARTIFACT_DIGEST_TAG, listing_digest(listing))
-            if registered_name is not None and version is not None:
+            version = None
+            if registered_name is not None and key is not None:
                 integrity = {ARTIFACT_DIGEST_TAG: listing_digest(listing), ARTIFACT_FILES_TAG: listing_json(listing)}
-                for key, value in {**run_tags, **lineage.params(), **integrity}.items():
-                    client.set_model_version_tag(registered_name, str(version), key, value)
+                registered = mlflow.register_model(
+                    info.model_uri,
+                    registered_name,
+                    tags={**run_tags, **lineage.params(), **integrity, TRAINING_KEY_TAG: key},
+                )
+                version = registered.version
     return TrainedRun(
         run_id=run.info.run_id,
         experiment_id=experiment_id,
@@ -804,14 +924,24 @@ def read_lineage(tracking: Tracking, run_id: str) -> Lineage:
     return Lineage.from_dict(data)
 
 
+def _missing(exc: Exception) -> bool:
+    """True when an MLflow error says the thing asked for does not exist (not that the server failed)."""
+    return getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
+
+
 def _registered(client: MlflowClient, name: str) -> RegisteredModel:
-    """The registered model `name`, or a RegistryError naming it."""
+    """The registered model `name`, or a RegistryError naming it.
+
+    A tracking server that does not answer is not a missing model: its `MlflowException` propagates.
+    """
     from mlflow.exceptions import MlflowException
 
     check_name(name, "registered model name")
     try:
         return client.get_registered_model(name)
     except MlflowException as exc:
+        if not _missing(exc):
+            raise
         raise RegistryError(f"no registered model named {name!r}") from exc
 
 
@@ -822,6 +952,8 @@ def _version(client: MlflowClient, name: str, version: int) -> RegisteredVersion
     try:
         mv = client.get_model_version(name, str(int(version)))
     except MlflowException as exc:
+        if not _missing(exc):
+            raise
         raise RegistryError(f"registered model {name!r} has no version {version!r}") from exc
     return RegisteredVersion(
         name=mv.name,
@@ -1030,7 +1162,7 @@ def promote_if_better(
 
     experiment_id = ensure_experiment(tracking, experiment)
     decision_tags = {
-        "promotion.decision": label,
+        DECISION_TAG: label,
         "promotion.reason": reason,
         "promotion.metric": metric,
         "promotion.window": window,

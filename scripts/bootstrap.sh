@@ -43,7 +43,7 @@ echo "bootstrap: installing torch==${TORCH_VERSION}"
 "${VENV}/bin/python" -m pip install "${pip_args[@]}" "torch==${TORCH_VERSION}"
 
 echo "bootstrap: installing pumptwin in editable mode with dev extras"
-"${VENV}/bin/python" -m pip install "${pip_args[@]}" -e '.[agents,dev]'
+"${VENV}/bin/python" -m pip install "${pip_args[@]}" -e '.[agents,services,dev]'
 
 "${VENV}/bin/python" -c "import pumptwin.twin, pumptwin.flows" || die "pumptwin packages are not importable from ${VENV}"
 

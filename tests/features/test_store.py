@@ -78,3 +78,58 @@ def test_materialize_and_online_features(store):
     assert out.loc[PUMPS[0], "head_residual_m"] == 3.0
     assert out.loc[PUMPS[1], "flow_m3h_mean_24h"] == 13.0
     assert pd.isna(out.loc["PS09.P9", "head_residual_m"])
+
+
+@pytest.mark.parametrize(
+    ("url", "connection"),
+    [
+        ("redis://127.0.0.1:6380/2", "127.0.0.1:6380,db=2"),
+        ("redis://cache.example", "cache.example:6379,db=0"),
+        ("redis://:s%40cret@cache:6379/0", "cache:6379,db=0,password=s@cret"),
+        ("rediss://feast:pw@cache:6390/1", "cache:6390,db=1,username=feast,password=pw,ssl=true"),
+        ("redis://[::1]:6379/3", "[::1]:6379,db=3"),
+    ],
+)
+def test_redis_online_config(url, connection):
+    assert st.redis_online_config(url) == {"type": "redis", "connection_string": connection}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://cache:6379/0",
+        "cache:6379",
+        "redis://",
+        "redis://cache:port/0",
+        "redis://cache:6379/zero",
+        "redis://:a,b@c/0",
+    ],
+)
+def test_redis_online_config_rejects_bad_urls(url):
+    with pytest.raises(st.StoreError, match="online store"):
+        st.redis_online_config(url)
+
+
+def test_sql_registry_config():
+    config = st.sql_registry_config("postgresql+psycopg2://u:p@db.example:5432/feast")
+    assert config["registry_type"] == "sql" and config["path"] == "postgresql+psycopg2://u:p@db.example:5432/feast"
+    assert config["cache_ttl_seconds"] == st.REGISTRY_CACHE_TTL_S
+    assert config["sqlalchemy_config_kwargs"]["pool_pre_ping"] is True
+    assert "pool_pre_ping" not in st.sql_registry_config("sqlite:////tmp/registry.db")["sqlalchemy_config_kwargs"]
+    with pytest.raises(st.StoreError, match="'not a url'"):
+        st.sql_registry_config("not a url")
+
+
+def test_open_store_on_services_config(tmp_path):
+    registry = f"sqlite:///{(tmp_path / 'shared' / 'registry.db').as_posix()}"
+    (tmp_path / "shared").mkdir()
+    fs = st.open_store(tmp_path / "feast", online_store="redis://:pw@127.0.0.1:6390/4", registry=registry)
+    assert fs.config.online_store.type == "redis"
+    assert fs.config.online_store.connection_string == "127.0.0.1:6390,db=4,password=pw"
+    assert fs.config.registry.path == registry
+    assert (tmp_path / "feast" / st.DATA_DIR).is_dir()
+    embedded = st.open_store(tmp_path / "embedded")
+    assert embedded.config.online_store.type == "sqlite"
+    assert embedded.config.registry.path.endswith("embedded/registry.db")
+    with pytest.raises(st.StoreError, match="redis://nowhere:x"):
+        st.open_store(tmp_path / "bad", online_store="redis://nowhere:x/0")

@@ -150,6 +150,14 @@ def test_artifact_location_is_a_file_uri_under_the_root(tmp_path):
     assert tmp_path.as_posix() in location
 
 
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:5000", "HTTPS://mlflow.example"])
+def test_a_tracking_server_keeps_its_own_artifact_destination(tmp_path, uri):
+    tracking = Tracking(uri, tmp_path)
+    assert tracking.server
+    assert tracking.artifact_location("anomaly") is None
+    assert not Tracking(f"sqlite:///{tmp_path}/m.db", tmp_path).server
+
+
 def test_lineage_round_trips_through_json():
     original = lineage()
     assert Lineage.from_dict(json.loads(json.dumps(original.to_dict()))) == original
