@@ -19,20 +19,29 @@ points minus ``settings.ingest.overlap_s``; files and the simulator are stored w
 stored are counted as duplicates). Readings later than the wall clock plus
 ``settings.ingest.max_future_s`` and readings of tags no asset of the registry carries are
 quarantined, never stored.
+
+With ``settings.storage.raw_url`` set (``s3://bucket/prefix``, on ``settings.storage.endpoint_url``
+for an S3-compatible server), the partitions a run stored are pushed to that copy of the raw store
+after the run (`features.ingest.objectstore.replicate`); a failed push leaves them listed in
+``<raw>/_replica_pending.json`` for the next run and never fails the rows stored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 
+from pumptwin.features.ingest.objectstore import ObjectStoreError, ReplicaSync, mark_pending, replicate
 from pumptwin.features.ingest.pi_web_api import BasicAuth, BearerAuth, PIWebAPIClient
 from pumptwin.features.ingest.pipeline import IngestSummary, ingest_chunks, new_run_id
+from pumptwin.features.ingest.rawstore import RawStore, WriteResult
 from pumptwin.features.ingest.sources import SourceResult, from_frame, iter_path
 from pumptwin.features.validation import NEWEST, TagRules, TagValidator
 from pumptwin.flows.settings import Settings, SettingsError
@@ -45,6 +54,8 @@ from pumptwin.twin.hydraulic.network import Network
 from pumptwin.twin.safety import child_path
 from pumptwin.twin.times import to_utc
 
+_LOG = logging.getLogger(__name__)
+
 SIMULATOR = "simulator:"
 PI = "pi:"
 
@@ -54,10 +65,14 @@ MAX_FLEET_LINES = 1000
 
 @dataclass(frozen=True)
 class IngestReport:
-    """What one ingest run did: the store's summary and the validation report (markdown)."""
+    """What one ingest run did: the store's summary, the validation report (markdown) and the replica push.
+
+    `replica` is None when no object-storage replica is set (``settings.storage.raw_url``).
+    """
 
     summary: IngestSummary
     validation_markdown: str
+    replica: ReplicaSync | None = None
 
     @property
     def clean(self) -> bool:
@@ -65,8 +80,39 @@ class IngestReport:
         return self.summary.clean
 
     def to_markdown(self) -> str:
-        """The run as markdown: rows in, stored, quarantined by reason, per station, validation."""
-        return f"{self.summary.to_markdown()}\n\n## Validation\n\n{self.validation_markdown}"
+        """The run as markdown: rows in, stored, quarantined by reason, per station, validation, replica."""
+        text = f"{self.summary.to_markdown()}\n\n## Validation\n\n{self.validation_markdown}"
+        if self.replica is not None:
+            text += f"\n\n## Replica\n\n{self.replica.to_markdown()}"
+        return text
+
+
+class _TouchedStore(RawStore):
+    """The raw store of the settings, remembering the partitions its writes touched (for the replica)."""
+
+    def __init__(self, store: RawStore) -> None:
+        super().__init__(
+            store.root,
+            compression=store.compression,
+            max_workers=store.max_workers,
+            lock_timeout_s=store.lock_timeout_s,
+            max_future_s=store.max_future_s,
+            clock=store.clock,
+            compact_files=store.compact_files,
+        )
+        self.touched: set[tuple[str, date]] = set()
+
+    def write(
+        self,
+        readings: pd.DataFrame,
+        *,
+        ingested_at: datetime | pd.Timestamp | None = None,
+        now: datetime | pd.Timestamp | None = None,
+    ) -> WriteResult:
+        """Store readings (see `RawStore.write`) and remember the partitions written."""
+        result = super().write(readings, ingested_at=ingested_at, now=now)
+        self.touched.update(result.partitions)
+        return result
 
 
 @dataclass(frozen=True)
@@ -268,7 +314,11 @@ def store_source(
         now: The wall clock; default the current time (tests pass a fixed one).
 
     Returns:
-        The store's summary and the validation summaries.
+        The store's summary, the validation summaries and, with ``settings.storage.raw_url`` set,
+        the push of the partitions written (plus any left pending by earlier runs) to the replica.
+        A failed push does not fail the step: the rows stay stored locally, the partitions stay
+        listed in ``<raw>/_replica_pending.json`` and the next run pushes them; the report and a
+        warning say the replica is behind.
     """
     wall = to_utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
     network = load_network(settings.twin.network)
@@ -285,15 +335,34 @@ def store_source(
         keep_rows=False,
     )
     chunks = result.chunks() if isinstance(result, PathSource) else [result]
-    summary = ingest_chunks(
-        chunks,
-        # One partition at a time: parallel appends and compactions would multiply the peak memory.
-        raw_store(settings, max_workers=1),
-        source=result.source,
-        validate=validator,
-        known_tags=RegistryTags(network),
-        run_id=new_run_id(),
-        now=wall,
-    )
+    # One partition at a time: parallel appends and compactions would multiply the peak memory.
+    store = _TouchedStore(raw_store(settings, max_workers=1))
+    replica_url = settings.storage.raw_url
+    try:
+        summary = ingest_chunks(
+            chunks,
+            store,
+            source=result.source,
+            validate=validator,
+            known_tags=RegistryTags(network),
+            run_id=new_run_id(),
+            now=wall,
+        )
+    except BaseException:
+        if replica_url is not None and store.touched:  # what earlier chunks stored goes up with the next push
+            with contextlib.suppress(ObjectStoreError, OSError):
+                mark_pending(store.root, store.touched, lock_timeout_s=settings.ingest.lock_timeout_s)
+        raise
+    replica = None
+    if replica_url is not None:
+        replica = replicate(
+            store.root,
+            replica_url,
+            store.touched,
+            endpoint_url=settings.storage.endpoint_url,
+            lock_timeout_s=settings.ingest.lock_timeout_s,
+        )
+        if replica.behind:
+            _LOG.warning("%s", replica.to_markdown())
     markdown = "\n\n".join(o.markdown for o in validator.outcomes) or "nothing to validate"
-    return IngestReport(summary, markdown)
+    return IngestReport(summary, markdown, replica)

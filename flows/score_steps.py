@@ -15,9 +15,14 @@ scores go to ``<scores_dir>/latest.parquet`` (what the twin reads) and are appen
 
 from __future__ import annotations
 
+import contextlib
+import os
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -25,12 +30,17 @@ import pandas as pd
 from pumptwin.flows.build_features_steps import last_feature_time
 from pumptwin.flows.settings import Settings
 from pumptwin.flows.train_steps import FAMILIES, tracking
+from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.times import to_utc
 
 HISTORY_S = 24 * 3600.0
 """Feature history each pump is scored with (causal detectors need their past)."""
 LATEST_FILE = "latest.parquet"
 HISTORY_FILE = "history.parquet"
+
+
+class OnlineStoreUnavailableError(PumptwinError, ConnectionError):
+    """The online feature store did not answer (after its client's retries); no scores were written."""
 
 
 @dataclass(frozen=True)
@@ -84,32 +94,92 @@ def _champion(settings: Settings, name: str) -> tuple[Any, str] | None:
 
 def latest_features(settings: Settings, service: str, pump_ids: list[str]) -> pd.DataFrame:
     """The online store's latest features of ``pump_ids`` through ``service``."""
-    from pumptwin.features.store import online_features, open_store
+    from pumptwin.features.store import online_features
+    from pumptwin.flows.store_steps import feature_store
 
     if not pump_ids:
         return pd.DataFrame()
-    return online_features(open_store(settings.feast_dir), pump_ids, service)
+    return online_features(feature_store(settings), pump_ids, service)
 
 
-def score_fleet(settings: Settings, now: pd.Timestamp | None = None) -> ScoreReport:
-    """Score every pump's latest features with the champions and write the scores for the twin."""
+def _unreachable() -> tuple[type[BaseException], ...]:
+    """Errors of a store that does not answer: refused or dropped connections, timeouts (Redis's own too)."""
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    with contextlib.suppress(ImportError):
+        from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
+        from redis.exceptions import TimeoutError as RedisTimeoutError  # noqa: PLC0415
+
+        errors += [RedisConnectionError, RedisTimeoutError]
+    return tuple(errors)
+
+
+def online_store_name(settings: Settings) -> str:
+    """The online store as an operator knows it, without credentials: ``redis://host:port/db`` or the SQLite file."""
+    url = settings.feast.online_store
+    if url is None:
+        return f"SQLite online store in {settings.feast_dir}"
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+def _online(settings: Settings, service: str, pump_ids: list[str]) -> pd.DataFrame:
+    """`latest_features`, with an online store that does not answer turned into one clear error.
+
+    Raises:
+        OnlineStoreUnavailableError: The online store refused, dropped or timed out (after its client's retries).
+    """
+    try:
+        return latest_features(settings, service, pump_ids)
+    except _unreachable() as exc:
+        raise OnlineStoreUnavailableError(
+            f"online feature store {online_store_name(settings)} is unreachable ({type(exc).__name__}: {exc}); "
+            "no scores were written and the last ones stay: start it or fix PUMPTWIN_FEAST__ONLINE_STORE, "
+            "then score again"
+        ) from exc
+
+
+def score_pumps(
+    settings: Settings, now: pd.Timestamp | None = None, pumps: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Score pumps' latest features with the champions; nothing is written.
+
+    The anomaly detector compares each pump with its running sister pumps, so a subset must hold
+    whole stations.
+
+    Args:
+        settings: Feature store and registry.
+        now: Newest feature time to score at (UTC); None: the newest stored row.
+        pumps: The pumps to score; None: every pump with recent features.
+
+    Returns:
+        One row per pump (``asset``, ``event_timestamp``, ``anomaly_score``, ``alarm``, ``mode``,
+        ``p_<mode>``, ``ttf_*``, ``model_version``) and the champion versions used by family; an
+        empty frame and no versions without features or champions.
+
+    Raises:
+        OnlineStoreUnavailableError: The online store does not answer. Scoring from the offline store
+            instead would hide the outage and may use older rows than the online store holds.
+    """
     history = _recent_history(settings, now)
+    if not history.empty and pumps is not None:
+        history = history[history["pump_id"].isin(set(pumps))].reset_index(drop=True)
     if history.empty:
-        return ScoreReport(pd.DataFrame(), {}, None)
-    pumps = sorted(history["pump_id"].unique())
+        return pd.DataFrame(), {}
+    names = sorted(history["pump_id"].unique())
     latest = history.sort_values("event_timestamp").groupby("pump_id").tail(1).set_index("pump_id")
-    out = pd.DataFrame({"asset": pumps, "event_timestamp": latest.loc[pumps, "event_timestamp"].to_numpy()})
+    out = pd.DataFrame({"asset": names, "event_timestamp": latest.loc[names, "event_timestamp"].to_numpy()})
     versions: dict[str, str] = {}
 
     anomaly_service, anomaly_name, _ = FAMILIES["anomaly"]
     champion = _champion(settings, anomaly_name)
     if champion is not None:
         model, versions["anomaly"] = champion
-        online = latest_features(settings, anomaly_service, pumps)
+        online = _online(settings, anomaly_service, names)
         frame = _with_online(history, online)
         scored = model.score(frame)
         last = scored.assign(_ts=frame["event_timestamp"].to_numpy()).sort_values("_ts").groupby("pump_id").tail(1)
-        last = last.set_index("pump_id").reindex(pumps)
+        last = last.set_index("pump_id").reindex(names)
         out["anomaly_score"] = last["score"].to_numpy(dtype=float)
         out["alarm"] = last["alarm"].fillna(False).to_numpy(dtype=bool)
 
@@ -119,8 +189,8 @@ def score_fleet(settings: Settings, now: pd.Timestamp | None = None) -> ScoreRep
         if champion is None:
             continue
         model, versions[family] = champion
-        online = latest_features(settings, service, pumps)
-        rows = _rows_for(online, latest, pumps, model)
+        online = _online(settings, service, names)
+        rows = _rows_for(online, latest, names, model)
         if family == "diagnosis":
             proba = np.asarray(model.predict_proba(rows), dtype=float)
             classes = [str(c) for c in model.classes_]
@@ -138,6 +208,21 @@ def score_fleet(settings: Settings, now: pd.Timestamp | None = None) -> ScoreRep
             out["ttf_low_s"] = np.where(developing, low, np.nan)
             out["ttf_high_s"] = np.where(developing, high, np.nan)
     out["model_version"] = ", ".join(f"{k}:v{v}" for k, v in versions.items())
+    return out, versions
+
+
+def score_fleet(settings: Settings, now: pd.Timestamp | None = None) -> ScoreReport:
+    """Score every pump's latest features with the champions and write the scores for the twin.
+
+    Scores are written only once every family has been scored, so a failure leaves the last scores as they were.
+
+    Raises:
+        OnlineStoreUnavailableError: The online store does not answer (see `score_pumps`); the run
+            fails, the twin keeps the last scores, and the next scheduled run scores again.
+    """
+    out, versions = score_pumps(settings, now)
+    if out.empty:
+        return ScoreReport(pd.DataFrame(), {}, None)
     path = write_scores(settings, out) if versions else None
     return ScoreReport(out, versions, path)
 
@@ -161,17 +246,27 @@ def _rows_for(online: pd.DataFrame, latest: pd.DataFrame, pumps: list[str], mode
     return source.reindex(pumps)[names].astype(float)
 
 
+def _replace_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Write a parquet file through a temporary file beside it and a rename: readers never see half of one."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_scores(settings: Settings, scores: pd.DataFrame) -> Path:
-    """Write the latest scores for the twin and append them to the score history."""
+    """Write the latest scores for the twin and append them to the score history (each file replaced whole)."""
     folder = settings.scores_dir
     folder.mkdir(parents=True, exist_ok=True)
     latest = folder / LATEST_FILE
-    scores.to_parquet(latest, index=False)
     history = folder / HISTORY_FILE
     old = pd.read_parquet(history) if history.is_file() else None
     merged = scores if old is None else pd.concat([old, scores], ignore_index=True)
     merged = merged.drop_duplicates(subset=["asset", "event_timestamp"], keep="last")
-    merged.to_parquet(history, index=False)
+    _replace_parquet(merged, history)
+    _replace_parquet(scores, latest)
     return latest
 
 

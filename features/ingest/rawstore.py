@@ -45,16 +45,18 @@ the clock and hide later real readings from an incremental read. The ingest pipe
 such rows before they reach the store.
 
 A crash between partitions leaves the earlier ones written and the watermark behind; ingesting the
-same window again completes it without duplicates. A partition file or watermarks file that cannot
-be read stops a write or read with a `RawStoreError` naming the file; `check` lists them and
-`repair` moves unreadable files aside, removes superseded and temporary files, compacts the
-partitions and rebuilds the watermarks from what is stored (`pumptwin store check`,
-`pumptwin store repair`).
+same window again completes it without duplicates. A disk that fills mid-write is such a crash: the
+write stops with `StoreFullError` naming the file it was writing, whose temporary file is removed.
+A partition file or watermarks file that cannot be read stops a write or read with a
+`RawStoreError` naming the file; `check` lists them and `repair` moves unreadable files aside,
+removes superseded and temporary files, compacts the partitions and rebuilds the watermarks from
+what is stored (`pumptwin store check`, `pumptwin store repair`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import os
@@ -156,6 +158,10 @@ class StoreLockError(RawStoreError):
     """Another writer held a partition or the watermarks for longer than the lock timeout."""
 
 
+class StoreFullError(RawStoreError):
+    """The disk filled while the store wrote (``ENOSPC``, ``EDQUOT``); what was written before stays, once."""
+
+
 class FutureReadingsError(RawStoreError):
     """A write held readings later than the wall clock plus the tolerance; nothing was stored."""
 
@@ -180,6 +186,27 @@ class _Lock:
                 f"{self.timeout_s:g} s: wait for it to finish, or raise PUMPTWIN_INGEST_LOCK_TIMEOUT_S"
             ),
         )
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def _space_for(what: str) -> Iterator[None]:
+    """Turn a full disk met in the body of a `with` block into a `StoreFullError` naming `what`.
+
+    Raises:
+        StoreFullError: When the body fails with ``ENOSPC`` or ``EDQUOT`` (or an Arrow error saying so).
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _NO_SPACE and "no space left" not in str(exc).lower():
+            raise
+        raise StoreFullError(
+            f"no space left on the device writing {what} ({shorten(str(exc), 160)}): free space, then ingest the "
+            "same window again (rows stored before stay, none is stored twice)"
+        ) from exc
 
 
 def _temporaries(folder: Path, name: str) -> list[Path]:
@@ -868,6 +895,8 @@ class RawStore:
             FutureReadingsError: When a reading lies later than `now + max_future_s`; nothing is
                 stored.
             StoreLockError: When another writer holds a partition or the watermarks too long.
+            StoreFullError: When the disk fills; partitions written before stay, the watermarks stay
+                behind, and writing the same readings again stores each row once.
         """
         n = len(readings)
         if n == 0:
@@ -1022,7 +1051,9 @@ class RawStore:
                 rows = table.filter(pa.array(~same)) if duplicates else table
             if rows.num_rows == 0:
                 return updated, duplicates, False
-            _atomic_write_table(rows, folder / f"part-{number}.parquet", self.compression, ROW_GROUP_ROWS)
+            target = folder / f"part-{number}.parquet"
+            with _space_for(f"partition {target}"):
+                _atomic_write_table(rows, target, self.compression, ROW_GROUP_ROWS)
             del rows
             if files + 1 > self.compact_files:
                 self._compact_locked(folder, day_start_ns)
@@ -1049,7 +1080,10 @@ class RawStore:
             tmp = _temporary_of(target)
             schema = READINGS_SCHEMA.with_metadata({COVERS_KEY: str(covers).encode()})
             try:
-                with pq.ParquetWriter(tmp, schema, compression=self.compression) as writer:
+                with (
+                    _space_for(f"the compaction of partition {folder}"),
+                    pq.ParquetWriter(tmp, schema, compression=self.compression) as writer,
+                ):
                     for tag_range in groups:
                         parts = [
                             _read_rows(o, READINGS_SCHEMA.names, tag_range=tag_range, compact=True) for o in snap.live
@@ -1152,7 +1186,8 @@ class RawStore:
                     marks[tag] = ns
                     changed = True
             if changed:
-                self._save_watermarks_ns(marks)
+                with _space_for(f"watermarks {self.watermark_file}"):
+                    self._save_watermarks_ns(marks)
 
     def watermarks(self) -> dict[str, pd.Timestamp]:
         """Return the last stored timestamp of every tag.
@@ -1517,7 +1552,8 @@ class RawStore:
         path = self.quarantine_root / f"date={arrived.date().isoformat()}" / name
         stale = self._quarantine_files(run_id) if part is None else self.quarantine_root.glob(f"date=*/{name}")
         _remove(old for old in stale if old != path)  # a retried run (maybe on another day): no duplicates
-        _atomic_write_table(table, path, self.compression)
+        with _space_for(f"quarantine file {path}"):
+            _atomic_write_table(table, path, self.compression)
         return path
 
     def _quarantine_files(self, run_id: str | None) -> list[Path]:
