@@ -293,6 +293,15 @@ def test_random_scenarios_match_epanet(name: str) -> None:
     compare_scenarios(model, PATHS[name], sc, f"{name} random")
 
 
+def test_random_scenarios_on_a_3000_node_network_match_epanet() -> None:
+    """Net6 (3,323 junctions, 61 pumps, 2 valves): random scenarios agree with EPANET, as in the benchmark."""
+    path = NETWORKS / "Net6.inp"
+    model = compile_network(read_inp(path))
+    assert model.n_junctions > 3000
+    sc = ref_mod.random_scenarios(path, 4, seed=3)
+    compare_scenarios(model, path, sc, "Net6 random")
+
+
 # --------------------------------------------------------------------------------------------
 # 1c. EPANET's own regression networks (epanet-nrtestsuite)
 # --------------------------------------------------------------------------------------------
