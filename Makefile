@@ -5,7 +5,7 @@ BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-slow test-integration test-browser lint format bench bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak bench-estimation bench-ingest-memory bench-reliability bench-retrieval bench-recommend bench-loop bench-integrity bench-inspection clean
+.PHONY: help venv demo test test-slow test-integration test-browser lint format bench bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak bench-estimation bench-ingest-memory bench-reliability bench-retrieval bench-recommend bench-loop bench-integrity bench-inspection bench-fleet clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -37,7 +37,7 @@ format: venv ## Fix lint findings and format the code
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak bench-estimation bench-ingest-memory bench-reliability bench-retrieval bench-recommend bench-loop bench-integrity bench-inspection ## Every benchmark
+bench: bench-accuracy bench-hydraulics bench-plant bench-ingest bench-skab bench-early-warning bench-transients bench-leak bench-estimation bench-ingest-memory bench-reliability bench-retrieval bench-recommend bench-loop bench-integrity bench-inspection bench-fleet ## Every benchmark
 
 bench-accuracy: venv ## Accuracy against EPANET 2.2 (steady and 24 h)
 	$(BIN)/python -m benchmarks.accuracy
@@ -73,6 +73,9 @@ bench-integrity: venv ## Pipe integrity: derating against known crossings, corro
 
 bench-inspection: venv ## Condition-based rounds against calendar rounds over a simulated year
 	$(BIN)/python -m benchmarks.inspection --all
+
+bench-fleet: venv ## One hourly cycle of 100, 300 and 1,000 pumps, in-process and on Dask (time per stage, peak memory)
+	$(BIN)/python -m benchmarks.fleet --pumps 100 300 1000 --runner local dask
 
 bench-skab: venv ## SKAB anomaly benchmark (SKAB's protocol; data read from $(SKAB))
 	$(BIN)/pumptwin bench skab --data $(SKAB) --out .pumptwin/bench/skab_predictions.csv

@@ -8,6 +8,8 @@ up to one long window before it, so a window [start, end) reads raw data from
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +21,7 @@ from pumptwin.features.ingest.rawstore import RawStore
 from pumptwin.flows.settings import Settings
 from pumptwin.twin.assets import Registry, build_registry, lines_for_stations
 from pumptwin.twin.hydraulic.io import load_network
+from pumptwin.twin.hydraulic.network import Network
 from pumptwin.twin.times import utc_or_none
 
 
@@ -101,6 +104,61 @@ def _stored_baseline(settings: Settings) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path.is_file() else None
 
 
+def features_and_new_baselines(
+    settings: Settings, readings: pd.DataFrame, registry: Registry, network: Network
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-pump features of ``readings`` and the vibration references of pumps that have none stored.
+
+    Vibration is compared with each pump's stored reference (``<feast_dir>/vib_baseline.parquet``).
+    A pump without one gets a reference fitted on these readings; it is returned, not written
+    (`save_baselines` writes it), and reused from then on: a window-by-window build would otherwise
+    refit it on data that may be degraded.
+
+    Returns:
+        The feature rows (every timestamp the readings support) and the newly fitted references
+        (maybe empty).
+    """
+    from pumptwin.features.transforms.build import pump_features, vibration_baseline
+
+    cfg = settings.models
+    baseline = _stored_baseline(settings)
+    frame = pump_features(
+        readings,
+        registry,
+        network,
+        cadence_s=cfg.cadence_s,
+        short_window_s=cfg.short_window_s,
+        long_window_s=cfg.long_window_s,
+        vib_baseline=baseline,
+    )
+    known = set() if baseline is None else set(baseline["pump_id"])
+    fitted = pd.DataFrame()
+    if set(frame["pump_id"]) - known:
+        fitted = vibration_baseline(readings, registry, network, cadence_s=cfg.cadence_s)
+        fitted = fitted[~fitted["pump_id"].isin(known)].reset_index(drop=True)
+    return frame, fitted
+
+
+def save_baselines(settings: Settings, fitted: Sequence[pd.DataFrame]) -> None:
+    """Add newly fitted vibration references to the stored ones (a stored pump's reference is kept)."""
+    fitted = [f for f in fitted if len(f)]
+    if not fitted:
+        return
+    baseline = _stored_baseline(settings)
+    known = set() if baseline is None else set(baseline["pump_id"])
+    added: list[pd.DataFrame] = []
+    for part in fitted:  # a pump's reference (several rows) comes whole from the first that has it
+        new = part[~part["pump_id"].isin(known)]
+        known |= set(new["pump_id"])
+        added.append(new)
+    merged = pd.concat(([baseline] if baseline is not None else []) + added, ignore_index=True)
+    path = settings.feast_dir / VIB_BASELINE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    merged.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
 def compute_features(
     settings: Settings,
     start: datetime | pd.Timestamp | str | None = None,
@@ -112,43 +170,20 @@ def compute_features(
     its windows may have been partly filled), so a scheduled build does only new work; the first
     build covers the whole raw store.
 
-    Vibration is compared with each pump's stored reference (``<feast_dir>/vib_baseline.parquet``),
-    fitted on the first build that saw the pump running and kept from then on.
+    Vibration is compared with each pump's stored reference, fitted on the first build that saw the
+    pump running and kept from then on (`features_and_new_baselines`).
     """
-    from pumptwin.features.transforms.build import pump_features, vibration_baseline
-
     first, last = utc_or_none(start), utc_or_none(end)
     if first is None:
         first = last_feature_time(settings)
-    cfg = settings.models
     store = RawStore(settings.raw_dir)
     stations = sorted({s for s, _ in store.partitions()})
-    read_from = None if first is None else first - pd.Timedelta(seconds=cfg.long_window_s)
+    read_from = None if first is None else first - pd.Timedelta(seconds=settings.models.long_window_s)
     readings = store.read(None, read_from, last)
     network = load_network(settings.twin.network)
     registry = build_registry(network, lines_for_stations(network, stations))
-    baseline = _stored_baseline(settings)
-    frame = pump_features(
-        readings,
-        registry,
-        network,
-        cadence_s=cfg.cadence_s,
-        short_window_s=cfg.short_window_s,
-        long_window_s=cfg.long_window_s,
-        vib_baseline=baseline,
-    )
-    # each pump's vibration reference is fitted once, on the first build that sees it running,
-    # and reused: a window-by-window build would otherwise refit it on data that may be degraded
-    known = set() if baseline is None else set(baseline["pump_id"])
-    if set(frame["pump_id"]) - known:
-        fitted = vibration_baseline(readings, registry, network, cadence_s=cfg.cadence_s)
-        fitted = fitted[~fitted["pump_id"].isin(known)]
-        if baseline is not None:
-            fitted = pd.concat([baseline, fitted], ignore_index=True)
-        if len(fitted):
-            path = settings.feast_dir / VIB_BASELINE_FILE
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fitted.to_parquet(path, index=False)
+    frame, fitted = features_and_new_baselines(settings, readings, registry, network)
+    save_baselines(settings, [fitted])
     if first is not None:
         frame = frame[frame["event_timestamp"] >= first]
     if last is not None:
@@ -161,7 +196,8 @@ def store_features(settings: Settings, frame: pd.DataFrame) -> FeatureBuild:
 
     Quarantined rows go to ``<feast_dir>/quarantine/<first>_<last>.parquet`` with their reasons.
     """
-    from pumptwin.features.store import apply_definitions, materialize, open_store, write_offline
+    from pumptwin.features.store import apply_definitions, materialize, write_offline
+    from pumptwin.flows.store_steps import feature_store
 
     check = check_features(frame)
     feast_dir = settings.feast_dir
@@ -174,7 +210,7 @@ def store_features(settings: Settings, frame: pd.DataFrame) -> FeatureBuild:
         check.quarantined.to_parquet(quarantine_path, index=False)
     good = check.good
     offline_path = write_offline(good, feast_dir)
-    store = open_store(feast_dir)
+    store = feature_store(settings)
     apply_definitions(store)
     first = last = None
     if len(good):

@@ -524,6 +524,33 @@ def sync(
 
 
 @app.command()
+def cycle(  # noqa: PLR0913 - one parameter per command-line option
+    source: Annotated[
+        str, typer.Argument(help="Folder of per-station files (historian export), a file, pi: or simulator:SCENARIO.")
+    ],
+    start: Annotated[datetime, typer.Option(help="Window start (UTC).", callback=utc_time)],
+    end: Annotated[
+        datetime | None, typer.Option(help="Window end (UTC, exclusive); default start + 1 h.", callback=utc_time)
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Run again a window already completed.")] = False,
+    plots: Annotated[bool, typer.Option("--plots", help="Draw the what-ifs' and recommendations' plots.")] = False,
+) -> None:
+    """Run one cycle over a window on the settings' task runner (PUMPTWIN_RUNNER_KIND, _ADDRESS, _WORKERS).
+
+    Ingest and validate per station, features, scores, the twin's synchronisation, then the what-ifs
+    and recommendations of the lines on alert. Exit code 0, 2 on error.
+    """
+    from pumptwin.flows.settings import get_settings
+
+    settings = get_settings()
+    from pumptwin.flows.cycle import cycle as cycle_flow
+    from pumptwin.flows.runner import with_runner
+
+    summary = with_runner(cycle_flow, settings)(source=source, start=start, end=end, force=force, plots=plots)
+    typer.echo(json.dumps(summary, indent=1, default=str))
+
+
+@app.command()
 def features(
     start: Annotated[datetime | None, typer.Option(help="Window start (UTC); default everything.")] = None,
     end: Annotated[datetime | None, typer.Option(help="Window end (UTC, exclusive).")] = None,
