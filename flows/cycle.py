@@ -1,6 +1,7 @@
 """The Prefect ``cycle`` flow: one hourly cycle of the fleet, spread over stations and lines.
 
-Deployed from ``prefect.yaml`` as ``flows/cycle.py:cycle`` (hourly). Over the window [start, end):
+Deployed from ``prefect.yaml`` through ``flows/cycle.py:hourly_cycle`` (five past each hour, over the last
+full hour, on the settings' task runner). Over the window [start, end):
 
 1. ingest and validate, one task per group of stations (`flows.cycle_steps.ingest_stations`: the
    per-station files of an operator's historian export, or ``pi:<station>.*`` per station);
