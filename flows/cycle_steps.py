@@ -419,11 +419,10 @@ def recommend_for_lines(
     from pumptwin.agents.recommend import recommend
     from pumptwin.flows.recommend_steps import (
         LineRecommendation,
-        UnavailableKnowledge,
         agent_config,
         generator,
+        knowledge_or_unavailable,
         objective,
-        open_knowledge,
         twin_view,
         write_recommendation,
     )
@@ -443,11 +442,7 @@ def recommend_for_lines(
     cal, state = load_twin(settings)
     if state is None:
         return out
-    kb: Any
-    try:
-        kb = open_knowledge(settings)
-    except PumptwinError as exc:
-        kb = UnavailableKnowledge(exc)
+    kb = knowledge_or_unavailable(settings)
     gen = generator(settings)
     for line in todo:
         view = twin_view(settings, cal, line)

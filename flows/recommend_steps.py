@@ -25,6 +25,7 @@ from pumptwin.flows.settings import Settings
 from pumptwin.flows.twin_store import load_twin
 from pumptwin.flows.what_if_steps import integrity_basis, load_integrity, new_run_folder, twin_basis, write_whatif
 from pumptwin.twin.assets import build_registry
+from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.health.estimation import TwinCalibration, calibrated_network
 from pumptwin.twin.health.state import TwinState
 from pumptwin.twin.hydraulic.io import load_network
@@ -199,6 +200,14 @@ class UnavailableKnowledge:
     lookup = search
 
 
+def knowledge_or_unavailable(settings: Settings) -> Any:  # noqa: ANN401 - a KnowledgeBase or UnavailableKnowledge
+    """The knowledge store, or an `UnavailableKnowledge` naming why it could not be opened."""
+    try:
+        return open_knowledge(settings)
+    except PumptwinError as exc:
+        return UnavailableKnowledge(exc)
+
+
 @dataclass(frozen=True)
 class LineRecommendation:
     """One line's recommendation and where it was written."""
@@ -344,8 +353,6 @@ def recommend_lines(settings: Settings, *, search: bool = True, plots: bool = Tr
     the recommendation is made without passages and its notes say why, so the twin's numbers
     still reach the approver.
     """
-    from pumptwin.twin.errors import PumptwinError
-
     cal, state = load_twin(settings)
     if state is None:
         return RecommendReport(None, (), "no twin state yet: run `pumptwin sync` (or the twin-sync flow) first")
@@ -355,11 +362,7 @@ def recommend_lines(settings: Settings, *, search: bool = True, plots: bool = Tr
         return RecommendReport(
             state, (), f"no active alerts in the twin state of {state.ts.isoformat()}: nothing to do"
         )
-    kb: Any
-    try:
-        kb = open_knowledge(settings)
-    except PumptwinError as exc:
-        kb = UnavailableKnowledge(exc)
+    kb = knowledge_or_unavailable(settings)
     gen = generator(settings)
     folder = new_run_folder(settings.recommend_dir)
     items = []
