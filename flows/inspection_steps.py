@@ -12,7 +12,11 @@ Where things live (from the settings):
 - quarantine: ``<home>/quarantine/routes/``: a file that cannot be read or recognised is moved
   there with ``<name>.reason.txt``; the rows a file's validation rejected go to
   ``<name>.quarantined.csv`` with their line and reason;
-- rounds: ``<home>/inspection/rounds/round-<year>-w<week>.csv`` and ``.md``.
+- rounds: ``<home>/inspection/rounds/round-<year>-w<week>.csv`` and ``.md``; ``seen.json`` there
+  is the planner's memory of what routes have seen (`twin.inspection.planner.SeenMemory`: the
+  severities of each planned asset, confirmed as seen once the route store shows its visit). A
+  memory that cannot be read is set aside as ``seen.json.unreadable`` with a warning and the
+  round is planned without it (more visits, never fewer).
 
 Route assets are checked against the fleet's registry: the stations in the raw store and the
 saved calibration (one line of the network when neither has any). Route evidence in the twin is
@@ -23,7 +27,10 @@ with the raw store's readings around them (``vibration_tolerance``, ``temperatur
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,10 +54,19 @@ from pumptwin.twin.inspection.fusion import (
     route_evidence,
     sensor_flags,
 )
-from pumptwin.twin.inspection.planner import PlannerSettings, RoundPlan, conditions_from_state, plan_round
+from pumptwin.twin.inspection.planner import (
+    PlannerError,
+    PlannerSettings,
+    RoundPlan,
+    SeenMemory,
+    conditions_from_state,
+    plan_round,
+)
 from pumptwin.twin.inspection.routes import KINDS, RouteBatch, RouteError, RouteKind, RouteStore, load_route
 from pumptwin.twin.safety import shorten
 from pumptwin.twin.times import to_utc, utc_now, utc_stamp
+
+_LOG = logging.getLogger(__name__)
 
 PROCESSED = "processed"
 """Sub-folder of the drop folder that files go to once read."""
@@ -436,6 +452,8 @@ def planner_settings(settings: Settings) -> PlannerSettings:
         max_interval_days=ins.max_interval_days,
         visit_hours=ins.visit_hours,
         travel_hours=ins.travel_hours,
+        escalation=ins.escalation,
+        seen_half_life_days=ins.seen_half_life_days,
     )
 
 
@@ -448,7 +466,8 @@ class RoundReport:
         plan: The round.
         conditions: The planner's input, one row per pump.
         flags: Sensor flags of the latest route visits.
-        paths: Files written (``csv``: the visits, ``covered``: the assets left to the twin, ``markdown``).
+        paths: Files written (``csv``: the visits, ``covered``: the assets left to the twin, ``markdown``,
+            ``seen``: the planner's memory).
         state_ts: Time of the twin state planned on (None: no state yet, routes and registry only).
     """
 
@@ -468,6 +487,34 @@ class RoundReport:
         return "\n".join(out) + "\n"
 
 
+SEEN_FILE = "seen.json"
+"""The planner's memory of what routes have seen, in the rounds folder."""
+
+
+def load_seen(settings: Settings) -> SeenMemory:
+    """The planner's memory (empty before the first round; an unreadable file is set aside with a warning)."""
+    path = rounds_dir(settings) / SEEN_FILE
+    if not path.is_file():
+        return SeenMemory()
+    try:
+        return SeenMemory.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, PlannerError) as exc:
+        aside = path.with_name(f"{SEEN_FILE}.unreadable")
+        os.replace(path, aside)
+        _LOG.warning("planner memory %s unreadable (%s); moved to %s, planning without it", path, exc, aside.name)
+        return SeenMemory()
+
+
+def save_seen(settings: Settings, memory: SeenMemory) -> Path:
+    """Write the planner's memory whole (a temporary file, then a rename)."""
+    path = rounds_dir(settings) / SEEN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{SEEN_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(memory.to_dict(), indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 def plan_week(settings: Settings, now: pd.Timestamp | str | None = None) -> RoundReport:
     """Plan this week's round on the twin state fused with the stored routes, and write it under ``rounds/``.
 
@@ -483,8 +530,12 @@ def plan_week(settings: Settings, now: pd.Timestamp | str | None = None) -> Roun
     fusion = fuse_stored_routes(settings, saved if saved is not None else TwinState(ts, ()))
     store = route_store(settings)
     visits = store.last_visits() if store.root.is_dir() else {}
-    conditions = conditions_from_state(fusion.state, fleet(settings), visits, fusion.flags, ts)
-    plan = plan_round(conditions, ts, planner_settings(settings))
+    memory = load_seen(settings).confirmed(visits)
+    planner = planner_settings(settings)
+    conditions = conditions_from_state(
+        fusion.state, fleet(settings), visits, fusion.flags, ts, settings=planner, seen=memory.seen
+    )
+    plan = plan_round(conditions, ts, planner)
     key = round_key(ts)
     folder = rounds_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
@@ -493,4 +544,5 @@ def plan_week(settings: Settings, now: pd.Timestamp | str | None = None) -> Roun
     plan.covered.to_csv(paths["covered"], index=False)
     report = RoundReport(key, plan, conditions, fusion.flags, paths, saved.ts if saved is not None else None)
     paths["markdown"].write_text(report.to_markdown(), encoding="utf-8")
+    paths["seen"] = save_seen(settings, memory.after_plan(conditions, plan))
     return report

@@ -327,6 +327,14 @@ class InspectionSettings(BaseSettings):
     )
     visit_hours: float = Field(default=1.0, gt=0, description="Hours of one asset's inspection on a visit.")
     travel_hours: float = Field(default=2.0, ge=0, description="Travel hours to a station and back.")
+    escalation: float = Field(
+        default=2.0,
+        gt=1,
+        description="Factor by which a condition a route has seen must grow to call for a visit again.",
+    )
+    seen_half_life_days: float = Field(
+        default=180.0, gt=0, description="Half-life of the reassurance of what a route has seen, days."
+    )
 
 
 class FeastSettings(BaseSettings):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,6 +83,39 @@ def test_week_round_visits_the_alarm_and_writes_files(home: Path) -> None:
     assert pd.read_csv(report.paths["covered"])["asset"].tolist() == list(plan.covered["asset"])
     text = report.paths["markdown"].read_text()
     assert "# Inspection round round-2026-w49" in text and "| 1 | PS02.P2 |" in text and "Covered by the twin" in text
+
+
+def test_a_visited_alarm_is_remembered_until_it_grows(home: Path) -> None:
+    settings = fleet_home(home)
+    first = plan_week(settings, now=NOW)
+    assert first.plan.assets[0] == "PS02.P2"
+    memory = json.loads(first.paths["seen"].read_text())
+    assert memory["seen"] == {} and memory["planned"]["PS02.P2"]["ts"] == NOW.isoformat()
+    later = NOW + pd.Timedelta(days=8)
+    # not visited yet: still an alarm the next week
+    assert plan_week(settings, now=later).plan.assets[0] == "PS02.P2"
+    visit = [
+        {"asset": "PS02.P2", "time": (later + pd.Timedelta(hours=14)).isoformat(), "finding": "ok", "severity": "0"}
+    ]
+    route_store(settings).append(
+        parse_route(pd.DataFrame(visit), ["PS02.P2"], source="v.csv", now=later + pd.Timedelta(days=1))
+    )
+    report = plan_week(settings, now=later + pd.Timedelta(days=8))
+    assert "PS02.P2" not in report.plan.assets  # the same wear a route has just looked at
+    row = report.conditions.set_index("asset").loc["PS02.P2"]
+    assert row["news"] < 0.5 * row["severity"] and row["seen_severity"] == pytest.approx(row["severity"])
+    assert json.loads(report.paths["seen"].read_text())["seen"]["PS02.P2"]
+
+
+def test_an_unreadable_memory_is_set_aside(home: Path) -> None:
+    settings = fleet_home(home)
+    folder = home / "inspection" / "rounds"
+    folder.mkdir(parents=True)
+    (folder / "seen.json").write_text("{not json")
+    report = plan_week(settings, now=NOW)
+    assert report.plan.assets[0] == "PS02.P2"
+    assert (folder / "seen.json.unreadable").read_text() == "{not json"
+    assert "PS02.P2" in json.loads((folder / "seen.json").read_text())["planned"]
 
 
 def test_sensor_flag_makes_a_must_visit(home: Path) -> None:

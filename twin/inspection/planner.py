@@ -30,23 +30,34 @@ inspection contract:
   that names its tag (``PS01.P1.VIB_DE_RMS``) voids the evidence resting on that measure
   (`EVIDENCE_TAGS`): a disputed sensor's alarm is no alarm, and the flag itself asks for a visit.
 
-**Plan** (`plan_round`): score = consequence x (``severity_weight`` x min(severity,
-``severity_cap``) x min(d / R, 1) + ``uncertainty_weight`` x uncertainty) + ``overdue_weight`` x
-min(d / D, 1) with d the days since the last visit, R ``alarm_revisit_days`` (a pump a route saw
-d < R days ago adds less news) and D ``max_interval_days``. Must visit, ranked first and whatever
-the budget: alarms (severity >= ``alarm_severity``, unless visited less than
-``alarm_revisit_days`` ago), sensor flags, overdue assets (d >= D). Then the others by score,
-from ``min_score`` on, while ``budget_h`` allows, each costing ``visit_hours`` plus
-``travel_hours`` when its station is not yet on the round; finally assets at stations already on
-the round whose score reaches ``pull_in_score`` are pulled in for their visit hours alone. Every
-asset not visited is *covered* by the twin, with the reason.
+**What a visit has already seen**: given ``seen``, the severity of each piece of evidence when a
+route last visited the pump (`seen_after_round` keeps it from round to round), a condition a route
+has looked at is news again only as it worsens, and the reassurance of a visit fades. Per piece of
+evidence, the *news* (`news_severity`) is min(severity, ``severity_cap``) x clip((severity / s - 1)
+/ (``escalation`` - 1), 0, 1) with s = seen x 0.5 ** (d / ``seen_half_life_days``): nothing while
+the severity stays where the route saw it, the whole (capped) severity once it has grown by the
+factor ``escalation`` over what the route saw, faded; a pump far in alarm is news by its growth,
+not its size. Evidence seen at 0 (healthy) or not seen counts whole, so a new failure mode on a
+pump visited for another is news at once. Column ``news`` is the largest; ``seen_severity`` the
+driver's seen severity, for reasons.
+
+**Plan** (`plan_round`): with ``news`` the severity where the frame has no such column (or a
+NaN), score = consequence x (``severity_weight`` x min(news, ``severity_cap``) x min(d / R, 1) +
+``uncertainty_weight`` x uncertainty) + ``overdue_weight`` x min(d / D, 1) with d the days since
+the last visit, R ``alarm_revisit_days`` (a pump a route saw d < R days ago adds less news) and D
+``max_interval_days``. Must visit, ranked first and whatever the budget: alarms (news >=
+``alarm_severity``, unless visited less than ``alarm_revisit_days`` ago), sensor flags, overdue
+assets (d >= D). Then the others by score, from ``min_score`` on, while ``budget_h`` allows, each
+costing ``visit_hours`` plus ``travel_hours`` when its station is not yet on the round; finally
+assets at stations already on the round whose score reaches ``pull_in_score`` are pulled in for
+their visit hours alone. Every asset not visited is *covered* by the twin, with the reason.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -56,6 +67,7 @@ from pumptwin.twin.assets import Registry
 from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.health.calibration import PumpEstimate
 from pumptwin.twin.health.state import TwinState, health_index
+from pumptwin.twin.safety import shorten
 from pumptwin.twin.times import to_utc
 from pumptwin.twin.units import DAY_S, HOUR_S
 
@@ -69,7 +81,8 @@ CONDITION_COLUMNS: tuple[str, ...] = (
     "consequence",
     "sensor_flag",
 )
-"""Columns the planner needs (extra columns such as ``driver`` are used for reasons when present)."""
+"""Columns the planner needs (``news`` is used when present, ``seen_severity``, ``driver`` and
+``uncertainty_driver`` for reasons)."""
 VISIT_COLUMNS: tuple[str, ...] = ("rank", "asset", "station", "score", "reason", "hours")
 COVERED_COLUMNS: tuple[str, ...] = ("asset", "station", "score", "reason")
 
@@ -96,6 +109,8 @@ class PlannerSettings:
         alarm_severity: Severity from which an asset must be visited.
         alarm_revisit_days: An alarm asset visited less than this ago is not a must-visit again, and
             its severity counts in the score in proportion to the days since that visit, days.
+        escalation: Factor by which a severity a route has seen must grow to count whole again (> 1).
+        seen_half_life_days: Half-life of what a visit has seen, days.
         samples_full: Running samples after which the calibration counts as learnt.
         stale_hours: Age of the calibration from which online data count as stale, h.
         idle_days: Days without running at which an idle pump's uncertainty is 1, days.
@@ -120,6 +135,8 @@ class PlannerSettings:
     pull_in_score: float = 0.5
     alarm_severity: float = 1.0
     alarm_revisit_days: float = 7.0
+    escalation: float = 2.0
+    seen_half_life_days: float = 180.0
     samples_full: float = 1000.0
     stale_hours: float = 24.0
     idle_days: float = 60.0
@@ -143,6 +160,7 @@ class PlannerSettings:
             "seal_alarm_l_h",
             "strainer_alarm_drift",
             "winding_alarm_drift",
+            "seen_half_life_days",
         }
         for f in fields(self):
             value = getattr(self, f.name)
@@ -152,6 +170,8 @@ class PlannerSettings:
                 raise PlannerError(
                     f"planner setting {f.name} must be {'> 0' if f.name in positive else '>= 0'}, got {value}"
                 )
+        if self.escalation <= 1:
+            raise PlannerError(f"planner setting escalation must be > 1, got {self.escalation}")
         if self.flag_uncertainty > 1:
             raise PlannerError(f"planner setting flag_uncertainty must be in [0, 1], got {self.flag_uncertainty}")
         if self.no_spare_factor < 1 or self.upstream_factor < 1:
@@ -262,6 +282,127 @@ def combine_uncertainty(terms: Mapping[str, float]) -> float:
     return 1.0 - keep
 
 
+def news_severity(  # noqa: PLR0913 - the severity, what was seen, and how to weigh them
+    severity: np.ndarray,
+    seen: np.ndarray,
+    days: np.ndarray,
+    escalation: float,
+    half_life_days: float,
+    cap: float = math.inf,
+) -> np.ndarray:
+    """The part of each severity a route has not seen yet (see the module docstring).
+
+    Args:
+        severity: Severities now (1 = alarm).
+        seen: Severities when a route last visited (0 or NaN: nothing seen).
+        days: Days since that visit (inf: never visited).
+        escalation: Growth factor at which the whole severity counts again (> 1).
+        half_life_days: Half-life of what a visit has seen, days.
+        cap: Severity counted at most (the score's ``severity_cap``): a pump far in alarm is news
+            by its relative growth, not by its size.
+
+    Returns:
+        min(severity, cap) x clip((severity / s - 1) / (escalation - 1), 0, 1) with s the seen
+        severity faded by its half-life; min(severity, cap) where nothing was seen.
+    """
+    sev = np.asarray(severity, dtype=np.float64)
+    base = np.nan_to_num(np.asarray(seen, dtype=np.float64), nan=0.0)
+    base = base * np.exp2(-np.asarray(days, dtype=np.float64) / half_life_days)
+    with np.errstate(all="ignore"):
+        growth = np.where(base > 0, (sev / np.where(base > 0, base, 1.0) - 1.0) / (escalation - 1.0), 1.0)
+    out: np.ndarray = np.minimum(sev, cap) * np.clip(growth, 0.0, 1.0)
+    return out
+
+
+def seen_after_round(
+    seen: Mapping[str, Mapping[str, float]], conditions: pd.DataFrame, visited: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """What routes have seen, per pump and piece of evidence, after a round that visited ``visited``.
+
+    Args:
+        seen: What was seen before the round (per asset, severity per piece of evidence).
+        conditions: The round's planner input (`conditions_from_state`: its ``severities`` column).
+        visited: Assets the round visited.
+
+    Returns:
+        ``seen`` with each visited asset's severities now in place of its earlier ones.
+    """
+    out = {str(a): dict(v) for a, v in seen.items()}
+    now = dict(zip(conditions["asset"].astype(str), conditions["severities"], strict=True))
+    for asset in visited:
+        if asset in now:
+            out[asset] = {str(k): float(v) for k, v in now[asset].items()}
+    return out
+
+
+@dataclass(frozen=True)
+class SeenMemory:
+    """What routes have seen, kept between rounds by a planner that does not see the visits happen.
+
+    A round planned at ``ts`` records its assets' severities as *planned*; they become *seen* once
+    the route store shows a visit of the asset at or after ``ts`` (`confirmed`). An asset planned
+    again before its visit keeps the newer plan.
+
+    Attributes:
+        seen: Per asset, the severity of each piece of evidence when a route last visited it.
+        planned: Per asset, the plan's time and its severities, awaiting the visit.
+    """
+
+    seen: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    planned: Mapping[str, tuple[pd.Timestamp, Mapping[str, float]]] = field(default_factory=dict)
+
+    def confirmed(self, last_visits: Mapping[str, pd.Timestamp]) -> SeenMemory:
+        """The memory with every planned asset that a route has visited since moved to ``seen``."""
+        seen = {a: dict(v) for a, v in self.seen.items()}
+        planned: dict[str, tuple[pd.Timestamp, Mapping[str, float]]] = {}
+        for asset, (ts, severities) in self.planned.items():
+            visit = last_visits.get(asset)
+            if visit is not None and not pd.isna(visit) and to_utc(visit, what=f"visit of {asset}") >= ts:
+                seen[asset] = dict(severities)
+            else:
+                planned[asset] = (ts, severities)
+        return SeenMemory(seen, planned)
+
+    def after_plan(self, conditions: pd.DataFrame, plan: RoundPlan) -> SeenMemory:
+        """The memory with ``plan``'s assets and their severities (from ``conditions``) as planned."""
+        planned = dict(self.planned)
+        for asset, severities in seen_after_round({}, conditions, plan.assets).items():
+            planned[asset] = (plan.ts, severities)
+        return SeenMemory(self.seen, planned)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (timestamps ISO 8601)."""
+        return {
+            "seen": {a: dict(v) for a, v in sorted(self.seen.items())},
+            "planned": {
+                a: {"ts": ts.isoformat(), "severities": dict(v)} for a, (ts, v) in sorted(self.planned.items())
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SeenMemory:
+        """The memory from `to_dict`'s form.
+
+        Raises:
+            PlannerError: A malformed entry (the message names it).
+        """
+        try:
+            seen = {str(a): {str(k): float(x) for k, x in v.items()} for a, v in data.get("seen", {}).items()}
+            planned = {
+                str(a): (
+                    to_utc(pd.Timestamp(v["ts"]), what=f"planned visit of {a}"),
+                    {str(k): float(x) for k, x in v["severities"].items()},
+                )
+                for a, v in data.get("planned", {}).items()
+            }
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise PlannerError(f"malformed seen-severity memory: {shorten(str(exc))}") from exc
+        for name, values in [*seen.items(), *((a, v) for a, (_, v) in planned.items())]:
+            if any(not math.isfinite(x) or x < 0 for x in values.values()):
+                raise PlannerError(f"seen-severity memory: severities of {name} must be finite and >= 0")
+        return cls(seen, planned)
+
+
 def _consequences(registry: Registry, state: TwinState, settings: PlannerSettings) -> dict[str, float]:
     """Consequence factor per pump: no stopped pump at its station, first station of its line."""
     cal = state.calibration
@@ -292,6 +433,7 @@ def conditions_from_state(  # noqa: PLR0913 - the twin's view in one frame
     *,
     reference: TwinState | None = None,
     settings: PlannerSettings | None = None,
+    seen: Mapping[str, Mapping[str, float]] | None = None,
 ) -> pd.DataFrame:
     """The planner input frame from the twin's state (see the module docstring for every term).
 
@@ -303,9 +445,12 @@ def conditions_from_state(  # noqa: PLR0913 - the twin's view in one frame
         now: Time of the plan (UTC).
         reference: An earlier state, for the winding drift (None: left out).
         settings: Thresholds and factors (default `PlannerSettings`).
+        seen: Per asset, the severity of each piece of evidence when a route last visited it
+            (`seen_after_round`; None: nothing seen).
 
     Returns:
-        One row per registry pump: the contract's columns plus ``driver`` and ``uncertainty_driver``.
+        One row per registry pump: the contract's columns plus ``news``, ``seen_severity``,
+        ``severities`` (per piece of evidence), ``driver`` and ``uncertainty_driver``.
     """
     st = settings or PlannerSettings()
     ts = to_utc(now, what="plan time")
@@ -333,6 +478,20 @@ def conditions_from_state(  # noqa: PLR0913 - the twin's view in one frame
             estimate, cal.ts if cal is not None else None, visits.get(name), name in flagged, ts, st
         )
         u_driver = max(terms, key=lambda k: terms[k]) if any(v > 0 for v in terms.values()) else ""
+        seen_here = (seen or {}).get(name, {})
+        news = 0.0
+        if severities:
+            sources = list(severities)
+            news = float(
+                news_severity(
+                    np.array([severities[k] for k in sources]),
+                    np.array([seen_here.get(k, 0.0) for k in sources]),
+                    np.full(len(sources), _days(ts, visits.get(name))),
+                    st.escalation,
+                    st.seen_half_life_days,
+                    st.severity_cap,
+                ).max()
+            )
         rows.append(
             {
                 "asset": name,
@@ -343,11 +502,15 @@ def conditions_from_state(  # noqa: PLR0913 - the twin's view in one frame
                 "last_visit": visits.get(name, pd.NaT),
                 "consequence": consequence[name],
                 "sensor_flag": name in flagged,
+                "news": news,
+                "seen_severity": float(seen_here.get(driver, 0.0)),
+                "severities": severities,
                 "driver": driver,
                 "uncertainty_driver": u_driver,
             }
         )
-    frame = pd.DataFrame(rows, columns=[*CONDITION_COLUMNS, "driver", "uncertainty_driver"])
+    extra = ["news", "seen_severity", "severities", "driver", "uncertainty_driver"]
+    frame = pd.DataFrame(rows, columns=[*CONDITION_COLUMNS, *extra])
     frame["last_visit"] = pd.to_datetime(frame["last_visit"], utc=True)
     return frame
 
@@ -444,6 +607,14 @@ def _check_conditions(conditions: pd.DataFrame) -> pd.DataFrame:
         df[col] = values.astype(np.float64)
     df["last_visit"] = pd.to_datetime(df["last_visit"], utc=True)
     df["sensor_flag"] = df["sensor_flag"].fillna(False).astype(bool)
+    news = pd.to_numeric(df["news"], errors="coerce") if "news" in df.columns else df["severity"]
+    news = news.fillna(df["severity"])  # not known: the whole severity is news
+    bad = df["asset"][~np.isfinite(news.to_numpy(dtype=np.float64)) | (news < 0).to_numpy()]
+    if len(bad):
+        raise PlannerError(f"planner conditions: news must be a finite number >= 0 (assets {sorted(bad)})")
+    df["news"] = news.astype(np.float64)
+    seen = pd.to_numeric(df["seen_severity"], errors="coerce") if "seen_severity" in df.columns else 0.0
+    df["seen_severity"] = pd.Series(seen, index=df.index).fillna(0.0).astype(np.float64)
     return df
 
 
@@ -451,6 +622,8 @@ def _why(row: pd.Series, days: float) -> str:
     """Condition text of an asset for reasons: severity, uncertainty and last visit."""
     driver = str(row.get("driver", "") or "")
     sev = f"severity {row['severity']:.2f}" + (f" ({driver})" if driver and row["severity"] > 0 else "")
+    if row["seen_severity"] > 0:
+        sev += f" ({row['seen_severity']:.2f} when last visited, news {row['news']:.2f})"
     u_driver = str(row.get("uncertainty_driver", "") or "")
     unc = f"uncertainty {row['uncertainty']:.2f}" + (f" ({u_driver})" if u_driver else "")
     last = "never visited" if math.isinf(days) else f"last visit {days:.0f} d ago"
@@ -477,7 +650,8 @@ def plan_round(conditions: pd.DataFrame, now: pd.Timestamp, settings: PlannerSet
     days = np.array([_days(ts, v) for v in df["last_visit"]], dtype=np.float64)
     overdue = days / st.max_interval_days
     recency = np.minimum(days / st.alarm_revisit_days, 1.0)
-    risk = st.severity_weight * np.minimum(df["severity"].to_numpy(), st.severity_cap) * recency
+    news = df["news"].to_numpy()
+    risk = st.severity_weight * np.minimum(news, st.severity_cap) * recency
     risk = risk + st.uncertainty_weight * df["uncertainty"].to_numpy()
     score = df["consequence"].to_numpy() * risk + st.overdue_weight * np.minimum(overdue, 1.0)
     df["score"] = score
@@ -486,7 +660,7 @@ def plan_round(conditions: pd.DataFrame, now: pd.Timestamp, settings: PlannerSet
     for i, row in df.iterrows():
         idx = int(str(i))
         why = _why(row, days[idx])
-        if row["severity"] >= st.alarm_severity and days[idx] >= st.alarm_revisit_days:
+        if news[idx] >= st.alarm_severity and days[idx] >= st.alarm_revisit_days:
             must.append((0, idx, f"alarm: {why}"))
         elif row["sensor_flag"]:
             must.append((1, idx, f"sensor flag: {why}"))

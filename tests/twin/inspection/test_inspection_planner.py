@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pumptwin.twin.assets import build_registry
 from pumptwin.twin.health.calibration import Estimate, PumpEstimate, TwinCalibration
@@ -16,9 +20,12 @@ from pumptwin.twin.inspection.planner import (
     CONDITION_COLUMNS,
     PlannerError,
     PlannerSettings,
+    SeenMemory,
     combine_uncertainty,
     conditions_from_state,
+    news_severity,
     plan_round,
+    seen_after_round,
 )
 
 NOW = pd.Timestamp("2024-06-03T00:00:00Z")
@@ -33,7 +40,8 @@ def _conditions(rows: list[dict[str, object]]) -> pd.DataFrame:
         "consequence": 1.0,
         "sensor_flag": False,
     }
-    return pd.DataFrame([{**base, **r} for r in rows], columns=list(CONDITION_COLUMNS))
+    extra = [c for r in rows for c in r if c not in CONDITION_COLUMNS]
+    return pd.DataFrame([{**base, **r} for r in rows], columns=list(dict.fromkeys([*CONDITION_COLUMNS, *extra])))
 
 
 def test_alarm_ranks_first_then_flag_then_overdue() -> None:
@@ -236,3 +244,98 @@ def test_flagged_tag_voids_its_evidence_and_winding_drift_uses_the_reference(reg
     assert bool(flagged.at["PS02.P1", "sensor_flag"])
     plan = plan_round(flagged.reset_index(), NOW)
     assert plan.visits.set_index("asset").at["PS02.P1", "reason"].startswith("sensor flag")
+
+
+# --------------------------------------------------------------------------------------------
+# What routes have already seen
+# --------------------------------------------------------------------------------------------
+
+
+def test_news_is_the_growth_over_what_a_route_saw_faded_by_its_half_life() -> None:
+    sev = np.array([3.0, 3.0, 4.5, 3.75, 3.0, 3.0])
+    seen = np.array([0.0, 3.0, 3.0, 3.0, 3.0, np.nan])
+    days = np.array([10.0, 0.0, 0.0, 0.0, 90.0, 10.0])
+    news = news_severity(sev, seen, days, escalation=1.5, half_life_days=90.0)
+    # nothing seen: whole; unchanged: none; grown by the escalation: whole; half-way: half
+    assert news[:4] == pytest.approx([3.0, 0.0, 4.5, 3.75 * 0.5])
+    # one half-life later the route saw 1.5, and 3.0 is twice that: whole again; NaN seen is nothing seen
+    assert news[4:] == pytest.approx([3.0, 3.0])
+    # far in alarm, news is the growth times the capped severity: 10 % more of 20 is not 2 of news
+    far = news_severity(np.array([22.0, 40.0]), np.array([20.0, 20.0]), np.zeros(2), 2.0, 90.0, cap=2.0)
+    assert far == pytest.approx([0.2, 2.0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sev=st.floats(0.0, 50.0),
+    more=st.floats(0.0, 10.0),
+    seen=st.floats(0.0, 50.0),
+    days=st.floats(0.0, 400.0),
+    escalation=st.floats(1.01, 4.0),
+)
+def test_news_never_exceeds_the_severity_and_grows_with_it(  # noqa: PLR0913 - one draw per argument
+    sev: float, more: float, seen: float, days: float, escalation: float
+) -> None:
+    def news(s: float, d: float = days, base: float = seen) -> float:
+        return float(news_severity(np.array([s]), np.array([base]), np.array([d]), escalation, 90.0)[0])
+
+    assert 0.0 <= news(sev) <= sev + 1e-12
+    assert news(sev + more) >= news(sev) - 1e-12  # a worse condition is never less news
+    assert news(sev, days + 30.0) >= news(sev) - 1e-12  # an older visit reassures less
+    assert news(sev, base=seen * 2.0) <= news(sev) + 1e-12  # having seen more leaves less news
+
+
+def test_a_seen_alarm_is_not_a_must_visit_until_it_grows() -> None:
+    cond = _conditions(
+        [
+            {"asset": "PS01.P1", "station": "PS01", "severity": 3.0, "news": 0.0, "seen_severity": 3.0},
+            {"asset": "PS02.P1", "station": "PS02", "severity": 3.0},
+        ]
+    )
+    plan = plan_round(cond, NOW, PlannerSettings(budget_h=0.0))
+    assert plan.assets == ["PS02.P1"]
+    assert "3.00 when last visited, news 0.00" in plan.covered.set_index("asset").at["PS01.P1", "reason"]
+    with pytest.raises(PlannerError, match="news"):
+        plan_round(cond.assign(news=[-1.0, 0.0]), NOW)
+
+
+def test_conditions_count_news_per_piece_of_evidence(registry) -> None:  # noqa: ANN001
+    state = _state(registry, NOW, {"PS02.P2": {"seal_leak_l_h": 10.0}})
+    visits = {p.name: NOW - pd.Timedelta(days=30) for p in registry.pumps}
+    fresh = conditions_from_state(state, registry, visits, [], NOW).set_index("asset")
+    assert fresh.at["PS02.P2", "news"] == pytest.approx(2.0)  # nothing seen: the whole severity
+    seen = seen_after_round({}, fresh.reset_index(), ["PS02.P2", "PS01.P1"])
+    assert seen["PS02.P2"]["seal_leak_l_h"] == pytest.approx(2.0) and "impeller_wear" in seen["PS01.P1"]
+    again = conditions_from_state(state, registry, visits, [], NOW, seen=seen).set_index("asset")
+    # the same leak a route saw 30 days ago is little news: 2.0 over 2.0 faded by 30 days
+    defaults = PlannerSettings()
+    faded = 2.0 * 0.5 ** (30 / defaults.seen_half_life_days)
+    growth = (2.0 / faded - 1.0) / (defaults.escalation - 1.0)
+    assert again.at["PS02.P2", "news"] == pytest.approx(2.0 * growth) and growth < 0.5
+    assert again.at["PS02.P2", "seen_severity"] == pytest.approx(2.0)
+    # a new failure mode on a pump a route saw for another is news at once
+    seen_other = {"PS02.P2": {"impeller_wear": 5.0}}
+    other = conditions_from_state(state, registry, visits, [], NOW, seen=seen_other).set_index("asset")
+    assert other.at["PS02.P2", "news"] == pytest.approx(2.0)
+    recent = {**visits, "PS02.P2": NOW - pd.Timedelta(days=1)}
+    quiet = conditions_from_state(state, registry, recent, [], NOW, seen=seen).set_index("asset")
+    assert quiet.at["PS02.P2", "news"] < 0.1
+    assert "PS02.P2" not in plan_round(quiet.reset_index(), NOW, PlannerSettings(budget_h=0.0)).assets
+
+
+def test_seen_memory_waits_for_the_visit_and_round_trips(registry) -> None:  # noqa: ANN001
+    state = _state(registry, NOW, {"PS02.P2": {"seal_leak_l_h": 10.0}})
+    cond = conditions_from_state(state, registry, {}, [], NOW)
+    plan = plan_round(cond, NOW)
+    memory = SeenMemory().after_plan(cond, plan)
+    assert set(memory.planned) == set(plan.assets) and not memory.seen
+    assert memory.planned["PS02.P2"][1]["seal_leak_l_h"] == pytest.approx(2.0)
+    # a visit before the plan confirms nothing; one after it does
+    assert memory.confirmed({"PS02.P2": NOW - pd.Timedelta(days=1)}).planned.keys() == memory.planned.keys()
+    done = memory.confirmed({"PS02.P2": NOW + pd.Timedelta(hours=14)})
+    assert done.seen["PS02.P2"]["seal_leak_l_h"] == pytest.approx(2.0) and "PS02.P2" not in done.planned
+    back = SeenMemory.from_dict(json.loads(json.dumps(done.to_dict())))
+    assert back == done
+    for bad in ({"seen": {"P": {"x": -1.0}}}, {"planned": {"P": {"severities": {}}}}, {"seen": {"P": 3}}):
+        with pytest.raises(PlannerError, match="seen-severity memory"):
+            SeenMemory.from_dict(bad)
