@@ -44,8 +44,8 @@ alert on the faulty pump before the nominal failure, and the wall time. Targets:
 the failures avoided with the loop, throughput loss under 2 %, no hard-limit violation.
 
 The twin sees what its calibrated physics shows (bearing thermal drift, vibration excess, impeller
-wear, efficiency loss, NPSH margin, the line's evidence); without the model scores of the score
-flow it has no evidence of a seal or a motor winding fault. ``--diagnosis oracle`` adds a stand-in
+wear, efficiency loss, NPSH margin, seal leak, strainer loss, winding rise, the line's evidence),
+without the model scores of the score flow. ``--diagnosis oracle`` adds a stand-in
 classifier that names the true mode (an upper bound of what diagnosis models can add, not a
 measurement of them). When the auto way never implements anything itself, every one of its
 requests waited for the approver, so the approver way is the same run step for step and is not

@@ -108,6 +108,9 @@ KB = FakeKnowledge(
 def test_failure_mode_of_evidence() -> None:
     assert failure_mode("p_seal_failure") == "seal_failure"
     assert failure_mode("thermal_drift_de") == "bearing_wear"
+    assert failure_mode("seal_leak_l_h") == "seal_failure"
+    assert failure_mode("strainer_drift") == "strainer_clog"
+    assert failure_mode("winding_drift") == "motor_overheating"
     assert failure_mode("meter_bias_fraction") == "leak"
     assert failure_mode("something_else") == ""
 

@@ -151,6 +151,7 @@ class PumpEstimate:
         thermal_ref_de_k, thermal_ref_nde_k: Slow reference of that rise, K.
         bearing_de, bearing_nde: Least squares of the bearing rise on (s, s^2, s^2 (r - 1)^2), K.
         winding: Winding rise over ambient at rated current, K.
+        winding_ref_k: Slow reference of that rise, K.
         seal: Least squares of the seal leak (L/h) on (1, suction pressure in bar g).
         seal_leak_l_h: Mean seal leak of the last window with running data, L/h.
         strainer_k: Strainer loss coefficient k of dP = k q^2, Pa s^2 / m^6.
@@ -179,6 +180,7 @@ class PumpEstimate:
     bearing_de: RlsFit = field(default_factory=_bearing_fit)
     bearing_nde: RlsFit = field(default_factory=_bearing_fit)
     winding: Estimate = Estimate(math.nan, math.inf)
+    winding_ref_k: float = math.nan
     seal: RlsFit = field(default_factory=_seal_fit)
     seal_leak_l_h: float = math.nan
     strainer_k: Estimate = Estimate(math.nan, math.inf)
@@ -204,6 +206,11 @@ class PumpEstimate:
     def thermal_drift_nde(self) -> float:
         """Relative rise of the NDE bearing rise over its reference (-); NaN if unknown."""
         return drift(self.thermal_nde.value, self.thermal_ref_nde_k)
+
+    @property
+    def winding_drift(self) -> float:
+        """Relative rise of the winding rise over its reference (-); NaN if unknown (lost cooling raises it)."""
+        return drift(self.winding.value, self.winding_ref_k)
 
     @property
     def strainer_drift(self) -> float:

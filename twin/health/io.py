@@ -151,6 +151,7 @@ def _pump_out(p: PumpEstimate) -> dict[str, Any]:
     out.update({k: _baseline_out(getattr(p, k)) for k in _PUMP_BASELINES})
     out.update({k: _fit_out(getattr(p, k)) for k in _PUMP_FITS})
     out.update({k: _num_out(getattr(p, k)) for k in (*_PUMP_FLOATS, *_PUMP_FLOATS_V2)})
+    out["winding_ref_k"] = _num_out(p.winding_ref_k)
     out["n_samples"] = p.n_samples
     out["last_running_ts"] = _ts_out(p.last_running_ts)
     return out
@@ -170,6 +171,8 @@ def _pump_in(name: str, x: object, version: int) -> PumpEstimate:
             fields.update({k: _baseline_in(x[k], f"{where}.{k}") for k in _PUMP_BASELINES})
             fields.update({k: _fit_in(x[k], f"{where}.{k}", getattr(empty, k)) for k in _PUMP_FITS})
             fields.update({k: _num_in(x[k], f"{where}.{k}") for k in _PUMP_FLOATS_V2})
+        if "winding_ref_k" in x:  # written since the winding's reference; older files start it afresh
+            fields["winding_ref_k"] = _num_in(x["winding_ref_k"], f"{where}.winding_ref_k")
         return PumpEstimate(
             pump=name,
             pump_id=str(x["pump_id"]),

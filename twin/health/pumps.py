@@ -352,14 +352,25 @@ def update_bearing(  # noqa: PLR0913 - one bearing's window and its state
     return est, ref, fit
 
 
-def update_winding(
-    prev: Estimate, rise_k: FloatArray, load: FloatArray, steady: bool, dt_s: float, settings: EstimatorSettings
-) -> Estimate:
-    """Fold a steady window into the winding rise at rated current: the median of rise / (I / I_rated)^2."""
+def update_winding(  # noqa: PLR0913 - the winding's window and its state
+    prev: Estimate,
+    ref: float,
+    rise_k: FloatArray,
+    load: FloatArray,
+    steady: bool,
+    dt_s: float,
+    settings: EstimatorSettings,
+) -> tuple[Estimate, float]:
+    """Fold a steady window into the winding rise at rated current and its slow reference.
+
+    The rise is the median of rise / (I / I_rated)^2; the reference follows it only while it stays
+    within the bearings' gate (`EstimatorSettings.thermal_ref_gate`), so lost cooling stands out.
+    """
     z, r_var = math.nan, math.nan
     if steady:
         z, r_var, _ = robust_mean(rise_k / np.where(load > 0, load, np.nan), THERMAL_SD_FLOOR_K)
-    return _track(prev, walk_var(settings.winding_walk_sd_per_day_k, dt_s), z, r_var)
+    est = _track(prev, walk_var(settings.winding_walk_sd_per_day_k, dt_s), z, r_var)
+    return est, _follow(est, ref, dt_s, settings.thermal_ref_time_s, settings.thermal_ref_gate)
 
 
 def update_seal(
@@ -466,8 +477,9 @@ def update_pump(  # noqa: PLR0913 - one pump's window and its context
         dt_s,
         settings,
     )
-    winding = update_winding(
+    winding, winding_ref = update_winding(
         prev.winding,
+        prev.winding_ref_k,
         win.winding_c[run] - amb,
         winding_load(win.current_a[run], rated_current_a(spec)),
         steady,
@@ -508,6 +520,7 @@ def update_pump(  # noqa: PLR0913 - one pump's window and its context
         bearing_de=fit_de,
         bearing_nde=fit_nde,
         winding=winding,
+        winding_ref_k=winding_ref,
         seal=seal,
         seal_leak_l_h=seal_mean if math.isfinite(seal_mean) else prev.seal_leak_l_h,
         strainer_k=strainer,

@@ -114,6 +114,9 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("thermal_drift_de", "physics", "-", alarm=0.25),
     Rule("thermal_drift_nde", "physics", "-", alarm=0.25),
     Rule("npsh_margin_m", "physics", "m", alarm=1.0, zero=6.0),
+    Rule("seal_leak_l_h", "physics", "L/h", alarm=2.0, zero=0.5),
+    Rule("strainer_drift", "physics", "-", alarm=1.0),
+    Rule("winding_drift", "physics", "-", alarm=0.5),
     Rule("maop_margin", "physics", "-", alarm=0.05, zero=0.3),
     Rule("friction_multiplier", "physics", "-", alarm=0.25, centre=1.0),
     Rule("meter_bias_fraction", "physics", "-", alarm=0.03, centre=0.0),
@@ -122,8 +125,11 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("ttf_s", "model", "s", alarm=WEEK_S, inverse=True),
 )
 """Default thresholds: wear 5 % of diameter, 8 % efficiency, 2 mm/s over baseline, +25 % thermal
-resistance, 1 m NPSH margin, 5 % below MAOP, friction 25 % off, 3 % meter bias, score 1,
-probability 0.5, failure within 7 days."""
+resistance, 1 m NPSH margin, seal leak 2 L/h (0 at the 0.5 L/h a healthy seal stays below: the
+seal datasheets' normal and alarm), strainer loss coefficient twice its clean reference (about
+0.3 bar at rated flow against a clean 0.10-0.20 bar, ahead of the 0.5 bar DCS alarm), +50 % winding
+rise at rated current (lost motor cooling, ahead of the 130 degC winding alarm), 5 % below
+MAOP, friction 25 % off, 3 % meter bias, score 1, probability 0.5, failure within 7 days."""
 
 
 def _rule_for(source: str, rules: Sequence[Rule]) -> Rule | None:
@@ -255,6 +261,9 @@ def pump_evidence(estimate: PumpEstimate) -> dict[str, float]:
         "thermal_drift_de": estimate.thermal_drift_de,
         "thermal_drift_nde": estimate.thermal_drift_nde,
         "npsh_margin_m": estimate.npsh_margin_m,
+        "seal_leak_l_h": estimate.seal_leak_l_h,
+        "strainer_drift": estimate.strainer_drift,
+        "winding_drift": estimate.winding_drift,
     }
 
 
@@ -465,6 +474,8 @@ def _calibration_dict(cal: TwinCalibration | None) -> dict[str, Any] | None:
                 "thermal_nde_k": p.thermal_nde.value,
                 "thermal_nde_sd_k": p.thermal_nde.sd,
                 "thermal_ref_nde_k": p.thermal_ref_nde_k,
+                "winding_k": p.winding.value,
+                "winding_ref_k": p.winding_ref_k,
                 "npsh_margin_m": p.npsh_margin_m,
                 "running_fraction": p.running_fraction,
                 "n_samples": p.n_samples,

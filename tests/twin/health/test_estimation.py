@@ -408,5 +408,6 @@ def test_condition_models_learnt_from_the_plant(short_wear: Track) -> None:
         assert 20.0 < p.thermal_de.value < 70.0
         assert p.bearing_de.weight > 0
         assert 40.0 < p.winding.value < 160.0  # K at rated current
+        assert abs(p.winding_drift) < 0.1, p.pump  # its reference learnt, no false drift
         assert p.seal.weight > 0 and p.seal_leak_l_h >= 0
         assert p.strainer_k.value > 0 and abs(p.strainer_drift) < 0.1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -25,6 +26,7 @@ def learnt() -> TwinCalibration:
         bearing_de=RlsFit.empty(3).folded(bearing_features(s, r), 30.0 * s, 1.0, (15.0, 15.0, 15.0)),
         seal=RlsFit.empty(2).folded(seal_features(s), 0.3 + s, 1.0, (0.0, 0.0)),
         winding=Estimate(71.5, 0.25),
+        winding_ref_k=65.0,
         strainer_k=Estimate(5.5e4, 300.0),
         strainer_ref_k=5.2e4,
         seal_leak_l_h=1.25,
@@ -44,12 +46,23 @@ def test_condition_models_round_trip_exactly() -> None:
         "bearing_nde",
         "seal",
         "winding",
+        "winding_ref_k",
         "strainer_k",
         "strainer_ref_k",
         "seal_leak_l_h",
     ):
         assert getattr(back, name) == getattr(orig, name), name
     assert back.strainer_drift == pytest.approx(5.5 / 5.2 - 1.0)
+    assert back.winding_drift == pytest.approx(71.5 / 65.0 - 1.0)
+
+
+def test_a_file_without_the_winding_reference_starts_it_afresh() -> None:
+    data = json.loads(json.dumps(calibration_to_dict(learnt())))
+    for p in data["pumps"].values():
+        del p["winding_ref_k"]
+    back = calibration_from_dict(data).pumps["PS01.P1"]
+    assert back.winding == Estimate(71.5, 0.25) and math.isnan(back.winding_ref_k)
+    assert math.isnan(back.winding_drift)  # no alarm until the reference is learnt again
 
 
 def test_version_1_files_keep_all_but_the_old_vibration_baselines() -> None:

@@ -120,6 +120,11 @@ def test_rules_map_thresholds_to_one() -> None:
     assert by_source["friction_multiplier"].severity(1.25) == pytest.approx(1.0)
     assert by_source["ttf_s"].severity(7 * 86_400.0) == pytest.approx(1.0)
     assert by_source["impeller_wear"].severity(math.nan) == 0.0
+    # the seal datasheets: normal below 0.5 L/h, alarm 2 L/h; a strainer twice its clean loss; +50 % winding rise
+    assert by_source["seal_leak_l_h"].severity(0.5) == 0.0
+    assert by_source["seal_leak_l_h"].severity(2.0) == pytest.approx(1.0)
+    assert by_source["strainer_drift"].severity(1.0) == pytest.approx(1.0)
+    assert by_source["winding_drift"].severity(0.5) == pytest.approx(1.0)
     with pytest.raises(StateError, match="differ"):
         Rule("x", "physics", "-", alarm=1.0, zero=1.0)
 
@@ -149,6 +154,21 @@ def test_wear_raises_an_alarm_with_its_evidence(registry: Registry) -> None:
     assert alert.threshold == pytest.approx(0.05)
     assert alert.since == T0
     assert alert.model_version == PHYSICS_VERSION
+
+
+@pytest.mark.parametrize(
+    ("change", "source"),
+    [
+        ({"seal_leak_l_h": 3.0}, "seal_leak_l_h"),
+        ({"strainer_k": Estimate(3.0e5, 1.0), "strainer_ref_k": 1.0e5}, "strainer_drift"),
+        ({"winding": Estimate(100.0, 0.5), "winding_ref_k": 65.0}, "winding_drift"),
+    ],
+)
+def test_seal_strainer_and_winding_raise_alarms(registry: Registry, change: dict[str, object], source: str) -> None:
+    cal = calibration_with(registry)
+    cal = replace(cal, pumps={**cal.pumps, "PS01.P1": replace(cal.pumps["PS01.P1"], **change)})  # type: ignore[arg-type]
+    (alert,) = update_state(None, cal, None, T0).alerts
+    assert (alert.asset, alert.source, alert.level) == ("PS01.P1", source, "alarm")
 
 
 def test_alert_keeps_since_across_updates_and_clears(registry: Registry) -> None:
