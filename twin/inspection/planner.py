@@ -325,13 +325,14 @@ def seen_after_round(
         visited: Assets the round visited.
 
     Returns:
-        ``seen`` with each visited asset's severities now in place of its earlier ones.
+        ``seen`` with each visited asset's finite severities now in place of its earlier ones (an
+        infinite one, e.g. a time to failure already past, is left unseen: news at every round).
     """
     out = {str(a): dict(v) for a, v in seen.items()}
     now = dict(zip(conditions["asset"].astype(str), conditions["severities"], strict=True))
     for asset in visited:
         if asset in now:
-            out[asset] = {str(k): float(v) for k, v in now[asset].items()}
+            out[asset] = {str(k): float(v) for k, v in now[asset].items() if math.isfinite(v)}
     return out
 
 

@@ -306,6 +306,9 @@ def test_conditions_count_news_per_piece_of_evidence(registry) -> None:  # noqa:
     assert fresh.at["PS02.P2", "news"] == pytest.approx(2.0)  # nothing seen: the whole severity
     seen = seen_after_round({}, fresh.reset_index(), ["PS02.P2", "PS01.P1"])
     assert seen["PS02.P2"]["seal_leak_l_h"] == pytest.approx(2.0) and "impeller_wear" in seen["PS01.P1"]
+    overdue = fresh.reset_index()
+    overdue.at[0, "severities"] = {"ttf_s": math.inf, "impeller_wear": 0.5}
+    assert seen_after_round({}, overdue, [overdue.at[0, "asset"]])[overdue.at[0, "asset"]] == {"impeller_wear": 0.5}
     again = conditions_from_state(state, registry, visits, [], NOW, seen=seen).set_index("asset")
     # the same leak a route saw 30 days ago is little news: 2.0 over 2.0 faded by 30 days
     defaults = PlannerSettings()
