@@ -35,11 +35,4 @@ def build_features(start: datetime | None = None, end: datetime | None = None) -
     build = store_features_task(settings, frame)
     create_markdown_artifact(key="feature-build", markdown=build.to_markdown(), description="build-features")
     get_run_logger().info("stored %d feature rows for %d pumps", build.stored, build.pumps)
-    return {
-        "rows": build.rows,
-        "stored": build.stored,
-        "quarantined": len(build.check.quarantined),
-        "pumps": build.pumps,
-        "start": None if build.start is None else build.start.isoformat(),
-        "end": None if build.end is None else build.end.isoformat(),
-    }
+    return build.summary()

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -48,6 +49,17 @@ class FeatureBuild:
     check: FeatureCheck
     offline_path: Path
     quarantine_path: Path | None
+
+    def summary(self) -> dict[str, Any]:
+        """The build's counts and window as plain data (timestamps ISO 8601)."""
+        return {
+            "rows": self.rows,
+            "stored": self.stored,
+            "quarantined": len(self.check.quarantined),
+            "pumps": self.pumps,
+            "start": None if self.start is None else self.start.isoformat(),
+            "end": None if self.end is None else self.end.isoformat(),
+        }
 
     def to_markdown(self) -> str:
         """The build as markdown for the flow's artifact."""

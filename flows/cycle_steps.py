@@ -263,14 +263,7 @@ def store_cycle_features(settings: Settings, parts: Sequence[tuple[pd.DataFrame,
         return {"rows": 0, "stored": 0, "quarantined": 0, "pumps": 0, "start": None, "end": None}
     frame = frame.sort_values(["pump_id", "event_timestamp"], kind="stable").reset_index(drop=True)
     build: FeatureBuild = store_features(settings, frame)
-    return {
-        "rows": build.rows,
-        "stored": build.stored,
-        "quarantined": len(build.check.quarantined),
-        "pumps": build.pumps,
-        "start": None if build.start is None else build.start.isoformat(),
-        "end": None if build.end is None else build.end.isoformat(),
-    }
+    return build.summary()
 
 
 def fleet_pumps(settings: Settings, end: datetime | pd.Timestamp) -> list[str]:
