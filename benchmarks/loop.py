@@ -41,7 +41,8 @@ a line pressure above MAOP or above the surge limit of 110 % MAOP, of a running 
 its range; the truth's NPSH margin of a running pump under `Limits.min_npsh_margin_m`, on pumps
 other than the faulty one, the faulty pump's own is reported apart as the fault itself), first
 alert on the faulty pump before the nominal failure, and the wall time. Targets: at least 80 % of
-the failures avoided with the loop, throughput loss under 2 %, no hard-limit violation.
+the failures avoided with the loop, throughput loss under 2 %, no hard-limit violation. Each
+episode's log lists every request with the twin's alarms that raised it (``alerts``).
 
 The twin sees what its calibrated physics shows (bearing thermal drift, vibration excess, impeller
 wear, efficiency loss, NPSH margin, seal leak, strainer loss, winding rise, the line's evidence),
@@ -334,6 +335,7 @@ class _Loop:
             "kind": chosen.kind,
             "feasible": chosen.feasible,
             "assets": list(rec.assets),
+            "alerts": sorted(f"{a.asset} {a.source} {a.value:.3g}" for a in state.alerts if a.level == "alarm"),
         }
         if self.way == "auto" and setpoints:
             cand = replace(chosen, setpoints=setpoints)

@@ -59,6 +59,11 @@ class EstimatorSettings:
         thermal_ref_time_s: Time constant of the thermal reference, s.
         thermal_ref_gate: Relative drift above which the reference stops following.
         steady_speed_tol: Relative speed range within a window for it to count as steady.
+        thermal_settle_s: How long a pump must have run since it started before its bearing and
+            winding temperatures count, s: they lag a start by their thermal time constants (motor
+            and bearing housings settle within one to three hours of a start, as commissioning
+            practice waits for them), so a cold start would read as a low rise and, on a pump the
+            twin has not seen run, set its references low.
         friction_prior_sd: Prior standard deviation of a line's friction multiplier (-).
         friction_walk_sd_per_day: Random walk of the friction multiplier per day (-).
         bias_prior_sd_m3s: Prior standard deviation of a flow meter's bias, m3/s.
@@ -87,6 +92,7 @@ class EstimatorSettings:
     thermal_ref_time_s: float = 14.0 * DAY_S
     thermal_ref_gate: float = 0.1
     steady_speed_tol: float = 0.02
+    thermal_settle_s: float = 2.0 * 3600.0
     friction_prior_sd: float = 0.3
     friction_walk_sd_per_day: float = 0.005
     bias_prior_sd_m3s: float = 0.01
@@ -160,6 +166,8 @@ class PumpEstimate:
         running_fraction: Share of the last window the pump ran.
         n_samples: Running samples used so far.
         last_running_ts: Last time the pump was seen running.
+        running_since_ts: When the run going on at the end of the last window started (None: not
+            running then, or running since before the twin's first window).
     """
 
     pump: str
@@ -189,6 +197,7 @@ class PumpEstimate:
     running_fraction: float = 0.0
     n_samples: int = 0
     last_running_ts: pd.Timestamp | None = None
+    running_since_ts: pd.Timestamp | None = None
 
     def degradation(self) -> Degradation:
         """The estimate as `twin.pumps.Degradation`, clipped to its valid ranges."""

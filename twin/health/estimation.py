@@ -72,6 +72,7 @@ from pumptwin.twin.health.pumps import (
     pump_window,
     rated_curves,
     station_pressures,
+    thermal_settled,
     update_pump,
 )
 from pumptwin.twin.hydraulic.network import Network
@@ -189,7 +190,14 @@ def update_calibration(
                 rated_cache[spec.pump_id] = rated_curves(network, spec.pump_id)
             win = pump_window(wide, spec, on, suction, discharge, rho_g)
             last = wide.index[on][-1] + period if on.any() else None
-            pumps[name] = update_pump(pumps[name], spec, rated_cache[spec.pump_id], win, network, dt_s, last, st)
+            before = pumps[name]
+            ran_on = before.last_running_ts is not None and base.ts is not None and before.last_running_ts >= base.ts
+            settled, since = thermal_settled(
+                on, wide.index, base.ts is None or ran_on, before.running_since_ts, st.thermal_settle_s
+            )
+            pumps[name] = update_pump(
+                before, spec, rated_cache[spec.pump_id], win, network, dt_s, last, settled, since, st
+            )
     lines = {
         ln: update_line(est, registry, network, wide, headers.get(ln, {}), dt_s, st) for ln, est in base.lines.items()
     }

@@ -154,6 +154,7 @@ def _pump_out(p: PumpEstimate) -> dict[str, Any]:
     out["winding_ref_k"] = _num_out(p.winding_ref_k)
     out["n_samples"] = p.n_samples
     out["last_running_ts"] = _ts_out(p.last_running_ts)
+    out["running_since_ts"] = _ts_out(p.running_since_ts)
     return out
 
 
@@ -173,6 +174,8 @@ def _pump_in(name: str, x: object, version: int) -> PumpEstimate:
             fields.update({k: _num_in(x[k], f"{where}.{k}") for k in _PUMP_FLOATS_V2})
         if "winding_ref_k" in x:  # written since the winding's reference; older files start it afresh
             fields["winding_ref_k"] = _num_in(x["winding_ref_k"], f"{where}.winding_ref_k")
+        if "running_since_ts" in x:  # written since thermal settling; older files know no run start
+            fields["running_since_ts"] = _ts_in(x["running_since_ts"], f"{where}.running_since_ts")
         return PumpEstimate(
             pump=name,
             pump_id=str(x["pump_id"]),

@@ -352,6 +352,49 @@ def update_bearing(  # noqa: PLR0913 - one bearing's window and its state
     return est, ref, fit
 
 
+def thermal_settled(
+    on: npt.NDArray[np.bool_],
+    times: pd.DatetimeIndex,
+    continues: bool,
+    continuing_since: pd.Timestamp | None,
+    settle_s: float,
+) -> tuple[npt.NDArray[np.bool_], pd.Timestamp | None]:
+    """Which samples are far enough into their run for temperatures to count, and when the last run began.
+
+    Bearing and winding temperatures lag a start by their thermal time constants; a sample
+    counts once its run has lasted ``settle_s``.
+
+    Args:
+        on: Running flag per sample.
+        times: Sample times (UTC).
+        continues: The pump ran to the end of the previous window, so a run at this window's
+            start goes on from there.
+        continuing_since: When that run began (None: before the twin's first window, long settled).
+        settle_s: Settling time after a start, s.
+
+    Returns:
+        (settled per sample, start of the run going on at the last sample: None when the pump is
+        not running then or the run began before the twin's first window).
+    """
+    on = np.asarray(on, dtype=bool)
+    if not on.any():
+        return np.zeros(len(on), dtype=bool), None
+    t_s = np.asarray(times.asi8, dtype=np.float64) / 1e9
+    begins = on & ~np.concatenate(([False], on[:-1]))
+    first = np.flatnonzero(begins)
+    start_s = t_s[first]
+    carried = bool(on[0] and continues)
+    if carried:
+        start_s[0] = -math.inf if continuing_since is None else continuing_since.value / 1e9
+    run = np.maximum(np.cumsum(begins) - 1, 0)
+    settled = on & (t_s - start_s[run] >= settle_s)
+    if not on[-1]:
+        return settled, None
+    if carried and len(first) == 1:
+        return settled, continuing_since
+    return settled, pd.Timestamp(times[first[-1]])
+
+
 def update_winding(  # noqa: PLR0913 - the winding's window and its state
     prev: Estimate,
     ref: float,
@@ -424,9 +467,15 @@ def update_pump(  # noqa: PLR0913 - one pump's window and its context
     network: Network,
     dt_s: float,
     last_running: pd.Timestamp | None,
+    settled: npt.NDArray[np.bool_],
+    running_since: pd.Timestamp | None,
     settings: EstimatorSettings,
 ) -> PumpEstimate:
-    """Fold one pump's window into its estimate (see the module docstring)."""
+    """Fold one pump's window into its estimate (see the module docstring).
+
+    ``settled`` flags the samples far enough into their run for temperatures to count
+    (`thermal_settled`); ``running_since`` is when the run at the window's end began.
+    """
     rho_g = network.fluid.density_kg_m3 * G_M_S2
     run = win.running & np.isfinite(win.speed) & np.isfinite(win.flow_m3s)
     n_run = int(run.sum())
@@ -447,13 +496,21 @@ def update_pump(  # noqa: PLR0913 - one pump's window and its context
     loss = kalman_step(prev.efficiency_loss, walk_var(settings.loss_walk_sd_per_day, dt_s), z_l, r_l)
     last = last_running if last_running is not None else prev.last_running_ts
     if n_run == 0:
-        return replace(prev, impeller_wear=wear, efficiency_loss=loss, running_fraction=0.0, last_running_ts=last)
+        return replace(
+            prev,
+            impeller_wear=wear,
+            efficiency_loss=loss,
+            running_fraction=0.0,
+            last_running_ts=last,
+            running_since_ts=running_since,
+        )
     # Spiking speed or flow readings would put the condition models far outside their history.
     s_c = without_outliers(s, floor=OPERATING_POINT_FLOOR)
     ratio = without_outliers(q, floor=OPERATING_POINT_FLOOR) / (spec.bep_flow_m3s * s_c)
     vib_de, v_de, x_de = update_vibration(prev.vib_de, s_c, ratio, win.vib_de[run], dt_s, settings)
     vib_nde, v_nde, x_nde = update_vibration(prev.vib_nde, s_c, ratio, win.vib_nde[run], dt_s, settings)
     steady = bool(run.all()) and float(np.ptp(s)) <= settings.steady_speed_tol * float(np.mean(s))
+    steady = steady and bool(np.asarray(settled, dtype=bool)[run].all())  # temperatures still rising after a start
     amb = win.ambient_c[run]
     th_de, ref_de, fit_de = update_bearing(
         prev.thermal_de,
@@ -529,6 +586,7 @@ def update_pump(  # noqa: PLR0913 - one pump's window and its context
         running_fraction=frac,
         n_samples=prev.n_samples + n_run,
         last_running_ts=last,
+        running_since_ts=running_since,
     )
 
 

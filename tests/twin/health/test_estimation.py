@@ -72,10 +72,11 @@ def synthetic_readings(
     start: pd.Timestamp = START,
     seed: int = 0,
     vib_gain: float = 1.0,
-    rise_k: float = 36.0,
+    rise_k: float | np.ndarray = 36.0,
     speed_range: tuple[float, float] = (0.85, 1.0),
+    stopped: tuple[str, ...] = ("P3",),
 ) -> pd.DataFrame:
-    """Noiseless tags of station PS01 (P1, P2 running, P3 stopped) over ``n`` minutes.
+    """Noiseless tags of station PS01 (P1, P2 running, P3 stopped by default) over ``n`` minutes.
 
     Example rows: ``PS01.P1.FLOW, 2024-03-01 00:00, 1012.3, good``.
     """
@@ -91,7 +92,7 @@ def synthetic_readings(
     for asset in ("P1", "P2", "P3"):
         name = f"PS01.{asset}"
         spec = registry.pumps[registry.pump_index(name)]
-        on = asset != "P3"
+        on = asset not in stopped
         k = 1.0 - wear.get(name, 0.0)
         q = np.asarray([float(head_curve.flow_at_head_m3s(h, s * k)) for h, s in zip(head, speed, strict=True)])
         eta = eff_curve.efficiency(q / (speed * k), 1.0) * (1.0 - loss.get(name, 0.0))
@@ -150,6 +151,35 @@ def test_vibration_baseline_and_thermal_resistance(network: Network, registry: R
     assert worse.vib_excess_de_mm_s == pytest.approx(0.5 * normal.vib_de_mm_s, rel=0.1)
     assert worse.vib_de == normal.vib_de  # a faulty window does not teach the baseline
     assert worse.thermal_drift_de == pytest.approx(0.25, abs=0.03)
+
+
+def test_a_cold_start_does_not_set_the_bearing_reference_low(network: Network, registry: Registry) -> None:
+    """A standby the twin has not seen run starts cold: its bearing warms with a 40 min lag and no alarm follows."""
+    cal = update_calibration(
+        None, synthetic_readings(network, registry, {}, {}, stopped=("P1", "P3")), registry, network
+    )
+    started = START + pd.Timedelta(hours=1)
+    steady = (0.95, 0.96)
+    for w in range(24):  # 6 h in the twin's 15 min windows
+        t_s = w * 900.0 + np.arange(15) * 60.0
+        rise = 36.0 * (1.0 - np.exp(-t_s / 2400.0))
+        window = synthetic_readings(
+            network,
+            registry,
+            {},
+            {},
+            n=15,
+            start=started + pd.Timedelta(seconds=w * 900),
+            rise_k=rise,
+            speed_range=steady,
+        )
+        cal = update_calibration(cal, window, registry, network)
+        p1 = cal.pump("PS01.P1")
+        assert p1.running_since_ts == started
+        if w < 7:  # the first 2 h count for nothing thermal
+            assert math.isnan(p1.thermal_de.value)
+    assert p1.thermal_ref_de_k == pytest.approx(36.0, rel=0.08)
+    assert abs(p1.thermal_drift_de) < 0.08
 
 
 def test_stopped_pump_keeps_its_estimate_and_grows_uncertain(network: Network, registry: Registry) -> None:

@@ -7,6 +7,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pumptwin.twin.assets import build_registry
@@ -31,6 +32,8 @@ def learnt() -> TwinCalibration:
         strainer_ref_k=5.2e4,
         seal_leak_l_h=1.25,
         thermal_de=Estimate(35.0, 0.5),
+        last_running_ts=pd.Timestamp("2024-03-01T06:00:00Z"),
+        running_since_ts=pd.Timestamp("2024-03-01T04:15:00Z"),
     )
     return replace(cal, pumps={**cal.pumps, "PS01.P1": p})
 
@@ -50,6 +53,8 @@ def test_condition_models_round_trip_exactly() -> None:
         "strainer_k",
         "strainer_ref_k",
         "seal_leak_l_h",
+        "last_running_ts",
+        "running_since_ts",
     ):
         assert getattr(back, name) == getattr(orig, name), name
     assert back.strainer_drift == pytest.approx(5.5 / 5.2 - 1.0)
@@ -63,6 +68,13 @@ def test_a_file_without_the_winding_reference_starts_it_afresh() -> None:
     back = calibration_from_dict(data).pumps["PS01.P1"]
     assert back.winding == Estimate(71.5, 0.25) and math.isnan(back.winding_ref_k)
     assert math.isnan(back.winding_drift)  # no alarm until the reference is learnt again
+
+
+def test_a_file_without_the_run_start_knows_none() -> None:
+    data = json.loads(json.dumps(calibration_to_dict(learnt())))
+    for p in data["pumps"].values():
+        del p["running_since_ts"]
+    assert calibration_from_dict(data).pumps["PS01.P1"].running_since_ts is None
 
 
 def test_version_1_files_keep_all_but_the_old_vibration_baselines() -> None:
