@@ -59,6 +59,10 @@ class EstimatorSettings:
         thermal_ref_time_s: Time constant of the thermal reference, s.
         thermal_ref_gate: Relative drift above which the reference stops following.
         steady_speed_tol: Relative speed range within a window for it to count as steady.
+        common_head_jump: A window in which two or more running pumps of a station read their
+            head-speed factor this much below their wear estimates at once is a condition of the
+            station (a starved suction, the pumps cavitating together), not wear, which is slow and
+            per pump: it updates neither their wear nor their efficiency loss (-).
         thermal_settle_s: How long a pump must have run since it started before its bearing and
             winding temperatures count, s: they lag a start by their thermal time constants (motor
             and bearing housings settle within one to three hours of a start, as commissioning
@@ -93,6 +97,7 @@ class EstimatorSettings:
     thermal_ref_gate: float = 0.1
     steady_speed_tol: float = 0.02
     thermal_settle_s: float = 2.0 * 3600.0
+    common_head_jump: float = 0.03
     friction_prior_sd: float = 0.3
     friction_walk_sd_per_day: float = 0.005
     bias_prior_sd_m3s: float = 0.01

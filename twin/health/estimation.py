@@ -68,6 +68,8 @@ from pumptwin.twin.health.line import (
 )
 from pumptwin.twin.health.pumps import (
     RatedCurves,
+    common_head_loss,
+    head_wear_sample,
     motor_shaft_power_w,
     pump_window,
     rated_curves,
@@ -184,11 +186,19 @@ def update_calibration(
         suction, discharge, running = station_pressures(wide, registry, station)
         headers[station.line][station.suction_node] = suction
         headers[station.line][station.discharge_node] = discharge
+        wins = {}
         for name, on in running.items():
             spec = registry.pumps[registry.pump_index(name)]
             if spec.pump_id not in rated_cache:
                 rated_cache[spec.pump_id] = rated_curves(network, spec.pump_id)
-            win = pump_window(wide, spec, on, suction, discharge, rho_g)
+            wins[name] = (spec, pump_window(wide, spec, on, suction, discharge, rho_g))
+        jumps = [
+            head_wear_sample(rated_cache[spec.pump_id], win, st.sample_sd_floor)[0] - pumps[name].impeller_wear.value
+            for name, (spec, win) in wins.items()
+        ]
+        shared = dict(zip(wins, common_head_loss(jumps, st.common_head_jump), strict=True))
+        for name, on in running.items():
+            spec, win = wins[name]
             last = wide.index[on][-1] + period if on.any() else None
             before = pumps[name]
             ran_on = before.last_running_ts is not None and base.ts is not None and before.last_running_ts >= base.ts
@@ -196,7 +206,17 @@ def update_calibration(
                 on, wide.index, base.ts is None or ran_on, before.running_since_ts, st.thermal_settle_s
             )
             pumps[name] = update_pump(
-                before, spec, rated_cache[spec.pump_id], win, network, dt_s, last, settled, since, st
+                before,
+                spec,
+                rated_cache[spec.pump_id],
+                win,
+                network,
+                dt_s,
+                last,
+                settled,
+                since,
+                st,
+                station_head_loss=shared[name],
             )
     lines = {
         ln: update_line(est, registry, network, wide, headers.get(ln, {}), dt_s, st) for ln, est in base.lines.items()

@@ -13,6 +13,7 @@ line and the strainer loss coefficient. Steady windows (running throughout, spee
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -352,6 +353,39 @@ def update_bearing(  # noqa: PLR0913 - one bearing's window and its state
     return est, ref, fit
 
 
+def hydraulic_samples(win: PumpWindow) -> npt.NDArray[np.bool_]:
+    """Running samples with a speed and flow, less the first and last of a run that starts or stops in the window.
+
+    A sample next to a start or stop catches the pump and the station between two operating
+    points; it says nothing of the impeller.
+    """
+    run = win.running & np.isfinite(win.speed) & np.isfinite(win.flow_m3s)
+    on = np.asarray(win.running, dtype=bool)
+    before = np.concatenate(([True], on[:-1]))
+    after = np.concatenate((on[1:], [True]))
+    return np.asarray(run & before & after, dtype=bool)
+
+
+def head_wear_sample(rated: RatedCurves, win: PumpWindow, sd_floor: float) -> tuple[float, float]:
+    """The window's measurement of impeller wear, 1 - k of the head curve (median, its variance; NaN if none)."""
+    run = hydraulic_samples(win)
+    if not run.any():
+        return math.nan, math.nan
+    k = _head_speed_factor(rated.head, win.flow_m3s[run], win.speed[run], win.head_m[run])
+    z, r_var, _ = robust_mean(1.0 - k, sd_floor)
+    return z, r_var
+
+
+def common_head_loss(innovations: Sequence[float], jump: float) -> list[bool]:
+    """Which pumps of a station lost head together: each of two or more reads this much (``jump``) below its wear.
+
+    ``innovations`` are each running pump's window wear measurement minus its estimate (NaN: no
+    measurement). Wear is slow and per pump; a sudden loss two pumps share is the station's.
+    """
+    lost = [math.isfinite(v) and v > jump for v in innovations]
+    return lost if sum(lost) >= 2 else [False] * len(lost)  # noqa: PLR2004 - two pumps make a common mode
+
+
 def thermal_settled(
     on: npt.NDArray[np.bool_],
     times: pd.DatetimeIndex,
@@ -470,11 +504,14 @@ def update_pump(  # noqa: PLR0913 - one pump's window and its context
     settled: npt.NDArray[np.bool_],
     running_since: pd.Timestamp | None,
     settings: EstimatorSettings,
+    *,
+    station_head_loss: bool = False,
 ) -> PumpEstimate:
     """Fold one pump's window into its estimate (see the module docstring).
 
     ``settled`` flags the samples far enough into their run for temperatures to count
-    (`thermal_settled`); ``running_since`` is when the run at the window's end began.
+    (`thermal_settled`); ``running_since`` is when the run at the window's end began;
+    ``station_head_loss`` (`common_head_loss`) keeps the window from wear and efficiency loss.
     """
     rho_g = network.fluid.density_kg_m3 * G_M_S2
     run = win.running & np.isfinite(win.speed) & np.isfinite(win.flow_m3s)
@@ -482,16 +519,17 @@ def update_pump(  # noqa: PLR0913 - one pump's window and its context
     frac = n_run / max(len(run), 1)
     s, q = win.speed[run], win.flow_m3s[run]
     # Wear from the head curve.
-    k = _head_speed_factor(rated.head, q, s, win.head_m[run]) if n_run else np.zeros(0)
-    z_w, r_w, _ = robust_mean(1.0 - k, settings.sample_sd_floor)
+    z_w, r_w = head_wear_sample(rated, win, settings.sample_sd_floor) if not station_head_loss else (math.nan, math.nan)
     wear = kalman_step(prev.impeller_wear, walk_var(settings.wear_walk_sd_per_day, dt_s), z_w, r_w)
     # Efficiency loss from motor power.
     z_l, r_l = math.nan, math.nan
     k_hat = 1.0 - (wear.value if math.isfinite(wear.value) else 0.0)
-    if rated.efficiency is not None and n_run:
-        shaft = motor_shaft_power_w(win.electrical_w[run], spec)
-        eta_meas = rho_g * q * win.head_m[run] / shaft
-        eta_clean = _eta_at(rated.efficiency, q / (s * k_hat))
+    hyd = hydraulic_samples(win)
+    if rated.efficiency is not None and hyd.any() and not station_head_loss:
+        q_h = win.flow_m3s[hyd]
+        shaft = motor_shaft_power_w(win.electrical_w[hyd], spec)
+        eta_meas = rho_g * q_h * win.head_m[hyd] / shaft
+        eta_clean = _eta_at(rated.efficiency, q_h / (win.speed[hyd] * k_hat))
         z_l, r_l, _ = robust_mean(1.0 - eta_meas / eta_clean, settings.sample_sd_floor)
     loss = kalman_step(prev.efficiency_loss, walk_var(settings.loss_walk_sd_per_day, dt_s), z_l, r_l)
     last = last_running if last_running is not None else prev.last_running_ts

@@ -153,6 +153,20 @@ def test_vibration_baseline_and_thermal_resistance(network: Network, registry: R
     assert worse.thermal_drift_de == pytest.approx(0.25, abs=0.03)
 
 
+def test_a_head_loss_shared_by_a_stations_pumps_is_not_wear(network: Network, registry: Registry) -> None:
+    """Both running pumps of PS01 lose the same head at once (a starved suction): neither is taken as worn."""
+    cal = update_calibration(None, synthetic_readings(network, registry, {}, {}), registry, network)
+    later = START + pd.Timedelta(hours=1)
+    both = synthetic_readings(network, registry, {"PS01.P1": 0.05, "PS01.P2": 0.05}, {}, start=later)
+    shared = update_calibration(cal, both, registry, network)
+    for pump in ("PS01.P1", "PS01.P2"):
+        assert shared.pump(pump).impeller_wear.value == pytest.approx(0.0, abs=2e-3)
+        assert shared.pump(pump).efficiency_loss.value == pytest.approx(0.0, abs=5e-3)
+    one = synthetic_readings(network, registry, {"PS01.P1": 0.05}, {}, start=later)
+    alone = update_calibration(cal, one, registry, network)
+    assert alone.pump("PS01.P1").impeller_wear.value == pytest.approx(0.05, abs=0.005)  # one pump's loss is its own
+
+
 def test_a_cold_start_does_not_set_the_bearing_reference_low(network: Network, registry: Registry) -> None:
     """A standby the twin has not seen run starts cold: its bearing warms with a 40 min lag and no alarm follows."""
     cal = update_calibration(

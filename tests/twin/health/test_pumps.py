@@ -1,4 +1,4 @@
-"""Thermal settling after a start: which samples count, and when the run began."""
+"""Which samples count: temperatures after a start, hydraulics away from a start or stop, shared head loss."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pumptwin.twin.health.pumps import thermal_settled
+from pumptwin.twin.health.pumps import PumpWindow, common_head_loss, hydraulic_samples, thermal_settled
 
 START = pd.Timestamp("2024-03-01T00:00:00Z")
 
@@ -58,3 +58,23 @@ def test_settled_samples_are_running_and_stay_settled_within_a_run(
         assert last == since
         if since is None:  # running since before the twin's first window
             assert settled.all()
+
+
+def test_a_head_loss_counts_as_the_stations_when_two_pumps_share_it() -> None:
+    assert common_head_loss([0.13, 0.12, float("nan")], 0.03) == [True, True, False]
+    assert common_head_loss([0.13, 0.001, 0.12], 0.03) == [True, False, True]
+    assert common_head_loss([0.13, 0.001, 0.002], 0.03) == [False, False, False]  # one pump's own
+    assert common_head_loss([], 0.03) == []
+
+
+def _window(on: list[bool]) -> PumpWindow:
+    n = len(on)
+    ones = np.ones(n)
+    return PumpWindow(np.asarray(on), *(ones for _ in range(14)))
+
+
+def test_samples_next_to_a_start_or_stop_say_nothing_of_the_impeller() -> None:
+    assert hydraulic_samples(_window([True] * 5)).tolist() == [True] * 5  # a run across the window's edges
+    assert hydraulic_samples(_window([False, True, True, True, True])).tolist() == [False, False, True, True, True]
+    assert hydraulic_samples(_window([True, True, True, False, False])).tolist() == [True, True, False, False, False]
+    assert not hydraulic_samples(_window([False, True, False])).any()
