@@ -122,6 +122,8 @@ SEARCH_BACKOFF_BAR = 0.3
 """Suction pressure a searched setpoint keeps above the low suction alarm, bar."""
 SEARCH_BACKOFF_M = 1.0
 """NPSH margin a searched setpoint keeps above the NPSH limit, m."""
+SEARCH_BACKOFF_MAOP = 0.03
+"""Share of the allowed pressure (MAOP x `Limits.max_maop_use`) a searched setpoint keeps below it."""
 BAR_PER_MPA = 10.0
 HOURS_PER_DAY = 24.0
 KWH_PER_MWH = 1000.0
@@ -406,7 +408,7 @@ def _worse(v: Violation, before: Violation | None) -> bool:
     if before is None:
         return True
     scale = max(abs(before.value), 1e-9) * WORSE_TOLERANCE
-    if v.limit == "NPSH":
+    if v.limit in ("NPSH", "SUCTION"):  # limits from below: lower is worse
         return v.value < before.value - scale
     if v.limit == "POR":
         return abs(v.value - v.limit_value) > abs(before.value - before.limit_value) + scale
@@ -519,10 +521,11 @@ def derating_violations(outcome: ScenarioOutcome, view: TwinView) -> tuple[Viola
 
 
 def backoff_violations(outcome: ScenarioOutcome, view: TwinView) -> tuple[Violation, ...]:
-    """The suction and NPSH limits tightened by the search's back-off (`SEARCH_BACKOFF_BAR`, `SEARCH_BACKOFF_M`).
+    """The suction, NPSH and MAOP limits tightened by the search's back-off.
 
     A search for the best setpoints ends on the edge of whichever limit binds, where a small error of
-    the twin puts the plant over it; the searched candidates keep this much more margin.
+    the twin puts the plant over it; the searched candidates keep this much more margin
+    (`SEARCH_BACKOFF_BAR`, `SEARCH_BACKOFF_M`, `SEARCH_BACKOFF_MAOP`).
     """
     out = list(suction_violations(outcome, view, SEARCH_BACKOFF_BAR))
     if outcome.status == "ok":
@@ -532,6 +535,12 @@ def backoff_violations(outcome: ScenarioOutcome, view: TwinView) -> tuple[Violat
             for p in outcome.pumps
             if p.running and math.isfinite(p.npsh_margin_m) and p.npsh_margin_m < need
         ]
+        p_mpa = np.asarray(outcome.profile_pressure_mpa, dtype=float)
+        cap = np.asarray(outcome.maop_mpa, dtype=float) * view.limits.max_maop_use * (1.0 - SEARCH_BACKOFF_MAOP)
+        over = np.isfinite(p_mpa) & np.isfinite(cap) & (cap > 0) & (p_mpa > cap)
+        if over.any():
+            i = int(np.argmax(np.where(over, p_mpa - cap, -np.inf)))
+            out.append(Violation("MAOP", outcome.profile_nodes[i], float(p_mpa[i]), float(cap[i]), "MPa"))
     return tuple(out)
 
 
@@ -548,9 +557,9 @@ def judge(
 ) -> Candidate:
     """The candidate of a simulated action: its rejections, figures and score terms.
 
-    ``backoff`` applies the search's tighter suction and NPSH limits (`backoff_violations`); None
-    applies them to searched setpoints only. Judging an action on the plant's truth, as an oracle
-    does, takes the limits themselves (False).
+    ``backoff`` applies the search's tighter suction, NPSH and MAOP limits (`backoff_violations`);
+    None applies them to searched setpoints only. Judging an action on the plant's truth, as an
+    oracle does, takes the limits themselves (False).
     """
     at_risk = [s.pump_id for s in sits if s.pump_id is not None]
     tight = action.kind == "setpoint" if backoff is None else backoff
@@ -642,6 +651,69 @@ def _setpoint_action(speeds: Mapping[str, float], view: TwinView) -> Action:
         speeds=tuple(SpeedChange(pid, rpm=s * view.rated_speed_rpm.get(pid, 1800.0)) for pid, s in speeds.items()),
     )
     return Action(spec.name, "setpoint", spec, setpoints={names.get(p, p): s for p, s in speeds.items()})
+
+
+@dataclass(frozen=True)
+class SpeedCheck:
+    """Final speeds simulated on the twin against the plant as it runs now.
+
+    Attributes:
+        rejected: Hard limits the speeds break, as candidates' rejections are worded (empty: none),
+            or why the plant as it runs now could not be simulated.
+        base: The twin's outcome of the plant as it runs now.
+        outcome: The twin's outcome with the speeds.
+        numbers: The action's figures (`Candidate.numbers`).
+        running: Pumps (asset names) running both now and with the speeds.
+    """
+
+    rejected: tuple[str, ...]
+    base: ScenarioOutcome
+    outcome: ScenarioOutcome
+    numbers: Mapping[str, float]
+    running: frozenset[str]
+
+
+def check_speeds(
+    view: TwinView,
+    state: TwinState | None,
+    objective: Objective,
+    speeds: Mapping[str, float],
+    now: Mapping[str, float],
+) -> SpeedCheck:
+    """Simulate relative speeds by pump (0: stop) on the twin, from the plant's speeds now, and judge them.
+
+    What a person approved hours ago is checked again before anything is written: the plant may
+    have moved since. Both cases are simulated on the twin's line: the plant as it runs now
+    (``now``: the control system's speed of each pump; pumps the twin does not see running are
+    left out) and with ``speeds`` on top. The second is judged against the first as candidates
+    are (`judge`, the hard limits without the search's back-off), with the twin's current alerts
+    as the situation; a stop is also checked for surge.
+
+    Raises:
+        KeyError: A pump of ``speeds`` that is not a pump of the view's line.
+    """
+    by_name = {p.name: p for p in view.pumps}
+    unknown = sorted(p for p in speeds if p not in by_name)
+    if unknown:
+        raise KeyError(f"not a pump of line {view.line} in the twin: {', '.join(unknown)}")
+    in_twin = set(view.running())
+    as_now = {by_name[p].pump_id: float(s) for p, s in now.items() if p in by_name and s > 0}
+    as_now = {pid: s for pid, s in as_now.items() if pid in in_twin}
+    after = {**as_now, **{by_name[p].pump_id: float(s) for p, s in speeds.items() if s > 0}}
+    stops = tuple(sorted(by_name[p].pump_id for p, s in speeds.items() if s <= 0))
+    before_action = _setpoint_action(as_now, view)
+    action = _setpoint_action({pid: s for pid, s in after.items() if pid not in stops}, view)
+    if stops:
+        spec = replace(action.spec, name=f"{action.spec.name}; stop {', '.join(stops)}", stop=stops)
+        action = Action(spec.name, "setpoint", spec, action.setpoints, out_of_service=len(stops), stops=True)
+    report = view.simulate([before_action.spec, action.spec])
+    base, outcome = report.outcomes[1], report.outcomes[2]
+    surge = view.surge(action.spec) if action.stops and outcome.status == "ok" else ()
+    sits = situations(state, view) if state is not None else []
+    cand = judge(action, outcome, base, sits, view, objective, surge, backoff=False)
+    rejected = tuple(cand.rejected) if base.status == "ok" else (f"twin, plant as now: {base.status}",)
+    running = frozenset(p for p, s in speeds.items() if s > 0 and by_name[p].pump_id in as_now)
+    return SpeedCheck(rejected, base, outcome, dict(cand.numbers), running)
 
 
 def search_setpoints(

@@ -22,7 +22,11 @@ without model scores, Prefect, MLflow or Feast), the twin's line is built as the
 builds it, and `pumptwin.agents.recommend.recommend` (setpoint search on, no knowledge store: its
 no-store path) chooses an action for a line with alerts. The request is decided per the way and an
 approved action is written through `pumptwin.control.interlocks.Interlocked` on a
-`pumptwin.control.simulated.SimulatedController` (ramped, read back, rolled back on failure).
+`pumptwin.control.simulated.SimulatedController` (ramped, read back, rolled back on failure). As
+the implement flow does, an approved answer is first brought up to date (a switch to standby hands
+the running pump's speed now to its standby, `pumptwin.control.approval.like_for_like`) and
+simulated again on the twin synced at that moment (`pumptwin.agents.recommend.check_speeds`):
+when it now breaks a hard limit nothing is written and the next cycle recommends afresh.
 
 **Maintenance.** Planned windows recur every `benchmarks.loop_episodes.WINDOW_PERIOD_S`; at a
 window every pump the loop asked maintenance for (an asset at risk of an approved or automatically
@@ -88,9 +92,9 @@ from benchmarks.loop_episodes import (
     oracle_scores,
     scenario_of,
 )
-from pumptwin.agents.recommend import Objective, recommend
+from pumptwin.agents.recommend import Objective, check_speeds, recommend
 from pumptwin.agents.twin_view import TwinView
-from pumptwin.control.approval import NO_ACTION_KINDS, AutoPolicy, auto_verdict, target_speeds
+from pumptwin.control.approval import NO_ACTION_KINDS, AutoPolicy, auto_verdict, like_for_like, target_speeds
 from pumptwin.control.interlocks import Interlocked, InterlockSettings
 from pumptwin.control.simulated import SimulatedController
 from pumptwin.flows.implement_steps import current_speeds, writes_for
@@ -291,27 +295,32 @@ class _Loop:
 
     # ---------------------------------------------------------------- cycle
 
-    def cycle(self) -> None:
+    def sync(self) -> None:
+        """Fold the historian's readings since the last sync into the twin, as the twin-sync flow does."""
         readings = self.plant.read_tags()
         self.meter.add(readings)
-        registry = self.plant.registry
         scores = oracle_scores(self.spec, self.plant) if self.settings.diagnosis == "oracle" else None
         self.cal, self.state, _ = fold_readings(
             self.cal,
             readings,
-            registry,
+            self.plant.registry,
             self.network,
             self.settings.fold_window_s,
             state=self.state,
             scores=scores,
             now=self.plant.now,
         )
+        alerted = {a.asset for a in self.state.alerts} if self.state is not None else set()
+        if self.first_alert_s is None and self.spec.target in alerted:
+            self.first_alert_s = self.plant.elapsed_s
+
+    def cycle(self) -> None:
+        self.sync()
+        registry = self.plant.registry
         state = self.state
         if state is None:
             return
         alerted = {a.asset for a in state.alerts}
-        if self.spec.target in alerted and self.first_alert_s is None:
-            self.first_alert_s = self.plant.elapsed_s
         if self.pending is not None or LINE not in alerted_lines(state, registry):
             return
         ctl = self.controller
@@ -384,11 +393,29 @@ class _Loop:
         elif tagged_out:
             entry["decided"] = f"rejected by the approver ({', '.join(tagged_out)} tagged out for maintenance)"
         else:
-            entry["decided"] = "approved"
-            entry["result"] = self.implement(req.setpoints, req.assets) if req.setpoints else "maintenance asked"
-            if not req.setpoints:
-                self.maintenance.update(req.assets)
+            line = [p.name for p in self.plant.registry.pumps if p.line == LINE]
+            now = current_speeds(self.controller, line)
+            speeds = like_for_like(req.kind, req.setpoints, now)
+            if refused := self.recheck(speeds, now):
+                entry["decided"] = f"approved, not written: the twin now finds {refused}"
+            else:
+                entry["decided"] = "approved"
+                entry["result"] = self.implement(speeds, req.assets) if speeds else "maintenance asked"
+                if not speeds:
+                    self.maintenance.update(req.assets)
         self.log.append(entry)
+
+    def recheck(self, speeds: Mapping[str, float], now: Mapping[str, float]) -> str:
+        """What the implement flow checks before writing an approved answer: the speeds on the twin synced now.
+
+        Returns the first hard limit the speeds break on the plant as it runs now (``now``), "" when
+        none or nothing is to be written.
+        """
+        if not speeds:
+            return ""
+        self.sync()
+        check = check_speeds(self.view(), self.state, self.objective, speeds, now)
+        return check.rejected[0] if check.rejected else ""
 
     def implement(self, setpoints: Mapping[str, float], assets: Sequence[str]) -> str:
         """Write the setpoints through the interlocks; an implemented request also asks maintenance for its assets."""

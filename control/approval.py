@@ -361,9 +361,27 @@ def validate_decision(decision: Decision, request: ApprovalRequest, ranges: Mapp
     return problems
 
 
-def final_setpoints(request: ApprovalRequest, decision: Decision) -> dict[str, float]:
-    """The speeds an approval writes: the request's, with the approver's modified ones in their place."""
-    return {**request.setpoints, **(decision.setpoints or {})}
+def like_for_like(kind: str, setpoints: Mapping[str, float], now: Mapping[str, float]) -> dict[str, float]:
+    """The setpoints of a request as they apply now: a switch to standby hands over the running pump's speed.
+
+    A switch to standby stops one pump and starts its standby; while the request waited,
+    nominations may have moved the running pump's speed, so the standby takes that pump's speed
+    as the control system reads it now (``now``, relative speeds by pump) rather than its speed
+    when the request was made. Anything else, or a switch whose pump no longer runs, is unchanged.
+    """
+    speeds = {p: float(s) for p, s in setpoints.items()}
+    if kind != "standby":
+        return speeds
+    stopped = [p for p, s in speeds.items() if s <= 0 and now.get(p, 0.0) > 0]
+    started = [p for p, s in speeds.items() if s > 0 and now.get(p, 0.0) <= 0]
+    if len(stopped) == 1 and len(started) == 1:
+        speeds[started[0]] = float(now[stopped[0]])
+    return speeds
+
+
+def final_setpoints(request: ApprovalRequest, decision: Decision, now: Mapping[str, float]) -> dict[str, float]:
+    """The speeds an approval writes: the request's as they apply now (`like_for_like`), modified ones instead."""
+    return {**like_for_like(request.kind, request.setpoints, now), **(decision.setpoints or {})}
 
 
 def response_expectations(

@@ -558,45 +558,26 @@ def status(settings: Settings, request: str) -> str:
 
 
 def twin_check(settings: Settings, line: int, speeds: Mapping[str, float], now: Mapping[str, float]) -> TwinCheck:
-    """Simulate relative speeds by pump on the twin, from the plant's speeds now; limits broken and response.
+    """Simulate relative speeds by pump on the twin as last synced, from the plant's speeds now; limits and response.
 
-    Both cases are simulated on the twin's line: the plant as it runs now (``now``: the control
-    system's speed of each running pump) and with ``speeds`` on top. The second is judged against
-    the first by the recommender (`pumptwin.agents.recommend.judge`) with the same hard limits as
-    its candidates (without the search's back-off) and the twin's current alerts as the situation;
-    a stop is also checked for surge. The response is the flow (``STATION.PUMP.FLOW``, m3/h) of each
-    pump set and the discharge pressure (``STATION.PUMP.DISCH_PRESS``, bar g, the station's discharge
-    header) of each pump set that runs both before and after: a stopped pump's discharge transmitter
-    sits behind its closed check valve and reads its suction side, which the twin does not model.
+    The judgement is the recommender's (`pumptwin.agents.recommend.check_speeds`). The response is
+    the flow (``STATION.PUMP.FLOW``, m3/h) of each pump set and the discharge pressure
+    (``STATION.PUMP.DISCH_PRESS``, bar g, the station's discharge header) of each pump set that runs
+    both before and after: a stopped pump's discharge transmitter sits behind its closed check valve
+    and reads its suction side, which the twin does not model.
     """
-    from pumptwin.agents.recommend import Action, _setpoint_action, judge, situations
+    from pumptwin.agents.recommend import check_speeds
     from pumptwin.flows.recommend_steps import objective, twin_view
     from pumptwin.flows.twin_store import load_twin
 
     cal, state = load_twin(settings)
     view = twin_view(settings, cal, line)
+    try:
+        check = check_speeds(view, state, objective(settings), speeds, now)
+    except KeyError as exc:
+        return TwinCheck((str(exc.args[0]),))
     by_name = {p.name: p for p in view.pumps}
-    unknown = sorted(p for p in speeds if p not in by_name)
-    if unknown:
-        return TwinCheck((f"not a pump of line {line} in the twin: {', '.join(unknown)}",))
-    in_twin = set(view.running())
-    as_now = {by_name[p].pump_id: float(s) for p, s in now.items() if p in by_name and s > 0}
-    as_now = {pid: s for pid, s in as_now.items() if pid in in_twin}
-    after = {**as_now, **{by_name[p].pump_id: float(s) for p, s in speeds.items() if s > 0}}
-    stops = tuple(sorted(by_name[p].pump_id for p, s in speeds.items() if s <= 0))
-    before_action = _setpoint_action(as_now, view)
-    action = _setpoint_action({pid: s for pid, s in after.items() if pid not in stops}, view)
-    if stops:
-        spec = replace(action.spec, name=f"{action.spec.name}; stop {', '.join(stops)}", stop=stops)
-        action = Action(spec.name, "setpoint", spec, action.setpoints, out_of_service=len(stops), stops=True)
-    report = view.simulate([before_action.spec, action.spec])
-    base, outcome = report.outcomes[1], report.outcomes[2]
-    surge = view.surge(action.spec) if action.stops and outcome.status == "ok" else ()
-    sits = situations(state, view) if state is not None else []
-    cand = judge(action, outcome, base, sits, view, objective(settings), surge, backoff=False)
     discharge = {s.name: s.discharge_node for s in view.registry.stations if s.line == line}
-
-    runs_throughout = {p for p, s in speeds.items() if s > 0 and by_name[p].pump_id in as_now}
 
     def tags(out: Any) -> dict[str, float]:  # noqa: ANN401 - a ScenarioOutcome
         nodes = dict(zip(out.profile_nodes, out.profile_pressure_mpa, strict=False))
@@ -606,13 +587,12 @@ def twin_check(settings: Settings, line: int, speeds: Mapping[str, float], now: 
             pt = next((x for x in out.pumps if x.pump == spec.pump_id), None)
             if pt is not None:
                 values[f"{name}.FLOW"] = float(pt.flow_m3h)
-            if name in runs_throughout:
+            if name in check.running:
                 header = nodes.get(discharge.get(spec.station, ""), math.nan)
                 values[f"{name}.DISCH_PRESS"] = float(header) * BAR_PER_MPA
         return {k: v for k, v in values.items() if math.isfinite(v)}
 
-    rejected = tuple(cand.rejected) if base.status == "ok" else (f"twin, plant as now: {base.status}",)
-    return TwinCheck(rejected, tags(base), tags(outcome), dict(cand.numbers))
+    return TwinCheck(check.rejected, tags(check.base), tags(check.outcome), dict(check.numbers))
 
 
 def carry_out(settings: Settings, controller: Controller, prepared: Prepared, decision: Decision, who: str) -> Outcome:
@@ -630,8 +610,9 @@ def carry_out(settings: Settings, controller: Controller, prepared: Prepared, de
     audit = open_audit(settings)
     ranges = speed_ranges(settings, controller)
     problems = validate_decision(decision, request, ranges)
-    speeds = final_setpoints(request, decision)
-    line_now = current_speeds(controller, sorted(set(request.pumps) | set(speeds)))
+    asked = set(request.pumps) | set(request.setpoints) | set(decision.setpoints or {})
+    line_now = current_speeds(controller, sorted(asked))
+    speeds = final_setpoints(request, decision, line_now)
     now = {p: line_now[p] for p in sorted(speeds)}
     starts = {p for p, s in request.setpoints.items() if s > 0}
     problems += [

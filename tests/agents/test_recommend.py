@@ -13,6 +13,7 @@ from pumptwin.agents.evidence import Passage
 from pumptwin.agents.recommend import (
     Objective,
     Situation,
+    check_speeds,
     failure_mode,
     fixed_actions,
     rank,
@@ -175,6 +176,19 @@ def test_rejections_keep_preexisting_faults_on_other_assets_but_not_on_the_asset
     assert rejections(maop, maop, at_risk=[]) != ()
 
 
+@pytest.mark.parametrize("limit", ["SUCTION", "NPSH"])
+def test_a_low_limit_already_broken_is_worse_only_when_lower(view: TwinView, limit: str) -> None:
+    """Suction and NPSH margins are limits from below: a little more of them than before is no new harm."""
+    from pumptwin.twin.whatif.report import Violation
+
+    base = view.simulate([]).outcomes[0]
+    before = replace(base, violations=(Violation(limit, "PS2-S", 0.57, 0.6, "bar g"),))
+    higher = replace(base, violations=(Violation(limit, "PS2-S", 0.58, 0.6, "bar g"),))
+    lower = replace(base, violations=(Violation(limit, "PS2-S", 0.50, 0.6, "bar g"),))
+    assert rejections(higher, before, at_risk=[]) == ()
+    assert rejections(lower, before, at_risk=[]) != ()
+
+
 def test_relief_is_one_for_a_stopped_pump_and_zero_for_no_change(view: TwinView) -> None:
     report = view.simulate([])
     base = report.outcomes[0]
@@ -254,6 +268,19 @@ def test_searched_setpoints_keep_a_back_off_from_suction_and_npsh_limits(view: T
     assert [v.where for v in backoff_violations(near, view) if v.limit == "SUCTION"] == [node]
 
 
+def test_searched_setpoints_keep_a_back_off_below_maop(view: TwinView) -> None:
+    from pumptwin.agents.recommend import SEARCH_BACKOFF_MAOP, backoff_violations
+
+    base = view.simulate([]).outcomes[0]
+    assert not [v for v in backoff_violations(base, view) if v.limit == "MAOP"]
+    node = "PS1-D"  # the first station's discharge, where the line's pressure peaks
+    i = base.profile_nodes.index(node)
+    pressure = base.profile_pressure_mpa.copy()
+    pressure[i] = base.maop_mpa[i] * (1.0 - SEARCH_BACKOFF_MAOP / 2)  # under MAOP, inside the back-off
+    near = replace(base, profile_pressure_mpa=pressure)
+    assert [(v.limit, v.where) for v in backoff_violations(near, view) if v.limit == "MAOP"] == [("MAOP", node)]
+
+
 def test_records_written_after_the_situation_are_not_evidence(view: TwinView) -> None:
     early = _state(("PS01.P1", "thermal_drift_de", 1.3))
     early = TwinState(pd.Timestamp("2024-01-01", tz="UTC"), early.health, early.alerts)
@@ -310,3 +337,28 @@ def test_the_recommender_refuses_candidates_above_the_derating(view: TwinView) -
     # Without the assessment the same situation keeps running.
     loose = recommend(_state(("PS01.P1", "thermal_drift_de", 1.2)), view, search=False).recommendation
     assert next(c for c in (loose.chosen, *loose.alternatives) if c.kind == "maintenance").feasible
+
+
+PLANT_NOW = {"PS01.P1": 0.9, "PS01.P2": 0.9, "PS02.P1": 0.9, "PS02.P2": 0.9}
+"""Relative speeds of the running pumps as the control system reads them."""
+
+
+def test_an_approved_start_that_would_starve_the_suction_now_is_refused(view: TwinView) -> None:
+    """A third pump at the second station draws its suction below vapour on the twin: refused before any write."""
+    third = check_speeds(view, None, Objective(), {"PS02.P3": 1.0}, PLANT_NOW)
+    assert third.rejected and "PS2-S" in third.rejected[0]
+    swap = check_speeds(view, None, Objective(), {"PS02.P1": 0.0, "PS02.P3": 0.9}, PLANT_NOW)
+    assert swap.rejected == ()
+    assert swap.running == frozenset()  # the stopped and the started pump do not run in both cases
+
+
+def test_a_small_speed_change_passes_and_keeps_the_pump_in_both_cases(view: TwinView) -> None:
+    check = check_speeds(view, None, Objective(), {"PS02.P1": 0.88}, PLANT_NOW)  # draws less at the low suction
+    assert check.rejected == ()
+    assert check.running == {"PS02.P1"}
+    assert check.outcome.throughput_m3h < check.base.throughput_m3h
+
+
+def test_a_pump_of_another_line_is_named(view: TwinView) -> None:
+    with pytest.raises(KeyError, match="PS09.P1"):
+        check_speeds(view, None, Objective(), {"PS09.P1": 1.0}, PLANT_NOW)

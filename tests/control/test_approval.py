@@ -26,6 +26,7 @@ from pumptwin.control.approval import (
     candidate_from_dict,
     false_alarm_rows,
     final_setpoints,
+    like_for_like,
     new_request,
     request_id,
     response_expectations,
@@ -160,7 +161,7 @@ def test_policy_never_allows_other_kinds() -> None:
 def test_a_plain_approval_is_valid() -> None:
     req = request_for(slow("PS02.P2", 0.9))
     assert validate_decision(Decision(True, "j.doe"), req, RANGES) == []
-    assert final_setpoints(req, Decision(True, "j.doe")) == req.setpoints
+    assert final_setpoints(req, Decision(True, "j.doe"), {"PS02.P2": 0.95}) == req.setpoints
 
 
 @pytest.mark.parametrize(
@@ -185,10 +186,18 @@ def test_modified_speeds_replace_the_requested_ones_and_need_a_range() -> None:
     req = request_for(slow("PS02.P2", 0.9))
     d = Decision(True, "j", setpoints={"PS02.P2": 0.92, "PS01.P1": 0.96})
     assert validate_decision(d, req, RANGES) == []
-    assert final_setpoints(req, d) == {"PS02.P2": 0.92, "PS01.P1": 0.96}
+    assert final_setpoints(req, d, {}) == {"PS02.P2": 0.92, "PS01.P1": 0.96}
     missing = {k: v for k, v in RANGES.items() if k != "PS01.P1"}
     assert "gives no speed range" in validate_decision(d, req, missing)[0]
     assert validate_decision(Decision(False, "j", setpoints={"PS01.P1": 9.0}), req, RANGES) == []
+
+
+def test_a_switch_to_standby_hands_over_the_running_pumps_speed_now() -> None:
+    asked = {"PS02.P1": 0.0, "PS02.P3": 1.0}
+    assert like_for_like("standby", asked, {"PS02.P1": 0.9, "PS02.P2": 0.9}) == {"PS02.P1": 0.0, "PS02.P3": 0.9}
+    assert like_for_like("standby", asked, {"PS02.P2": 0.9}) == asked  # its pump stopped meanwhile
+    assert like_for_like("standby", asked, {"PS02.P1": 0.9, "PS02.P3": 0.95}) == asked  # the standby runs already
+    assert like_for_like("setpoint", asked, {"PS02.P1": 0.9}) == asked
 
 
 # ---------------------------------------------------------------------------- status and answers
