@@ -690,12 +690,12 @@ def check_speeds(
     as the situation; a stop is also checked for surge.
 
     Raises:
-        KeyError: A pump of ``speeds`` that is not a pump of the view's line.
+        RecommendError: A pump of ``speeds`` that is not a pump of the view's line.
     """
     by_name = {p.name: p for p in view.pumps}
     unknown = sorted(p for p in speeds if p not in by_name)
     if unknown:
-        raise KeyError(f"not a pump of line {view.line} in the twin: {', '.join(unknown)}")
+        raise RecommendError(f"not a pump of line {view.line} in the twin: {', '.join(unknown)}")
     in_twin = set(view.running())
     as_now = {by_name[p].pump_id: float(s) for p, s in now.items() if p in by_name and s > 0}
     as_now = {pid: s for pid, s in as_now.items() if pid in in_twin}

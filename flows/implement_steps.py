@@ -566,7 +566,7 @@ def twin_check(settings: Settings, line: int, speeds: Mapping[str, float], now: 
     both before and after: a stopped pump's discharge transmitter sits behind its closed check valve
     and reads its suction side, which the twin does not model.
     """
-    from pumptwin.agents.recommend import check_speeds
+    from pumptwin.agents.recommend import RecommendError, check_speeds
     from pumptwin.flows.recommend_steps import objective, twin_view
     from pumptwin.flows.twin_store import load_twin
 
@@ -574,8 +574,8 @@ def twin_check(settings: Settings, line: int, speeds: Mapping[str, float], now: 
     view = twin_view(settings, cal, line)
     try:
         check = check_speeds(view, state, objective(settings), speeds, now)
-    except KeyError as exc:
-        return TwinCheck((str(exc.args[0]),))
+    except RecommendError as exc:
+        return TwinCheck((str(exc),))
     by_name = {p.name: p for p in view.pumps}
     discharge = {s.name: s.discharge_node for s in view.registry.stations if s.line == line}
 

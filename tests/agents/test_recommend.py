@@ -12,6 +12,7 @@ import pytest
 from pumptwin.agents.evidence import Passage
 from pumptwin.agents.recommend import (
     Objective,
+    RecommendError,
     Situation,
     check_speeds,
     failure_mode,
@@ -360,5 +361,5 @@ def test_a_small_speed_change_passes_and_keeps_the_pump_in_both_cases(view: Twin
 
 
 def test_a_pump_of_another_line_is_named(view: TwinView) -> None:
-    with pytest.raises(KeyError, match="PS09.P1"):
+    with pytest.raises(RecommendError, match="PS09.P1"):
         check_speeds(view, None, Objective(), {"PS09.P1": 1.0}, PLANT_NOW)

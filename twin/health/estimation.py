@@ -192,10 +192,11 @@ def update_calibration(
             if spec.pump_id not in rated_cache:
                 rated_cache[spec.pump_id] = rated_curves(network, spec.pump_id)
             wins[name] = (spec, pump_window(wide, spec, on, suction, discharge, rho_g))
-        jumps = [
-            head_wear_sample(rated_cache[spec.pump_id], win, st.sample_sd_floor)[0] - pumps[name].impeller_wear.value
+        samples = {
+            name: head_wear_sample(rated_cache[spec.pump_id], win, st.sample_sd_floor)
             for name, (spec, win) in wins.items()
-        ]
+        }
+        jumps = [samples[name][0] - pumps[name].impeller_wear.value for name in wins]
         shared = dict(zip(wins, common_head_loss(jumps, st.common_head_jump), strict=True))
         for name, on in running.items():
             spec, win = wins[name]
@@ -216,6 +217,7 @@ def update_calibration(
                 settled,
                 since,
                 st,
+                head_wear=samples[name],
                 station_head_loss=shared[name],
             )
     lines = {

@@ -505,13 +505,16 @@ def update_pump(  # noqa: PLR0913 - one pump's window and its context
     running_since: pd.Timestamp | None,
     settings: EstimatorSettings,
     *,
+    head_wear: tuple[float, float],
     station_head_loss: bool = False,
 ) -> PumpEstimate:
     """Fold one pump's window into its estimate (see the module docstring).
 
     ``settled`` flags the samples far enough into their run for temperatures to count
     (`thermal_settled`); ``running_since`` is when the run at the window's end began;
-    ``station_head_loss`` (`common_head_loss`) keeps the window from wear and efficiency loss.
+    ``head_wear`` is the window's wear measurement (`head_wear_sample`, computed once by the
+    caller, which also needs it for `common_head_loss`); ``station_head_loss`` keeps the window
+    from wear and efficiency loss.
     """
     rho_g = network.fluid.density_kg_m3 * G_M_S2
     run = win.running & np.isfinite(win.speed) & np.isfinite(win.flow_m3s)
@@ -519,7 +522,7 @@ def update_pump(  # noqa: PLR0913 - one pump's window and its context
     frac = n_run / max(len(run), 1)
     s, q = win.speed[run], win.flow_m3s[run]
     # Wear from the head curve.
-    z_w, r_w = head_wear_sample(rated, win, settings.sample_sd_floor) if not station_head_loss else (math.nan, math.nan)
+    z_w, r_w = (math.nan, math.nan) if station_head_loss else head_wear
     wear = kalman_step(prev.impeller_wear, walk_var(settings.wear_walk_sd_per_day, dt_s), z_w, r_w)
     # Efficiency loss from motor power.
     z_l, r_l = math.nan, math.nan
