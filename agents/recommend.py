@@ -131,8 +131,9 @@ AT_REST_STATUSES = ("disconnected", "not converged")
 """Statuses a controlled shut-down of the whole line may end in without being rejected."""
 LOOKUP_LIMIT = 200
 """Work orders read per metadata lookup before the date filter."""
-WORSE_TOLERANCE = 1e-6
-"""Relative change below which a violation on another asset counts as unchanged."""
+WORSE_TOLERANCE = 0.01
+"""Relative change below which a violation on another asset counts as unchanged: a change of a few
+millibar in a station's suction or of centimetres in a margin is below what the twin resolves."""
 DERATING_TOLERANCE = 1e-3
 """Relative excess over the integrity derating below which a candidate still counts as within it."""
 
@@ -174,6 +175,8 @@ class Situation:
         level: ``warning`` or ``alarm``.
         pump_id: The pump's id in the network (None for the line).
         alerts: The alerts, one line each.
+        diagnosed: A model's probability of the mode is at its alarm threshold (the diagnosis,
+            rather than the twin's physics alone, names the mode).
     """
 
     asset: str
@@ -182,6 +185,7 @@ class Situation:
     level: str
     pump_id: str | None
     alerts: tuple[str, ...]
+    diagnosed: bool = False
 
 
 @dataclass(frozen=True)
@@ -234,14 +238,18 @@ def situations(state: TwinState, view: TwinView) -> list[Situation]:
     for asset, alerts in by_asset.items():
         worst = max(alerts, key=lambda a: a.severity)
         spec = pumps.get(asset)
+        mode = _mode_of(alerts)
         out.append(
             Situation(
                 asset=asset,
-                mode=_mode_of(alerts),
+                mode=mode,
                 severity=float(min(worst.severity, 10.0)),
                 level=worst.level,
                 pump_id=spec.pump_id if spec is not None else None,
                 alerts=tuple(a.message() for a in alerts),
+                diagnosed=any(
+                    a.kind == "model" and a.level == "alarm" and failure_mode(a.source) == mode for a in alerts
+                ),
             )
         )
     return sorted(out, key=lambda s: (-s.severity, s.asset))
@@ -520,6 +528,24 @@ def derating_violations(outcome: ScenarioOutcome, view: TwinView) -> tuple[Viola
     return tuple(out)
 
 
+def doubted_npsh_violations(
+    outcome: ScenarioOutcome, view: TwinView, stations: Iterable[str | None]
+) -> tuple[Violation, ...]:
+    """NPSH margins below the search's back-off on the running pumps of ``stations``.
+
+    Where a pump is diagnosed cavitating with margin left on its datasheet NPSHr, the datasheet is
+    not trusted to the metre at its station: a standby or sister started there keeps the search's
+    back-off (`SEARCH_BACKOFF_M`) above the NPSH limit in every candidate, not only in searched ones.
+    """
+    where = set(stations)
+    need = view.limits.min_npsh_margin_m + SEARCH_BACKOFF_M
+    return tuple(
+        Violation("NPSH", p.pump, p.npsh_margin_m, need, "m margin")
+        for p in outcome.pumps
+        if p.running and p.station in where and math.isfinite(p.npsh_margin_m) and p.npsh_margin_m < need
+    )
+
+
 def backoff_violations(outcome: ScenarioOutcome, view: TwinView) -> tuple[Violation, ...]:
     """The suction, NPSH and MAOP limits tightened by the search's back-off.
 
@@ -563,7 +589,19 @@ def judge(
     """
     at_risk = [s.pump_id for s in sits if s.pump_id is not None]
     tight = action.kind == "setpoint" if backoff is None else backoff
-    extra = backoff_violations if tight else suction_violations
+    doubted = {
+        pt.station
+        for s in sits
+        if s.mode == "cavitation" and s.diagnosed and s.pump_id is not None
+        for pt in base.pumps
+        if pt.pump == s.pump_id
+    }
+
+    def extra(o: ScenarioOutcome, v: TwinView) -> tuple[Violation, ...]:
+        if tight:
+            return backoff_violations(o, v)
+        return (*suction_violations(o, v), *doubted_npsh_violations(o, v, doubted))
+
     risk = sum(s.severity * CONSEQUENCE.get(s.mode, 1.0) * relief(s, outcome, base, view.ambient_c) for s in sits)
     thr_base = base.throughput_m3h
     lost = 100.0 * (thr_base - outcome.throughput_m3h) / thr_base if thr_base > 0 else 0.0
@@ -603,12 +641,66 @@ def base_action(sits: Sequence[Situation]) -> Action:
     return Action("no change", "base", ScenarioSpec(name=BASE_NAME))
 
 
+def observed_npshr_factors(sits: Sequence[Situation], base: ScenarioOutcome) -> dict[str, float]:
+    """By pump id, the factor on the datasheet NPSHr of each pump diagnosed cavitating with margin left on the twin.
+
+    A pump that cavitates has no NPSH margin left, whatever its datasheet NPSHr says: a risen
+    NPSHr (a worn or fouled impeller eye, entrained gas) is invisible to the twin's curves but not
+    to the diagnosis. The factor ``NPSHa / NPSHr`` at the base point makes the pump's margin zero
+    there; with the affinity laws the same factor scales its NPSHr at every other operating point
+    (`with_observed_npshr`). Pumps without a model's cavitation alarm (the twin's own NPSH rule
+    already reads their margin), and those whose margin on the datasheet is already gone, keep
+    the datasheet.
+    """
+    out: dict[str, float] = {}
+    for sit in sits:
+        if sit.mode != "cavitation" or not sit.diagnosed or sit.pump_id is None:
+            continue
+        pt = _point(base, sit.pump_id)
+        if pt is None or not pt.running or not (math.isfinite(pt.npsh_required_m) and pt.npsh_required_m > 0):
+            continue
+        if math.isfinite(pt.npsh_available_m) and pt.npsh_available_m > pt.npsh_required_m:
+            out[sit.pump_id] = pt.npsh_available_m / pt.npsh_required_m
+    return out
+
+
+def with_observed_npshr(outcome: ScenarioOutcome, factors: Mapping[str, float], limit_m: float) -> ScenarioOutcome:
+    """``outcome`` with the NPSHr of the pumps of ``factors`` scaled (`observed_npshr_factors`).
+
+    Their margins and NPSH violations (margin below ``limit_m``, m) are worked out again; the rest
+    of the outcome is unchanged.
+    """
+    if not factors:
+        return outcome
+    pumps = []
+    changed: dict[str, PumpPoint] = {}
+    for pt in outcome.pumps:
+        k = factors.get(pt.pump)
+        if k is not None and pt.running and math.isfinite(pt.npsh_required_m):
+            req = k * pt.npsh_required_m
+            changed[pt.pump] = replace(pt, npsh_required_m=req, npsh_margin_m=pt.npsh_available_m - req)
+        pumps.append(changed.get(pt.pump, pt))
+    violations = [v for v in outcome.violations if not (v.limit == "NPSH" and v.where in changed)]
+    violations += [
+        Violation("NPSH", pid, pt.npsh_margin_m, limit_m, "m margin")
+        for pid, pt in changed.items()
+        if pt.npsh_margin_m < limit_m
+    ]
+    return replace(outcome, pumps=tuple(pumps), violations=tuple(violations))
+
+
 def simulate(
     actions: Sequence[Action], sits: Sequence[Situation], view: TwinView, objective: Objective
 ) -> tuple[ScenarioOutcome, list[Candidate]]:
-    """Simulate ``actions`` in one batch; the base outcome and one candidate per action, in order."""
+    """Simulate ``actions`` in one batch; the base outcome and one candidate per action, in order.
+
+    The NPSHr of a pump in a cavitation alarm is the one its cavitation shows
+    (`observed_npshr_factors`), in the base and in every candidate.
+    """
     report = view.simulate([a.spec for a in actions])
-    base, outcomes = report.outcomes[0], report.outcomes[1:]
+    factors = observed_npshr_factors(sits, report.outcomes[0])
+    limit = view.limits.min_npsh_margin_m
+    base, *outcomes = (with_observed_npshr(o, factors, limit) for o in report.outcomes)
     cands = []
     for action, outcome in zip(actions, outcomes, strict=True):
         surge = view.surge(action.spec) if action.stops and outcome.status == "ok" else ()
@@ -707,9 +799,10 @@ def check_speeds(
         spec = replace(action.spec, name=f"{action.spec.name}; stop {', '.join(stops)}", stop=stops)
         action = Action(spec.name, "setpoint", spec, action.setpoints, out_of_service=len(stops), stops=True)
     report = view.simulate([before_action.spec, action.spec])
-    base, outcome = report.outcomes[1], report.outcomes[2]
-    surge = view.surge(action.spec) if action.stops and outcome.status == "ok" else ()
     sits = situations(state, view) if state is not None else []
+    factors = observed_npshr_factors(sits, report.outcomes[1])
+    base, outcome = (with_observed_npshr(o, factors, view.limits.min_npsh_margin_m) for o in report.outcomes[1:3])
+    surge = view.surge(action.spec) if action.stops and outcome.status == "ok" else ()
     cand = judge(action, outcome, base, sits, view, objective, surge, backoff=False)
     rejected = tuple(cand.rejected) if base.status == "ok" else (f"twin, plant as now: {base.status}",)
     running = frozenset(p for p, s in speeds.items() if s > 0 and by_name[p].pump_id in as_now)
@@ -823,8 +916,11 @@ def gather_evidence(
 ) -> Evidence:
     """Passages for the situation and the chosen action from a `pumptwin.agents.retrieval.KnowledgeBase`.
 
-    Work orders closed and inspection reports dated on or before ``until`` (the state's day, ISO;
-    None: all) count; procedures, manuals and datasheets are the current revisions.
+    Evidence is gathered for the worst situation and for the next one when it is at alarm level:
+    a warning on another asset is shown by its alert line, without procedures and records of its
+    own that would only dilute the evidence for what the action answers. Work orders closed and
+    inspection reports dated on or before ``until`` (the state's day, ISO; None: all) count;
+    procedures, manuals and datasheets are the current revisions.
 
     Raises:
         pumptwin.agents.retrieval.KnowledgeError: An empty or unreachable store.
@@ -833,7 +929,8 @@ def gather_evidence(
     work_orders: list[Passage] = []
     inspections: list[Passage] = []
     manuals: list[Passage] = []
-    for sit in sits[:2]:
+    answered = [sit for i, sit in enumerate(sits[:2]) if i == 0 or sit.level == "alarm"]
+    for sit in answered:
         words = MODE_WORDS.get(sit.mode, sit.mode.replace("_", " "))
         modes = [sit.mode] if sit.mode else None
         procedures += kb.search(f"{words}: what to do, response steps", doc_types=["procedure"], top_k=top_k)  # type: ignore[attr-defined]
@@ -927,6 +1024,13 @@ def recommend(
     best_fixed = rank(fixed_ok)[0] if fixed_ok else None
     ranked = rank([*cands, *([searched] if searched is not None else [])])
     notes: list[str] = [f"simulated on the {view.basis}, line {view.line}"]
+    for sit in sits:
+        pt = _point(base, sit.pump_id) if sit.pump_id is not None else None
+        if sit.mode == "cavitation" and sit.diagnosed and pt is not None and pt.running and pt.npsh_margin_m == 0:
+            notes.append(
+                f"{sit.asset} cavitates with margin left on its datasheet NPSHr: its NPSHr is taken as the "
+                f"{pt.npsh_required_m:.1f} m it cavitates at now, scaled with its operating point in every candidate"
+            )
     if view.derating is not None:
         d = view.derating
         notes.append(

@@ -29,7 +29,7 @@ from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.health.state import Alert, AssetHealth, TwinState
 from pumptwin.twin.hydraulic.io import load_network
 from pumptwin.twin.whatif.limits import Limits
-from pumptwin.twin.whatif.spec import ScenarioSpec
+from pumptwin.twin.whatif.spec import ScenarioSpec, SpeedChange
 
 TS = pd.Timestamp("2026-11-01T06:00", tz="UTC")
 
@@ -363,3 +363,95 @@ def test_a_small_speed_change_passes_and_keeps_the_pump_in_both_cases(view: Twin
 def test_a_pump_of_another_line_is_named(view: TwinView) -> None:
     with pytest.raises(RecommendError, match="PS09.P1"):
         check_speeds(view, None, Objective(), {"PS09.P1": 1.0}, PLANT_NOW)
+
+
+def _diagnosed(asset: str, mode: str, probability: float) -> Alert:
+    """A model's alarm that ``asset`` has ``mode`` (its probability against an alarm at 0.5)."""
+    return Alert(asset, f"p_{mode}", "model", "alarm", probability, 0.5, "-", probability / 0.5, TS, TS, "diag-v3")
+
+
+def test_a_diagnosed_cavitation_takes_the_npshr_it_shows(view: TwinView) -> None:
+    """A pump a model finds cavitating has no margin left now, whatever the datasheet says; it scales from there."""
+    from pumptwin.agents.recommend import observed_npshr_factors, with_observed_npshr
+
+    limit = view.limits.min_npsh_margin_m
+    base = view.simulate([]).outcomes[0]
+    raw = next(p for p in base.pumps if p.pump == "PS1-P1")
+    assert raw.npsh_margin_m > limit  # the datasheet sees no cavitation
+    sits = situations(TwinState(TS, (), (_diagnosed("PS01.P1", "cavitation", 0.8),)), view)
+    assert [(s.asset, s.mode, s.diagnosed) for s in sits] == [("PS01.P1", "cavitation", True)]
+    factors = observed_npshr_factors(sits, base)
+    assert factors == {"PS1-P1": pytest.approx(raw.npsh_available_m / raw.npsh_required_m)}
+    seen = with_observed_npshr(base, factors, limit)
+    pt = next(p for p in seen.pumps if p.pump == "PS1-P1")
+    assert pt.npsh_margin_m == pytest.approx(0.0, abs=1e-9)
+    assert [(v.limit, v.where) for v in seen.violations if v.limit == "NPSH"] == [("NPSH", "PS1-P1")]
+    # the same factor at a lower speed: the NPSHr falls with the square of the speed
+    slower = view.simulate([ScenarioSpec(name="slow", speeds=(SpeedChange("PS1-P1", rpm=0.9 * raw.speed_rpm),))])
+    low = next(p for p in with_observed_npshr(slower.outcomes[1], factors, limit).pumps if p.pump == "PS1-P1")
+    raw_low = next(p for p in slower.outcomes[1].pumps if p.pump == "PS1-P1")
+    assert low.npsh_required_m == pytest.approx(factors["PS1-P1"] * raw_low.npsh_required_m)
+    assert low.npsh_margin_m > pt.npsh_margin_m
+    # the twin's own NPSH rule, not a diagnosis: the datasheet stands
+    physics = situations(_state(("PS01.P1", "npsh_margin_m", 1.2)), view)
+    assert [s.diagnosed for s in physics] == [False]
+    assert observed_npshr_factors(physics, base) == {}
+
+
+def test_a_diagnosed_cavitating_pump_is_not_left_running_as_it_is(view: TwinView) -> None:
+    state = TwinState(TS, (), (_diagnosed("PS01.P1", "cavitation", 0.9),))
+    rec = recommend(state, view, seed=0).recommendation
+    keep = next(c for c in (rec.chosen, *rec.alternatives) if c.kind == "maintenance")
+    assert not keep.feasible
+    assert any(r.startswith("NPSH PS1-P1") for r in keep.rejected)
+    assert rec.chosen.kind != "maintenance"
+    assert any("cavitates with margin left on its datasheet NPSHr" in n for n in rec.notes)
+    assert rec.check.ok
+
+
+def test_the_npsh_margin_of_a_station_with_a_diagnosed_cavitation_keeps_the_back_off(view: TwinView) -> None:
+    from pumptwin.agents.recommend import SEARCH_BACKOFF_M, doubted_npsh_violations
+
+    base = view.simulate([]).outcomes[0]
+    limit = view.limits.min_npsh_margin_m
+    near = replace(
+        base,
+        pumps=tuple(replace(p, npsh_margin_m=limit + SEARCH_BACKOFF_M / 2) if p.running else p for p in base.pumps),
+    )
+    station = next(p.station for p in base.pumps if p.pump == "PS1-P1")
+    flagged = {v.where for v in doubted_npsh_violations(near, view, [station])}
+    assert flagged == {p.pump for p in near.pumps if p.running and p.station == station}
+    assert flagged
+    assert doubted_npsh_violations(base, view, [station]) == ()
+    assert doubted_npsh_violations(near, view, []) == ()
+
+
+def test_a_violation_on_another_asset_moved_below_the_twins_resolution_is_unchanged(view: TwinView) -> None:
+    from pumptwin.twin.whatif.report import Violation
+
+    base = view.simulate([]).outcomes[0]
+    before = replace(base, violations=(Violation("SUCTION", "PS1-S", 0.5203, 0.6, "bar g"),))
+    after = replace(base, violations=(Violation("SUCTION", "PS1-S", 0.5198, 0.6, "bar g"),))
+    assert rejections(after, before, at_risk=["PS1-P1"]) == ()
+
+
+def test_a_warning_on_another_asset_gets_no_evidence_of_its_own() -> None:
+    from pumptwin.agents.evidence import Candidate
+    from pumptwin.agents.recommend import gather_evidence
+
+    kb = FakeKnowledge(
+        [
+            _p("SOP-106#step-2", "procedure", "high bearing temperature bearing wear response", (), ["bearing_wear"]),
+            _p("SOP-112#step-1", "procedure", "surge pressure transient MAOP response", (), ["surge"]),
+            _p("WO-24001", "work_order", "PS01.P1 bearing replaced", ["PS01.P1"], ["bearing_wear"], "2024-05-02"),
+            _p("WO-24002", "work_order", "LINE01 surge relief valve set", ["LINE01"], ["surge"], "2024-06-02"),
+        ]
+    )
+    hot = Situation("PS01.P1", "bearing_wear", 1.4, "alarm", "PS1-P1", ())
+    surge = Situation("LINE01", "surge", 0.8, "warning", None, ())
+    keep = Candidate(name="keep running, schedule maintenance", kind="maintenance")
+    ids = {p.id for p in gather_evidence(kb, [hot, surge], keep).passages}
+    assert {"SOP-106#step-2", "WO-24001"} <= ids
+    assert "WO-24002" not in ids  # the warning's records are not looked up
+    both = {p.id for p in gather_evidence(kb, [hot, replace(surge, level="alarm")], keep).passages}
+    assert {"SOP-112#step-1", "WO-24002"} <= both
