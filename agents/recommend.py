@@ -16,7 +16,8 @@ For a line with active alerts it
    transient envelope) and the integrity derating (throughput and station discharge pressures,
    `derating_violations`); NPSH margin, preferred operating region (which holds the minimum
    flow), vibration and bearing limits and the stations' low suction alarm on the asset at risk,
-   or new or worse on any other) and
+   or new or worse on any other; a pump diagnosed cavitating takes the NPSHr its cavitation shows,
+   `observed_npshr_factors`) and
    scores the rest with a transparent objective (`judge`): risk reduced, least margin gained,
    energy added, throughput lost, pumps out of service, each term with its weight (settings);
 5. gathers the evidence from the knowledge store (`gather_evidence`): the procedure for the
@@ -131,9 +132,13 @@ AT_REST_STATUSES = ("disconnected", "not converged")
 """Statuses a controlled shut-down of the whole line may end in without being rejected."""
 LOOKUP_LIMIT = 200
 """Work orders read per metadata lookup before the date filter."""
-WORSE_TOLERANCE = 0.01
-"""Relative change below which a violation on another asset counts as unchanged: a change of a few
-millibar in a station's suction or of centimetres in a margin is below what the twin resolves."""
+WORSE_TOLERANCE = 1e-6
+"""Relative change below which a violation on another asset counts as unchanged."""
+SUCTION_RESOLUTION_BAR = 0.005
+"""Change of a station's suction pressure below which it counts as unchanged, bar: a switch between
+pumps of the same header moves it by millibars, below what the twin resolves."""
+NPSH_SEEN_M = 1e-6
+"""NPSH margin of the base case at which a diagnosed pump's NPSHr is the one its cavitation shows, m."""
 DERATING_TOLERANCE = 1e-3
 """Relative excess over the integrity derating below which a candidate still counts as within it."""
 
@@ -416,6 +421,8 @@ def _worse(v: Violation, before: Violation | None) -> bool:
     if before is None:
         return True
     scale = max(abs(before.value), 1e-9) * WORSE_TOLERANCE
+    if v.limit == "SUCTION":
+        scale = max(scale, SUCTION_RESOLUTION_BAR)
     if v.limit in ("NPSH", "SUCTION"):  # limits from below: lower is worse
         return v.value < before.value - scale
     if v.limit == "POR":
@@ -694,7 +701,7 @@ def simulate(
 ) -> tuple[ScenarioOutcome, list[Candidate]]:
     """Simulate ``actions`` in one batch; the base outcome and one candidate per action, in order.
 
-    The NPSHr of a pump in a cavitation alarm is the one its cavitation shows
+    The NPSHr of a pump diagnosed cavitating is the one its cavitation shows
     (`observed_npshr_factors`), in the base and in every candidate.
     """
     report = view.simulate([a.spec for a in actions])
@@ -1026,7 +1033,8 @@ def recommend(
     notes: list[str] = [f"simulated on the {view.basis}, line {view.line}"]
     for sit in sits:
         pt = _point(base, sit.pump_id) if sit.pump_id is not None else None
-        if sit.mode == "cavitation" and sit.diagnosed and pt is not None and pt.running and pt.npsh_margin_m == 0:
+        seen = pt is not None and pt.running and abs(pt.npsh_margin_m) < NPSH_SEEN_M
+        if sit.mode == "cavitation" and sit.diagnosed and pt is not None and seen:
             notes.append(
                 f"{sit.asset} cavitates with margin left on its datasheet NPSHr: its NPSHr is taken as the "
                 f"{pt.npsh_required_m:.1f} m it cavitates at now, scaled with its operating point in every candidate"
