@@ -117,6 +117,22 @@ class ModelSettings(BaseSettings):
             "alarms from 0 to about 3 per asset-month in `benchmarks.early_warning --autoencoder`)."
         ),
     )
+    false_alarm_window_s: float = Field(
+        default=86400.0,
+        gt=0,
+        description=(
+            "How long after a false alarm's start its pump's rows count as confirmed healthy when the anomaly "
+            "detector is retrained, s."
+        ),
+    )
+    max_threshold_raise: float = Field(
+        default=2.0,
+        ge=1,
+        description=(
+            "Largest factor a pump's anomaly threshold is raised by so its confirmed false alarms stop alarming "
+            "(1: false alarms are not learnt from)."
+        ),
+    )
 
 
 class PrefectSettings(BaseSettings):

@@ -17,6 +17,7 @@ failure, and judge every family on the held-out window.
 
 from __future__ import annotations
 
+import logging
 import math
 import subprocess
 from collections.abc import Callable, Mapping
@@ -40,12 +41,15 @@ from pumptwin.models.training import (
 
 Trainer = Callable[[pd.DataFrame, TimeSplit, TrainConfig, Path], FamilyResult]
 
+_LOG = logging.getLogger(__name__)
+
 FAMILIES: dict[str, tuple[str, str, Trainer]] = {
     "anomaly": ("anomaly_detector", "pump-anomaly", train_anomaly),
     "diagnosis": ("failure_diagnosis", "pump-failure-mode", train_diagnosis),
     "ttf": ("time_to_failure", "pump-time-to-failure", train_ttf),
 }
 """Family -> (Feast feature service, registered model name, trainer)."""
+
 MAINTENANCE_FILE = "maintenance.csv"
 """Maintenance records (``asset, ts, action[, mode, onset_ts, failure_ts]``) in the labels folder."""
 LINEAGE_TAG_PREFIX = "pumptwin.lineage."
@@ -84,7 +88,15 @@ class FamilyOutcome:
 def train_config(settings: Settings) -> TrainConfig:
     """The training settings of the settings object."""
     m = settings.models
-    return TrainConfig(m.target_far, m.min_run, m.seed, m.train_fraction, m.autoencoder, warmup_s=m.long_window_s)
+    return TrainConfig(
+        m.target_far,
+        m.min_run,
+        m.seed,
+        m.train_fraction,
+        m.autoencoder,
+        warmup_s=m.long_window_s,
+        max_threshold_raise=m.max_threshold_raise,
+    )
 
 
 def tracking(settings: Settings) -> Any:  # noqa: ANN401 - models.registry.Tracking, imported lazily
@@ -113,6 +125,46 @@ def read_maintenance(settings: Settings) -> pd.DataFrame | None:
         if col in frame.columns:
             frame[col] = pd.to_datetime(frame[col], utc=True)
     return frame
+
+
+def healthy_windows(settings: Settings) -> pd.DataFrame:
+    """Stretches confirmed healthy: ``pump_id, start, end`` of each false-alarm label of a pump.
+
+    A rejection as a false alarm (``<labels_dir>/false_alarms.csv``, written by the implement
+    flow) says the alarmed pump ran as it should from the alert's start; its rows for
+    ``settings.models.false_alarm_window_s`` from then count as healthy. Labels of the line, rows
+    without a time and an unreadable file are left out (the file is kept as it is).
+    """
+    from pumptwin.control.approval import FALSE_ALARMS_FILE
+
+    empty = pd.DataFrame(
+        {
+            "pump_id": pd.Series(dtype=str),
+            "start": pd.Series(dtype="datetime64[ns, UTC]"),
+            "end": pd.Series(dtype="datetime64[ns, UTC]"),
+        }
+    )
+    path = settings.labels_dir / FALSE_ALARMS_FILE
+    if not path.is_file():
+        return empty
+    try:
+        labels = pd.read_csv(path, dtype=str)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        _LOG.warning("false-alarm labels %s not read, nothing learnt from them: %s", path, exc)
+        return empty
+    if not {"asset", "ts"} <= set(labels.columns):
+        _LOG.warning("false-alarm labels %s lack the columns asset and ts: nothing learnt from them", path)
+        return empty
+    start = pd.to_datetime(labels["ts"], utc=True, errors="coerce")
+    asset = labels["asset"].astype(str)
+    if start.isna().any():
+        _LOG.warning("false-alarm labels %s: %d row(s) without a readable ts left out", path, int(start.isna().sum()))
+    keep = start.notna().to_numpy() & ~asset.str.startswith("LINE").to_numpy()
+    window = pd.Timedelta(seconds=settings.models.false_alarm_window_s)
+    out = pd.DataFrame({"pump_id": asset[keep].to_numpy(), "start": start[keep].to_numpy()})
+    out["start"] = pd.to_datetime(out["start"], utc=True)
+    out["end"] = out["start"] + window
+    return out.drop_duplicates().reset_index(drop=True) if len(out) else empty
 
 
 def known_fault_labels(labels: pd.DataFrame, until: pd.Timestamp) -> pd.DataFrame:
@@ -188,7 +240,14 @@ def train_family(settings: Settings, family: str, lineage: Mapping[str, str] | N
         split = time_split(frame["event_timestamp"], config.train_fraction)
         plot_dir = settings.home / "plots" / family / pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%S")
         if family == "anomaly":
-            result = train_anomaly(frame, split, config, plot_dir, restarts=pump_restarts(read_maintenance(settings)))
+            result = train_anomaly(
+                frame,
+                split,
+                config,
+                plot_dir,
+                restarts=pump_restarts(read_maintenance(settings)),
+                healthy_windows=healthy_windows(settings),
+            )
         else:
             result = trainer(frame, split, config, plot_dir)
     except (TrainingError, ValueError) as exc:  # one family's bad data must not stop the others

@@ -59,6 +59,9 @@ class FleetDetector(BaseEstimator):
         models_: Fitted detectors by pump id, and `POOLED` for the fallback.
         pumps_: Pumps with their own model.
         n_train_rows_: Usable training rows per pump.
+        raised_: Factor each pump's alarm threshold was raised by from confirmed healthy rows
+            (`accept_healthy`; empty until then).
+        rebaselined_: Pumps refitted on confirmed healthy rows, with the rows (`accept_healthy`).
     """
 
     def __init__(
@@ -137,6 +140,8 @@ class FleetDetector(BaseEstimator):
         pooled = rows.sort_values("event_timestamp", kind="stable")
         self.models_[POOLED] = clone(self.detector).fit(self._matrix(pooled))
         self.pumps_ = sorted(p for p in self.models_ if p != POOLED)
+        self.raised_: dict[str, float] = {}
+        self.rebaselined_: dict[str, int] = {}
         return self
 
     def _matrix(self, frame: pd.DataFrame) -> np.ndarray:
@@ -179,6 +184,80 @@ class FleetDetector(BaseEstimator):
                 "model": model,
             }
         )
+
+    def accept_healthy(
+        self, X: pd.DataFrame, windows: pd.DataFrame, *, max_raise: float = 2.0, headroom: float = 0.05
+    ) -> dict[str, float]:
+        """Learn from rows a person confirmed healthy (a rejected false alarm) so they stop alarming.
+
+        ``X`` is scored as `score` scores it (the whole history, so causal detectors carry their
+        state). For each pump that alarmed inside its ``windows``:
+
+        1. with at least ``min_rows`` usable rows there, its model is fitted again on those rows
+           alone: they are its new normal (a pump that ran on the pooled model gets its own);
+        2. where it still alarms there (too few rows, or a short excursion rather than a new
+           normal), its alarm threshold is multiplied by the largest score of those rows plus
+           ``headroom`` (a share), at most ``max_raise``: a label cannot blind the detector, rows
+           further out still alarm. ``score`` stays 1 at the threshold and ``predict``'s
+           persistence rule holds (``threshold_`` of a `models.ensemble.CalibratedEnsemble`;
+           a detector without one is only refitted).
+
+        Args:
+            X: Feature frame covering the windows (any pumps, any order).
+            windows: ``pump_id, start, end`` (UTC): stretches confirmed healthy.
+            max_raise: Largest factor on a pump's threshold (1: never raised).
+            headroom: Share above the window's largest score the threshold is set to.
+
+        Returns:
+            The factor each pump's threshold was raised by (pumps whose threshold moved); the
+            pumps refitted, with their rows, are in ``rebaselined_``, the factors also in ``raised_``.
+
+        Raises:
+            FleetError: Missing columns, or ``max_raise`` below 1 or a negative ``headroom``.
+        """
+        check_is_fitted(self, "models_")
+        if not max_raise >= 1.0 or not headroom >= 0.0:
+            raise FleetError(f"need max_raise >= 1 and headroom >= 0; got {max_raise}, {headroom}")
+        missing = [c for c in ("pump_id", "start", "end") if c not in windows.columns]
+        if missing:
+            raise FleetError(f"healthy windows lack column(s) {missing}")
+        self.raised_ = dict(getattr(self, "raised_", {}))
+        self.rebaselined_ = dict(getattr(self, "rebaselined_", {}))
+        if windows.empty:
+            return {}
+        prepared = self._prepare(X)  # the detector's inputs may read a pump's sisters: the whole frame
+        usable = self._usable(prepared)
+        ts = pd.to_datetime(prepared["event_timestamp"], utc=True).reset_index(drop=True)
+        pump = prepared["pump_id"].astype(str).to_numpy()
+        alarm = self.score(X)["alarm"].to_numpy()
+        moved: dict[str, float] = {}
+        for name, group in windows.groupby(windows["pump_id"].astype(str)):
+            inside = np.zeros(len(prepared), dtype=bool)
+            for start, end in zip(
+                pd.to_datetime(group["start"], utc=True), pd.to_datetime(group["end"], utc=True), strict=True
+            ):
+                inside |= (pump == name) & ((ts >= start) & (ts <= end)).to_numpy()
+            inside &= usable
+            if not alarm[inside].any():
+                continue  # nothing alarmed there: no false alarm to learn from
+            rows = prepared[inside].sort_values(list(KEYS), kind="stable")
+            if len(rows) >= self.min_rows:
+                self.models_[name] = clone(self.detector).fit(self._matrix(rows))
+                self.pumps_ = sorted(p for p in self.models_ if p != POOLED)
+                self.rebaselined_[name] = len(rows)
+            model = self.models_.get(name)
+            if name not in self.pumps_ or model is None or not hasattr(model, "threshold_"):
+                continue
+            scored = self.score(X)
+            if not scored["alarm"].to_numpy()[inside].any():
+                continue
+            peak = float(np.nanmax(scored["score"].to_numpy()[inside]))
+            factor = float(min(max_raise, max(1.0, peak * (1.0 + headroom))))
+            if factor > 1.0:
+                model.threshold_ = float(model.threshold_) * factor
+                moved[name] = factor
+                self.raised_[name] = self.raised_.get(name, 1.0) * factor
+        return moved
 
     def score_samples(self, X: pd.DataFrame) -> np.ndarray:
         """Minus `score`'s ``score`` column (lower is more abnormal; NaN where a row is not scored)."""

@@ -95,6 +95,9 @@ class TrainConfig:
             (`models.monitoring.build_pump_detector`). Off by default: in
             ``benchmarks.early_warning --autoencoder`` (on the design seeds) it raised false
             alarms on healthy runs from 0 to about 3 per asset-month.
+        max_threshold_raise: Largest factor a pump's alarm threshold is raised by so that rows
+            a person confirmed healthy (rejected false alarms) stop alarming
+            (`models.fleet.FleetDetector.accept_healthy`); 1 learns nothing from them.
     """
 
     target_far: float = 0.005
@@ -105,6 +108,7 @@ class TrainConfig:
     warmup_s: float = 86_400.0
     baseline_s: float = 6 * 86_400.0
     trim: float = 6.0
+    max_threshold_raise: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -334,11 +338,20 @@ def train_anomaly(
     config: TrainConfig,
     plot_dir: Path,
     restarts: pd.DataFrame | None = None,
+    healthy_windows: pd.DataFrame | None = None,
 ) -> FamilyResult:
     """Fit the fleet anomaly detector on each pump's label-free baseline; judge it on the held-out window.
 
     The baseline rows (`baseline_mask`) are chosen from the training window by time since
     commissioning or repair only: the fault labels judge the detector, they never pick its rows.
+    Stretches a person confirmed healthy (``healthy_windows``, from rejected false alarms) where
+    the detector alarmed then become their pump's new normal: its model is fitted again on them,
+    and a threshold that still alarms there is raised, up to ``config.max_threshold_raise``
+    (`models.fleet.FleetDetector.accept_healthy`). Adding them to the old baseline would not do:
+    its robust fit barely moves for a day of a new normal among a week of old. A label is
+    operator knowledge available when training, so it counts wherever it falls (the held-out
+    window included); the metrics ``healthy_windows``, ``pumps_rebaselined`` and
+    ``thresholds_raised`` say how much was learnt.
 
     Args:
         frame: Labelled feature frame.
@@ -346,6 +359,7 @@ def train_anomaly(
         config: Training settings.
         plot_dir: Folder for the plots.
         restarts: Repairs and replacements ``pump_id, ts`` (from maintenance records), or None.
+        healthy_windows: ``pump_id, start, end`` confirmed healthy, or None.
 
     Raises:
         TrainingError: Missing feature columns or too few baseline rows.
@@ -365,6 +379,11 @@ def train_anomaly(
         detector.fit(healthy)
     except FleetError as exc:
         raise TrainingError(f"anomaly detector: {exc}") from exc
+    windows = healthy_windows if healthy_windows is not None else pd.DataFrame(columns=["pump_id", "start", "end"])
+    try:
+        raised = detector.accept_healthy(frame, windows, max_raise=config.max_threshold_raise)
+    except FleetError as exc:
+        raise TrainingError(f"confirmed healthy windows: {exc}") from exc
     heldout_mask = (frame["event_timestamp"] >= split.heldout_start).to_numpy()
 
     def evaluate(model: Any) -> float:  # noqa: ANN401 - any fleet detector
@@ -388,8 +407,16 @@ def train_anomaly(
             "autoencoder": config.autoencoder,
             "seed": config.seed,
             "pumps_with_own_model": len(detector.pumps_),
+            "max_threshold_raise": config.max_threshold_raise,
+            "threshold_raised_by_pump": {k: round(v, 4) for k, v in sorted(raised.items())},
+            "rebaselined_rows_by_pump": dict(sorted(detector.rebaselined_.items())),
         },
-        metrics=metrics,
+        metrics={
+            **metrics,
+            "healthy_windows": float(len(windows)),
+            "pumps_rebaselined": float(len(detector.rebaselined_)),
+            "thresholds_raised": float(len(raised)),
+        },
         plots=plots,
         input_example=_example(healthy, (*KEYS, RUNNING_COLUMN, *ANOMALY_FEATURES)),
         gate_metric="f1",

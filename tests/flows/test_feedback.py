@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pumptwin.control.approval import ApprovalRequest, Decision, Requests
+from pumptwin.control.approval import FALSE_ALARMS_FILE, ApprovalRequest, Decision, Requests, append_labels
 from pumptwin.control.audit import AuditLog
 from pumptwin.control.interface import Write
 from pumptwin.control.interlocks import Expectation, Interlocked, InterlockSettings
@@ -238,6 +238,11 @@ def test_retraining_names_the_outcomes_it_learnt_from(
     settings = start(home, loop)
     ingest(settings, loop.readings, "all")
     store_features(settings, compute_features(settings))
+    # a rejection as a false alarm from earlier: its rows are learnt as healthy
+    append_labels(
+        settings.labels_dir / FALSE_ALARMS_FILE,
+        [{"asset": "PS01.P2", "ts": "2024-03-02T12:00:00+00:00", "mode": "", "request": "R0", "approver": "a.smith"}],
+    )
 
     out = feedback(window_s=WINDOW_S, retrain=True, recalibrate=True)
     (outcome,) = out["outcomes"]
@@ -254,6 +259,8 @@ def test_retraining_names_the_outcomes_it_learnt_from(
     assert tags["pumptwin.lineage.audit_head"] == f"{head.seq}:{head.hash}"
     assert tags["pumptwin.lineage.labels_digest"] == labels_digest(settings)
     assert tags["pumptwin.lineage.audit_log"] == str(log.path)
+    metrics = MlflowClient(settings.mlflow_tracking_uri).get_run(trained[0]["run_id"]).data.metrics
+    assert metrics["healthy_windows"] == 1.0
     # the same data again: nothing new, so no retraining
     again = feedback(window_s=WINDOW_S, retrain=True, recalibrate=False)
     assert again["outcomes"] == [] and again["training"] is None

@@ -139,3 +139,27 @@ def test_repairs_and_replacements_restart_a_pumps_baseline() -> None:
     assert restarts["pump_id"].tolist() == ["PS01.P1", "PS02.P1"]
     assert restarts["ts"].iloc[0] == pd.Timestamp("2024-03-05", tz="UTC")
     assert pump_restarts(None).empty and pump_restarts(records.drop(columns="action")).empty
+
+
+def test_false_alarm_labels_become_windows_confirmed_healthy(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    from pumptwin.control.approval import FALSE_ALARMS_FILE
+    from pumptwin.flows.train_steps import healthy_windows
+
+    settings = Settings(home=tmp_path, models=ModelSettings(false_alarm_window_s=7200.0))
+    assert healthy_windows(settings).empty  # no labels yet
+    settings.labels_dir.mkdir(parents=True, exist_ok=True)
+    (settings.labels_dir / FALSE_ALARMS_FILE).write_text(
+        "asset,ts,mode,request,approver\n"
+        "PS01.P1,2024-03-05T10:00:00+00:00,bearing_wear,req-1,ana\n"
+        "LINE01,2024-03-05T10:00:00+00:00,leak,req-1,ana\n"
+        "PS01.P2,not a time,vibration,req-2,ana\n",
+        encoding="utf-8",
+    )
+    windows = healthy_windows(settings)
+    assert "1 row(s) without a readable ts left out" in caplog.text
+    assert list(windows["pump_id"]) == ["PS01.P1"]
+    assert windows["start"].iloc[0] == pd.Timestamp("2024-03-05T10:00:00Z")
+    assert windows["end"].iloc[0] - windows["start"].iloc[0] == pd.Timedelta(hours=2)
+    (settings.labels_dir / FALSE_ALARMS_FILE).write_text("who,when\nana,yesterday\n", encoding="utf-8")
+    assert healthy_windows(settings).empty
+    assert "lack the columns asset and ts" in caplog.text

@@ -85,3 +85,65 @@ def test_an_input_step_derives_the_detector_columns_from_the_feature_frame():
     assert "total" not in test.columns  # the caller's frame is not modified
     with pytest.raises(FleetError, match="'b'"):
         fleet.score(test.drop(columns="b"))
+
+
+def _shifted(name: str, n: int, seed: int, start: int, shift: float) -> pd.DataFrame:
+    """A healthy pump whose b-a relation moves by ``shift`` from row ``start`` on (a new normal, or a fault)."""
+    frame = _pump(name, n, 0.0, seed)
+    frame.loc[start:, "b"] += shift
+    return frame
+
+
+def _window(frame: pd.DataFrame, name: str, start: int, end: int) -> pd.DataFrame:
+    ts = frame["event_timestamp"].reset_index(drop=True)
+    return pd.DataFrame({"pump_id": [name], "start": [ts.iloc[start]], "end": [ts.iloc[end]]})
+
+
+def test_rows_confirmed_healthy_become_that_pumps_new_normal():
+    train = pd.concat([_pump("PS01.P1", 600, 0.0, 1), _pump("PS01.P2", 600, 0.0, 2)])
+    fleet = _detector().fit(train)
+    later = pd.concat([_shifted("PS01.P1", 400, 3, 100, 1.2), _pump("PS01.P2", 400, 0.0, 4)], ignore_index=True)
+    before = fleet.score(later)
+    p1 = (before["pump_id"] == "PS01.P1").to_numpy()
+    assert before.loc[p1, "alarm"].iloc[150:].mean() > 0.5  # the shift alarms
+    fleet.accept_healthy(later, _window(later[p1], "PS01.P1", 100, 399), max_raise=3.0)
+    assert fleet.rebaselined_ == {"PS01.P1": 300}
+    after = fleet.score(later)
+    assert not after.loc[p1, "alarm"].iloc[100:].any()
+    # the other pump is untouched
+    np.testing.assert_allclose(after.loc[~p1, "score"], before.loc[~p1, "score"])
+    # a fault beyond the new normal still alarms
+    worse = _shifted("PS01.P1", 400, 8, 100, 8.0)
+    assert fleet.score(worse)["alarm"].iloc[150:].mean() > 0.9
+
+
+def test_a_short_false_alarm_raises_the_threshold_within_a_cap():
+    fleet = _detector(min_rows=100).fit(_pump("PS01.P1", 600, 0.0, 1))
+    later = _pump("PS01.P1", 400, 0.0, 3)
+    later.loc[200:229, "b"] += 1.5  # a five-hour excursion, too short to learn a normal from
+    assert fleet.score(later)["alarm"].iloc[200:230].any()
+    threshold = fleet.models_["PS01.P1"].threshold_
+    moved = fleet.accept_healthy(later, _window(later, "PS01.P1", 195, 235), max_raise=50.0)
+    assert fleet.rebaselined_ == {}
+    assert set(moved) == {"PS01.P1"} and moved["PS01.P1"] > 1.0
+    assert fleet.models_["PS01.P1"].threshold_ == pytest.approx(threshold * moved["PS01.P1"])
+    assert fleet.raised_ == moved
+    assert not fleet.score(later)["alarm"].any()
+    capped = _detector(min_rows=100).fit(_pump("PS01.P1", 600, 0.0, 1))
+    assert capped.accept_healthy(later, _window(later, "PS01.P1", 195, 235), max_raise=1.2) == {
+        "PS01.P1": pytest.approx(1.2)
+    }
+    assert capped.score(later)["alarm"].iloc[200:230].any()  # a label cannot blind the detector
+
+
+def test_confirmed_windows_without_an_alarm_change_nothing():
+    train = pd.concat([_pump("PS01.P1", 500, 0.0, 1), _pump("PS01.P3", 30, 0.0, 5)])
+    fleet = _detector(min_rows=100).fit(train)
+    quiet = _pump("PS01.P1", 200, 0.0, 6)
+    threshold = fleet.models_["PS01.P1"].threshold_
+    assert fleet.accept_healthy(quiet, _window(quiet, "PS01.P1", 0, 199)) == {}
+    assert fleet.models_["PS01.P1"].threshold_ == threshold and fleet.rebaselined_ == {}
+    with pytest.raises(FleetError, match="lack column"):
+        fleet.accept_healthy(quiet, _window(quiet, "PS01.P1", 0, 199).drop(columns="end"))
+    with pytest.raises(FleetError, match="max_raise"):
+        fleet.accept_healthy(quiet, _window(quiet, "PS01.P1", 0, 199), max_raise=0.5)

@@ -182,3 +182,26 @@ def test_baseline_trim_leaves_out_gross_outliers_only():
     mask = baseline_mask(frame, 3 * DAY_S, 0.0, trim=6.0)
     assert not mask[200] and mask[210] and mask[:432].sum() == 431
     assert baseline_mask(frame, 3 * DAY_S, 0.0, trim=np.inf)[:432].all()
+
+
+def test_confirmed_false_alarms_teach_their_pumps_a_new_normal(labelled, tmp_path):
+    split = time_split(labelled["event_timestamp"], 0.6)
+    # PS01.P2 is healthy, but from day 7 its vibration ratio settles higher (a new normal a person confirms)
+    shifted = labelled.copy()
+    p2 = (shifted["pump_id"] == "PS01.P2").to_numpy()
+    late = p2 & (shifted["event_timestamp"] >= shifted["event_timestamp"].min() + pd.Timedelta(days=7)).to_numpy()
+    shifted.loc[late, "vib_de_baseline_ratio_mean_24h"] += 0.6
+    config = TrainConfig(target_far=0.01, min_run=3, warmup_s=0.0, max_threshold_raise=4.0)
+    plain = train_anomaly(shifted, split, config, tmp_path / "a")
+    alarmed = plain.model.score(shifted)["alarm"].to_numpy() & late
+    assert alarmed.any()
+    start = shifted.loc[late, "event_timestamp"].min()
+    windows = pd.DataFrame({"pump_id": ["PS01.P2"], "start": [start], "end": [start + pd.Timedelta(days=3)]})
+    learnt = train_anomaly(shifted, split, config, tmp_path / "b", healthy_windows=windows)
+    assert not (learnt.model.score(shifted)["alarm"].to_numpy() & late).any()
+    assert learnt.metrics["healthy_windows"] == 1.0 and learnt.metrics["pumps_rebaselined"] == 1.0
+    assert set(learnt.params["rebaselined_rows_by_pump"]) == {"PS01.P2"}
+    assert learnt.metrics["false_alarms_per_asset_month"] <= plain.metrics["false_alarms_per_asset_month"]
+    # the faults of the other pumps still alarm
+    assert learnt.metrics["recall"] == pytest.approx(plain.metrics["recall"])
+    assert plain.metrics["healthy_windows"] == 0.0 and plain.metrics["pumps_rebaselined"] == 0.0
