@@ -133,6 +133,14 @@ class ModelSettings(BaseSettings):
             "(1: false alarms are not learnt from)."
         ),
     )
+    confirmed_weight: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Weight of a row confirmed healthy (a rejected false alarm) in the diagnosis model's training, "
+            "against 1 for the others."
+        ),
+    )
 
 
 class PrefectSettings(BaseSettings):

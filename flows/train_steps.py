@@ -96,6 +96,7 @@ def train_config(settings: Settings) -> TrainConfig:
         m.autoencoder,
         warmup_s=m.long_window_s,
         max_threshold_raise=m.max_threshold_raise,
+        confirmed_weight=m.confirmed_weight,
     )
 
 
@@ -248,6 +249,8 @@ def train_family(settings: Settings, family: str, lineage: Mapping[str, str] | N
                 restarts=pump_restarts(read_maintenance(settings)),
                 healthy_windows=healthy_windows(settings),
             )
+        elif family == "diagnosis":
+            result = train_diagnosis(frame, split, config, plot_dir, healthy_windows=healthy_windows(settings))
         else:
             result = trainer(frame, split, config, plot_dir)
     except (TrainingError, ValueError) as exc:  # one family's bad data must not stop the others

@@ -107,12 +107,14 @@ class FailureModeClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         return tags
 
-    def fit(self, X: ArrayLike, y: ArrayLike) -> FailureModeClassifier:
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> FailureModeClassifier:
         """Standardise the features and fit the booster.
 
         Args:
             X: Feature rows, shape (n_samples, n_features); NaN allowed.
             y: Class per row: ``healthy`` or a mode name.
+            sample_weight: Weight per row on top of the class weights (None: 1 each), e.g. more
+                for rows a person confirmed (a rejected false alarm).
 
         Returns:
             The fitted classifier.
@@ -143,7 +145,7 @@ class FailureModeClassifier(ClassifierMixin, BaseEstimator):
             class_weight=self.class_weight,
             early_stopping=False,
             random_state=self.random_state,
-        ).fit(Z, y_arr)
+        ).fit(Z, y_arr, sample_weight=None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64))
         self.classes_ = self.model_.classes_
         self.n_iter_ = int(self.model_.n_iter_)
         return self

@@ -98,6 +98,8 @@ class TrainConfig:
         max_threshold_raise: Largest factor a pump's alarm threshold is raised by so that rows
             a person confirmed healthy (rejected false alarms) stop alarming
             (`models.fleet.FleetDetector.accept_healthy`); 1 learns nothing from them.
+        confirmed_weight: Weight of a row a person confirmed healthy in the diagnosis model's
+            training, against 1 for the others (`train_diagnosis`).
     """
 
     target_far: float = 0.005
@@ -109,6 +111,7 @@ class TrainConfig:
     baseline_s: float = 6 * 86_400.0
     trim: float = 6.0
     max_threshold_raise: float = 2.0
+    confirmed_weight: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -483,27 +486,60 @@ def _macro_f1(truth: np.ndarray, pred: np.ndarray) -> float:
     return float(f1_score(truth, pred, average="macro", zero_division=0))
 
 
-def train_diagnosis(frame: pd.DataFrame, split: TimeSplit, config: TrainConfig, plot_dir: Path) -> FamilyResult:
+def in_windows(frame: pd.DataFrame, windows: pd.DataFrame | None) -> np.ndarray:
+    """Rows of ``frame`` (``pump_id``, ``event_timestamp``) inside any of ``windows`` (``pump_id, start, end``)."""
+    out = np.zeros(len(frame), dtype=bool)
+    if windows is None or windows.empty or frame.empty:
+        return out
+    pump = frame["pump_id"].astype(str).to_numpy()
+    ts = pd.to_datetime(frame["event_timestamp"], utc=True).reset_index(drop=True)
+    for name, start, end in zip(
+        windows["pump_id"].astype(str),
+        pd.to_datetime(windows["start"], utc=True),
+        pd.to_datetime(windows["end"], utc=True),
+        strict=True,
+    ):
+        out |= (pump == name) & ((ts >= start) & (ts <= end)).to_numpy()
+    return out
+
+
+def train_diagnosis(
+    frame: pd.DataFrame,
+    split: TimeSplit,
+    config: TrainConfig,
+    plot_dir: Path,
+    healthy_windows: pd.DataFrame | None = None,
+) -> FamilyResult:
     """Fit the failure-mode classifier on running rows of the training window; judge it on the held-out.
 
-    Rows past functional failure are left out (the pump is down or tripped).
+    Rows past functional failure are left out (the pump is down or tripped). Rows a person
+    confirmed healthy (``healthy_windows``, from rejected false alarms) and labelled healthy are
+    trained on wherever they fall, weighing ``config.confirmed_weight``: the model learns the
+    pattern it took for a fault; they are left out of the held-out judgement, which they would
+    flatter. A fault record over the same rows wins (its rows keep their mode and weight). The
+    metric ``confirmed_healthy_rows`` counts them.
 
     Raises:
         TrainingError: Fewer than two classes in the training window.
     """
-    from pumptwin.models.diagnosis import FailureModeClassifier
+    from pumptwin.models.diagnosis import HEALTHY, FailureModeClassifier
 
     check_labelled(frame)
     columns = feature_matrix_columns(frame)
     usable = frame[~frame["failed"].astype(bool)]
     if RUNNING_COLUMN in usable.columns:
         usable = usable[usable[RUNNING_COLUMN] >= 0.5]  # noqa: PLR2004 - a pump that ran most of the hour
-    train = _train_part(usable, split)
-    held = _heldout_part(usable, split)
+    confirmed = in_windows(usable, healthy_windows) & (usable["mode"] == HEALTHY).to_numpy()
+    early = (usable["event_timestamp"] < split.train_end).to_numpy()
+    train = usable[early | confirmed]
+    weight = np.where(confirmed[early | confirmed], config.confirmed_weight, 1.0)
+    held = _heldout_part(usable[~confirmed], split)
     if train["mode"].nunique() < 2:  # noqa: PLR2004 - a classifier needs two classes
         classes = list(train["mode"].unique())
         raise TrainingError(f"diagnosis needs at least two classes in the training window, got {classes}")
-    model = FailureModeClassifier(random_state=config.seed).fit(train[columns].astype(float), train["mode"])
+    model = FailureModeClassifier(random_state=config.seed).fit(
+        train[columns].astype(float), train["mode"], sample_weight=weight
+    )
 
     def evaluate(m: Any) -> float:  # noqa: ANN401 - any classifier of the family
         return _macro_f1(held["mode"].to_numpy(), np.asarray(m.predict(held[columns].astype(float))))
@@ -527,6 +563,7 @@ def train_diagnosis(frame: pd.DataFrame, split: TimeSplit, config: TrainConfig, 
             "macro_f1": _macro_f1(truth, pred) if len(held) else float("nan"),
             "accuracy": accuracy,
             "heldout_classes": float(len(set(truth))),
+            "confirmed_healthy_rows": float(confirmed.sum()),
         },
         plots=plots,
         input_example=_example(train, columns),

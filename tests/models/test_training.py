@@ -8,6 +8,7 @@ from pumptwin.models.training import (
     TrainConfig,
     TrainingError,
     baseline_mask,
+    feature_matrix_columns,
     time_split,
     train_anomaly,
     train_diagnosis,
@@ -205,3 +206,32 @@ def test_confirmed_false_alarms_teach_their_pumps_a_new_normal(labelled, tmp_pat
     # the faults of the other pumps still alarm
     assert learnt.metrics["recall"] == pytest.approx(plain.metrics["recall"])
     assert plain.metrics["healthy_windows"] == 0.0 and plain.metrics["pumps_rebaselined"] == 0.0
+
+
+def test_confirmed_false_alarms_teach_the_diagnosis_what_healthy_looks_like(labelled, tmp_path):
+    split = time_split(labelled["event_timestamp"], 0.6)
+    # PS01.P2 is healthy, but from day 7 (the held-out window) its vibration ratio settles as high as
+    # a bearing fault's: the model, never having seen it, calls it bearing wear
+    shifted = labelled.copy()
+    p2 = (shifted["pump_id"] == "PS01.P2").to_numpy()
+    late = p2 & (shifted["event_timestamp"] >= shifted["event_timestamp"].min() + pd.Timedelta(days=7)).to_numpy()
+    shifted.loc[late, "vib_de_baseline_ratio_mean_24h"] += 1.0
+    config = TrainConfig()
+    columns = feature_matrix_columns(shifted)
+    plain = train_diagnosis(shifted, split, config, tmp_path / "a")
+    said_healthy = (plain.model.predict(shifted.loc[late, columns].astype(float)) == "healthy").mean()
+    assert said_healthy < 0.5
+    start = shifted.loc[late, "event_timestamp"].min()
+    windows = pd.DataFrame({"pump_id": ["PS01.P2"], "start": [start], "end": [start + pd.Timedelta(days=1)]})
+    learnt = train_diagnosis(shifted, split, config, tmp_path / "b", healthy_windows=windows)
+    assert learnt.metrics["confirmed_healthy_rows"] == 145.0  # a day of 10-minute rows, both ends
+    assert (learnt.model.predict(shifted.loc[late, columns].astype(float)) == "healthy").mean() > 0.9
+    assert learnt.heldout_rows == plain.heldout_rows - 145  # the confirmed rows no longer judge it
+    # a window over a fault keeps the fault's rows as they are
+    faulty = pd.DataFrame({"pump_id": ["PS01.P1"], "start": [start], "end": [start + pd.Timedelta(days=1)]})
+    assert (
+        train_diagnosis(shifted, split, config, tmp_path / "c", healthy_windows=faulty).metrics[
+            "confirmed_healthy_rows"
+        ]
+        == 0.0
+    )
