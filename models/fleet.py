@@ -37,6 +37,23 @@ POOLED = "pooled"
 KEYS = ("pump_id", "event_timestamp")
 
 
+def rows_in_windows(frame: pd.DataFrame, windows: pd.DataFrame | None) -> np.ndarray:
+    """Rows of ``frame`` (``pump_id``, ``event_timestamp``) inside any of ``windows`` (``pump_id, start, end``, UTC)."""
+    out = np.zeros(len(frame), dtype=bool)
+    if windows is None or windows.empty or frame.empty:
+        return out
+    pump = frame["pump_id"].astype(str).to_numpy()
+    ts = pd.to_datetime(frame["event_timestamp"], utc=True).reset_index(drop=True)
+    for name, start, end in zip(
+        windows["pump_id"].astype(str),
+        pd.to_datetime(windows["start"], utc=True),
+        pd.to_datetime(windows["end"], utc=True),
+        strict=True,
+    ):
+        out |= (pump == name) & ((ts >= start) & (ts <= end)).to_numpy()
+    return out
+
+
 class FleetError(PumptwinError, ValueError):
     """Bad parameters or a frame the fleet detector cannot read; the message names the problem."""
 
@@ -227,17 +244,10 @@ class FleetDetector(BaseEstimator):
             return {}
         prepared = self._prepare(X)  # the detector's inputs may read a pump's sisters: the whole frame
         usable = self._usable(prepared)
-        ts = pd.to_datetime(prepared["event_timestamp"], utc=True).reset_index(drop=True)
-        pump = prepared["pump_id"].astype(str).to_numpy()
         alarm = self.score(X)["alarm"].to_numpy()
         moved: dict[str, float] = {}
         for name, group in windows.groupby(windows["pump_id"].astype(str)):
-            inside = np.zeros(len(prepared), dtype=bool)
-            for start, end in zip(
-                pd.to_datetime(group["start"], utc=True), pd.to_datetime(group["end"], utc=True), strict=True
-            ):
-                inside |= (pump == name) & ((ts >= start) & (ts <= end)).to_numpy()
-            inside &= usable
+            inside = rows_in_windows(prepared, group) & usable
             if not alarm[inside].any():
                 continue  # nothing alarmed there: no false alarm to learn from
             rows = prepared[inside].sort_values(list(KEYS), kind="stable")

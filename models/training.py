@@ -486,23 +486,6 @@ def _macro_f1(truth: np.ndarray, pred: np.ndarray) -> float:
     return float(f1_score(truth, pred, average="macro", zero_division=0))
 
 
-def in_windows(frame: pd.DataFrame, windows: pd.DataFrame | None) -> np.ndarray:
-    """Rows of ``frame`` (``pump_id``, ``event_timestamp``) inside any of ``windows`` (``pump_id, start, end``)."""
-    out = np.zeros(len(frame), dtype=bool)
-    if windows is None or windows.empty or frame.empty:
-        return out
-    pump = frame["pump_id"].astype(str).to_numpy()
-    ts = pd.to_datetime(frame["event_timestamp"], utc=True).reset_index(drop=True)
-    for name, start, end in zip(
-        windows["pump_id"].astype(str),
-        pd.to_datetime(windows["start"], utc=True),
-        pd.to_datetime(windows["end"], utc=True),
-        strict=True,
-    ):
-        out |= (pump == name) & ((ts >= start) & (ts <= end)).to_numpy()
-    return out
-
-
 def train_diagnosis(
     frame: pd.DataFrame,
     split: TimeSplit,
@@ -523,13 +506,14 @@ def train_diagnosis(
         TrainingError: Fewer than two classes in the training window.
     """
     from pumptwin.models.diagnosis import HEALTHY, FailureModeClassifier
+    from pumptwin.models.fleet import rows_in_windows
 
     check_labelled(frame)
     columns = feature_matrix_columns(frame)
     usable = frame[~frame["failed"].astype(bool)]
     if RUNNING_COLUMN in usable.columns:
         usable = usable[usable[RUNNING_COLUMN] >= 0.5]  # noqa: PLR2004 - a pump that ran most of the hour
-    confirmed = in_windows(usable, healthy_windows) & (usable["mode"] == HEALTHY).to_numpy()
+    confirmed = rows_in_windows(usable, healthy_windows) & (usable["mode"] == HEALTHY).to_numpy()
     early = (usable["event_timestamp"] < split.train_end).to_numpy()
     train = usable[early | confirmed]
     weight = np.where(confirmed[early | confirmed], config.confirmed_weight, 1.0)
