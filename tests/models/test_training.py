@@ -185,19 +185,27 @@ def test_baseline_trim_leaves_out_gross_outliers_only():
     assert baseline_mask(frame, 3 * DAY_S, 0.0, trim=np.inf)[:432].all()
 
 
-def test_confirmed_false_alarms_teach_their_pumps_a_new_normal(labelled, tmp_path):
-    split = time_split(labelled["event_timestamp"], 0.6)
-    # PS01.P2 is healthy, but from day 7 its vibration ratio settles higher (a new normal a person confirms)
+def _settles_higher(labelled: pd.DataFrame, rise: float) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """PS01.P2, healthy, with its vibration ratio ``rise`` higher from day 7 (the held-out window) on.
+
+    Returns the frame, its rows that rose, and the first day of them as a window a person confirmed.
+    """
     shifted = labelled.copy()
     p2 = (shifted["pump_id"] == "PS01.P2").to_numpy()
     late = p2 & (shifted["event_timestamp"] >= shifted["event_timestamp"].min() + pd.Timedelta(days=7)).to_numpy()
-    shifted.loc[late, "vib_de_baseline_ratio_mean_24h"] += 0.6
+    shifted.loc[late, "vib_de_baseline_ratio_mean_24h"] += rise
+    start = shifted.loc[late, "event_timestamp"].min()
+    window = pd.DataFrame({"pump_id": ["PS01.P2"], "start": [start], "end": [start + pd.Timedelta(days=1)]})
+    return shifted, late, window
+
+
+def test_confirmed_false_alarms_teach_their_pumps_a_new_normal(labelled, tmp_path):
+    split = time_split(labelled["event_timestamp"], 0.6)
+    shifted, late, windows = _settles_higher(labelled, 0.6)  # a new normal a person confirms
     config = TrainConfig(target_far=0.01, min_run=3, warmup_s=0.0, max_threshold_raise=4.0)
     plain = train_anomaly(shifted, split, config, tmp_path / "a")
     alarmed = plain.model.score(shifted)["alarm"].to_numpy() & late
     assert alarmed.any()
-    start = shifted.loc[late, "event_timestamp"].min()
-    windows = pd.DataFrame({"pump_id": ["PS01.P2"], "start": [start], "end": [start + pd.Timedelta(days=3)]})
     learnt = train_anomaly(shifted, split, config, tmp_path / "b", healthy_windows=windows)
     assert not (learnt.model.score(shifted)["alarm"].to_numpy() & late).any()
     assert learnt.metrics["healthy_windows"] == 1.0 and learnt.metrics["pumps_rebaselined"] == 1.0
@@ -210,25 +218,19 @@ def test_confirmed_false_alarms_teach_their_pumps_a_new_normal(labelled, tmp_pat
 
 def test_confirmed_false_alarms_teach_the_diagnosis_what_healthy_looks_like(labelled, tmp_path):
     split = time_split(labelled["event_timestamp"], 0.6)
-    # PS01.P2 is healthy, but from day 7 (the held-out window) its vibration ratio settles as high as
-    # a bearing fault's: the model, never having seen it, calls it bearing wear
-    shifted = labelled.copy()
-    p2 = (shifted["pump_id"] == "PS01.P2").to_numpy()
-    late = p2 & (shifted["event_timestamp"] >= shifted["event_timestamp"].min() + pd.Timedelta(days=7)).to_numpy()
-    shifted.loc[late, "vib_de_baseline_ratio_mean_24h"] += 1.0
+    # as high as a bearing fault's: the model, never having seen it, calls it bearing wear
+    shifted, late, windows = _settles_higher(labelled, 1.0)
     config = TrainConfig()
     columns = feature_matrix_columns(shifted)
     plain = train_diagnosis(shifted, split, config, tmp_path / "a")
     said_healthy = (plain.model.predict(shifted.loc[late, columns].astype(float)) == "healthy").mean()
     assert said_healthy < 0.5
-    start = shifted.loc[late, "event_timestamp"].min()
-    windows = pd.DataFrame({"pump_id": ["PS01.P2"], "start": [start], "end": [start + pd.Timedelta(days=1)]})
     learnt = train_diagnosis(shifted, split, config, tmp_path / "b", healthy_windows=windows)
     assert learnt.metrics["confirmed_healthy_rows"] == 145.0  # a day of 10-minute rows, both ends
     assert (learnt.model.predict(shifted.loc[late, columns].astype(float)) == "healthy").mean() > 0.9
     assert learnt.heldout_rows == plain.heldout_rows - 145  # the confirmed rows no longer judge it
     # a window over a fault keeps the fault's rows as they are
-    faulty = pd.DataFrame({"pump_id": ["PS01.P1"], "start": [start], "end": [start + pd.Timedelta(days=1)]})
+    faulty = windows.assign(pump_id="PS01.P1")
     assert (
         train_diagnosis(shifted, split, config, tmp_path / "c", healthy_windows=faulty).metrics[
             "confirmed_healthy_rows"
