@@ -696,6 +696,17 @@ def with_observed_npshr(outcome: ScenarioOutcome, factors: Mapping[str, float], 
     return replace(outcome, pumps=tuple(pumps), violations=tuple(violations))
 
 
+def as_diagnosed(
+    outcomes: Sequence[ScenarioOutcome], sits: Sequence[Situation], view: TwinView
+) -> list[ScenarioOutcome]:
+    """``outcomes`` (the base case first) with the NPSHr each diagnosed cavitating pump shows in the base.
+
+    See `observed_npshr_factors` and `with_observed_npshr`.
+    """
+    factors = observed_npshr_factors(sits, outcomes[0])
+    return [with_observed_npshr(o, factors, view.limits.min_npsh_margin_m) for o in outcomes]
+
+
 def simulate(
     actions: Sequence[Action], sits: Sequence[Situation], view: TwinView, objective: Objective
 ) -> tuple[ScenarioOutcome, list[Candidate]]:
@@ -705,9 +716,7 @@ def simulate(
     (`observed_npshr_factors`), in the base and in every candidate.
     """
     report = view.simulate([a.spec for a in actions])
-    factors = observed_npshr_factors(sits, report.outcomes[0])
-    limit = view.limits.min_npsh_margin_m
-    base, *outcomes = (with_observed_npshr(o, factors, limit) for o in report.outcomes)
+    base, *outcomes = as_diagnosed(report.outcomes, sits, view)
     cands = []
     for action, outcome in zip(actions, outcomes, strict=True):
         surge = view.surge(action.spec) if action.stops and outcome.status == "ok" else ()
@@ -807,8 +816,7 @@ def check_speeds(
         action = Action(spec.name, "setpoint", spec, action.setpoints, out_of_service=len(stops), stops=True)
     report = view.simulate([before_action.spec, action.spec])
     sits = situations(state, view) if state is not None else []
-    factors = observed_npshr_factors(sits, report.outcomes[1])
-    base, outcome = (with_observed_npshr(o, factors, view.limits.min_npsh_margin_m) for o in report.outcomes[1:3])
+    base, outcome = as_diagnosed(report.outcomes[1:3], sits, view)
     surge = view.surge(action.spec) if action.stops and outcome.status == "ok" else ()
     cand = judge(action, outcome, base, sits, view, objective, surge, backoff=False)
     rejected = tuple(cand.rejected) if base.status == "ok" else (f"twin, plant as now: {base.status}",)
