@@ -42,6 +42,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import pandas as pd
 
 from pumptwin.agents.evidence import Candidate, Check, Evidence, ModelScore, Passage, Recommendation, Term
 from pumptwin.agents.twin_view import TwinView
@@ -141,6 +142,8 @@ NPSH_SEEN_M = 1e-6
 """NPSH margin of the base case at which a diagnosed pump's NPSHr is the one its cavitation shows, m."""
 DERATING_TOLERANCE = 1e-3
 """Relative excess over the integrity derating below which a candidate still counts as within it."""
+PLANT_AS_NOW_FAILED = "twin, plant as now"
+"""How a re-check's refusal begins when the twin could not simulate the plant as it runs now (`check_speeds`)."""
 
 
 class RecommendError(PumptwinError, ValueError):
@@ -707,20 +710,73 @@ def as_diagnosed(
     return [with_observed_npshr(o, factors, view.limits.min_npsh_margin_m) for o in outcomes]
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """An approved action the twin's re-check refused before anything was written (`check_speeds`).
+
+    Attributes:
+        action: The action's name as it was recommended (`Candidate.name`).
+        at: When the re-check refused it (UTC).
+        reason: The first hard limit the re-check found broken, as worded there.
+    """
+
+    action: str
+    at: pd.Timestamp
+    reason: str
+
+
+def held_refusals(refusals: Iterable[Refusal], now: pd.Timestamp, hold_s: float) -> tuple[Refusal, ...]:
+    """The latest refusal of each action within ``hold_s`` (s) up to ``now``, by action name.
+
+    An action that a person approved and the twin then refused on the plant as it ran is not
+    proposed again while its refusal holds: the approver is not asked again for what would be
+    refused again, and the next best candidate gets its turn. A refusal because the twin could
+    not simulate the plant as it ran (`PLANT_AS_NOW_FAILED`) says nothing of the action and holds
+    nothing back.
+    """
+    latest: dict[str, Refusal] = {}
+    for r in refusals:
+        if r.reason.startswith(PLANT_AS_NOW_FAILED):
+            continue
+        age_s = (now - r.at).total_seconds()
+        if 0.0 <= age_s <= hold_s and (r.action not in latest or r.at > latest[r.action].at):
+            latest[r.action] = r
+    return tuple(latest[a] for a in sorted(latest))
+
+
+def refusal_text(r: Refusal) -> str:
+    """How a held refusal is worded in a candidate's rejections and the recommendation's notes."""
+    return f"approved, then refused by the twin's re-check at {r.at.strftime('%Y-%m-%d %H:%M')} UTC: {r.reason}"
+
+
+def hold_refused(candidates: Sequence[Candidate], refused: Sequence[Refusal]) -> list[Candidate]:
+    """``candidates`` with each one named by a held refusal (`held_refusals`) rejected for it."""
+    by_name = {r.action: r for r in refused}
+    return [
+        replace(c, rejected=(*c.rejected, refusal_text(by_name[c.name]))) if c.name in by_name else c
+        for c in candidates
+    ]
+
+
 def simulate(
-    actions: Sequence[Action], sits: Sequence[Situation], view: TwinView, objective: Objective
+    actions: Sequence[Action],
+    sits: Sequence[Situation],
+    view: TwinView,
+    objective: Objective,
+    *,
+    backoff: bool | None = None,
 ) -> tuple[ScenarioOutcome, list[Candidate]]:
     """Simulate ``actions`` in one batch; the base outcome and one candidate per action, in order.
 
     The NPSHr of a pump diagnosed cavitating is the one its cavitation shows
-    (`observed_npshr_factors`), in the base and in every candidate.
+    (`observed_npshr_factors`), in the base and in every candidate. ``backoff`` is `judge`'s.
     """
     report = view.simulate([a.spec for a in actions])
     base, *outcomes = as_diagnosed(report.outcomes, sits, view)
     cands = []
     for action, outcome in zip(actions, outcomes, strict=True):
         surge = view.surge(action.spec) if action.stops and outcome.status == "ok" else ()
-        cands.append(judge(action, outcome, base, sits, view, objective, surge))
+        cands.append(judge(action, outcome, base, sits, view, objective, surge, backoff=backoff))
     return base, cands
 
 
@@ -819,9 +875,37 @@ def check_speeds(
     base, outcome = as_diagnosed(report.outcomes[1:3], sits, view)
     surge = view.surge(action.spec) if action.stops and outcome.status == "ok" else ()
     cand = judge(action, outcome, base, sits, view, objective, surge, backoff=False)
-    rejected = tuple(cand.rejected) if base.status == "ok" else (f"twin, plant as now: {base.status}",)
+    rejected = tuple(cand.rejected) if base.status == "ok" else (f"{PLANT_AS_NOW_FAILED}: {base.status}",)
     running = frozenset(p for p, s in speeds.items() if s > 0 and by_name[p].pump_id in as_now)
     return SpeedCheck(rejected, base, outcome, dict(cand.numbers), running)
+
+
+def _switch_action(switch: Action, speeds: Mapping[str, float], view: TwinView, base: ScenarioOutcome) -> Action | None:
+    """``switch`` (a switch to standby) with the speeds by pump id of the pumps that keep running beside it.
+
+    The standby takes the outgoing pump's speed now, as the control system hands it over
+    (`pumptwin.control.approval.like_for_like`). None when the outgoing pump does not run or has
+    no stopped pump beside it.
+    """
+    (outgoing,) = switch.spec.standby
+    out = _point(base, outgoing)
+    spare = next((p for p in base.pumps if out is not None and p.station == out.station and not p.running), None)
+    if out is None or not out.running or spare is None:
+        return None
+    names = _names(view)
+    rated = view.rated_speed_rpm
+    label = ", ".join(f"{names.get(pid, pid)} {100 * s:.1f} %" for pid, s in sorted(speeds.items()))
+    spec = ScenarioSpec(
+        name=f"{switch.name}, setpoints: {label}",
+        standby=(outgoing,),
+        speeds=(
+            SpeedChange(spare.pump, rpm=out.speed * rated.get(spare.pump, 1800.0)),
+            *(SpeedChange(pid, rpm=s * rated.get(pid, 1800.0)) for pid, s in speeds.items()),
+        ),
+    )
+    setpoints = {names.get(outgoing, outgoing): 0.0, names.get(spare.pump, spare.pump): out.speed}
+    setpoints |= {names.get(p, p): s for p, s in speeds.items()}
+    return Action(spec.name, "standby", spec, setpoints=setpoints, out_of_service=0.5, stops=True)
 
 
 def search_setpoints(
@@ -833,6 +917,7 @@ def search_setpoints(
     samples: int = 64,
     rounds: int = 3,
     seed: int = 0,
+    switch: Action | None = None,
 ) -> tuple[Candidate | None, int]:
     """The best feasible speeds of the line's running pumps, found by sampling and refining.
 
@@ -842,12 +927,17 @@ def search_setpoints(
     and judged like the fixed candidates, with the suction and NPSH limits tightened by the
     search's back-off (`backoff_violations`).
 
+    With ``switch`` (a switch to standby), the speeds searched are those of the pumps that keep
+    running beside the switch (`_switch_action`): a switch the line cannot take as it runs (a
+    suction already low at the station) may pass with the other stations' speeds moved with it.
+
     Returns:
         The best feasible candidate (None when none is) and the number of vectors simulated.
     """
     running = view.running()
     specs = {p.pump_id: p for p in view.pumps}
-    ids = [pid for pid in running if pid in specs]
+    leaving = set(switch.spec.standby) if switch is not None else set()
+    ids = [pid for pid in running if pid in specs and pid not in leaving]
     if not ids:
         return None, 0
     lo = np.array([specs[p].min_speed for p in ids])
@@ -867,8 +957,14 @@ def search_setpoints(
         if r == 0:
             draws = np.vstack([np.clip(np.round(now / SPEED_QUANTUM) * SPEED_QUANTUM, lo, hi), draws])
         vectors = np.unique(draws, axis=0)
-        actions = [_setpoint_action(dict(zip(ids, map(float, v), strict=True)), view) for v in vectors]
-        _, cands = simulate(actions, sits, view, objective)
+        if switch is None:
+            actions = [_setpoint_action(dict(zip(ids, map(float, v), strict=True)), view) for v in vectors]
+        else:
+            made = [_switch_action(switch, dict(zip(ids, map(float, v), strict=True)), view, base) for v in vectors]
+            if made[0] is None:
+                return None, n_eval
+            actions = [a for a in made if a is not None]
+        _, cands = simulate(actions, sits, view, objective, backoff=True)
         n_eval += len(cands)
         feasible = [(c, v) for c, v in zip(cands, vectors, strict=True) if c.feasible]
         if feasible:
@@ -877,6 +973,37 @@ def search_setpoints(
                 best, centre = top, vec
         radius = radius / 2
     return best, n_eval
+
+
+def search_switches(
+    actions: Sequence[Action],
+    candidates: Sequence[Candidate],
+    sits: Sequence[Situation],
+    view: TwinView,
+    objective: Objective,
+    base: ScenarioOutcome,
+    *,
+    seed: int = 0,
+) -> tuple[list[Candidate], int]:
+    """For each switch to standby rejected on its own, the best feasible switch with searched speeds.
+
+    A switch is rejected when it breaks a hard limit, or while a refusal of it holds
+    (`hold_refused`): the searched switch keeps the search's back-off and moves the speeds of the
+    pumps that keep running with it.
+
+    Returns:
+        The feasible switches found (`search_setpoints` with ``switch``) and the vectors simulated.
+    """
+    blocked = {c.name for c in candidates if c.kind == "standby" and not c.feasible}
+    found: list[Candidate] = []
+    n_eval = 0
+    for action in actions:
+        if action.kind == "standby" and action.name in blocked and len(action.spec.standby) == 1:
+            best, n = search_setpoints(sits, view, objective, base, seed=seed, switch=action)
+            n_eval += n
+            if best is not None:
+                found.append(best)
+    return found, n_eval
 
 
 def rank(candidates: Iterable[Candidate]) -> list[Candidate]:
@@ -993,52 +1120,17 @@ class RecommendRun:
     best_fixed: Candidate | None
 
 
-def recommend(
-    state: TwinState,
+def run_notes(
+    sits: Sequence[Situation],
+    base: ScenarioOutcome,
     view: TwinView,
-    objective: Objective | None = None,
-    *,
-    kb: object | None = None,
-    generator: object | None = None,
-    search: bool = True,
-    seed: int = 0,
-    agent: object | None = None,
-) -> RecommendRun:
-    """The recommendation for ``view``'s line from the twin's state (see the module docstring).
-
-    Args:
-        state: The twin state with its alerts.
-        view: The line of the twin to simulate on.
-        objective: Weights of the score (default `Objective()`).
-        kb: A `pumptwin.agents.retrieval.KnowledgeBase` (None: no evidence passages, noted).
-        generator: A `pumptwin.agents.generate.Generator` for the text (None: grounded).
-        search: Also search the continuous setpoints.
-        seed: Seed of the setpoint search.
-        agent: A `pumptwin.agents.generate.LLMConfig`: also run the tool-using agent
-            (`pumptwin.agents.agent_tools.with_agent`), whose proposals the twin simulates and the
-            same hard limits and objective judge.
-
-    Returns:
-        The recommendation and how it was found. Without an alert on the line the chosen action
-        is ``no change``.
-    """
-    from pumptwin.agents.generate import write_justification
-
-    t0 = time.perf_counter()
-    objective = objective or Objective()
-    sits = situations(state, view)
-    actions = [base_action(sits), *fixed_actions(sits, view)]
-    base, cands = simulate(actions, sits, view, objective)
-    cands = prune(cands, base.throughput_m3h)
-    evaluated = len(actions)
-    searched = None
-    if search and sits:
-        searched, n = search_setpoints(sits, view, objective, base, seed=seed)
-        evaluated += n
-    fixed_ok = [c for c in cands if c.feasible]
-    best_fixed = rank(fixed_ok)[0] if fixed_ok else None
-    ranked = rank([*cands, *([searched] if searched is not None else [])])
+    refused: Sequence[Refusal],
+    candidates: Sequence[Candidate],
+) -> list[str]:
+    """The recommendation's notes on how it was simulated: the twin, diagnosed NPSHr, derating, held refusals."""
     notes: list[str] = [f"simulated on the {view.basis}, line {view.line}"]
+    offered = {c.name for c in candidates}
+    notes += [f"{r.action}: {refusal_text(r)}; not proposed again yet" for r in refused if r.action in offered]
     for sit in sits:
         pt = _point(base, sit.pump_id) if sit.pump_id is not None else None
         seen = pt is not None and pt.running and abs(pt.npsh_margin_m) < NPSH_SEEN_M
@@ -1053,6 +1145,63 @@ def recommend(
             f"integrity: {d.features} assessed features; derated throughput {d.throughput_m3h:.0f} m3/h "
             f"(bound by {d.binding_feature}) is a hard limit"
         )
+    return notes
+
+
+def recommend(
+    state: TwinState,
+    view: TwinView,
+    objective: Objective | None = None,
+    *,
+    kb: object | None = None,
+    generator: object | None = None,
+    search: bool = True,
+    seed: int = 0,
+    agent: object | None = None,
+    refused: Sequence[Refusal] = (),
+) -> RecommendRun:
+    """The recommendation for ``view``'s line from the twin's state (see the module docstring).
+
+    Args:
+        state: The twin state with its alerts.
+        view: The line of the twin to simulate on.
+        objective: Weights of the score (default `Objective()`).
+        kb: A `pumptwin.agents.retrieval.KnowledgeBase` (None: no evidence passages, noted).
+        generator: A `pumptwin.agents.generate.Generator` for the text (None: grounded).
+        search: Also search the continuous setpoints.
+        seed: Seed of the setpoint search.
+        agent: A `pumptwin.agents.generate.LLMConfig`: also run the tool-using agent
+            (`pumptwin.agents.agent_tools.with_agent`), whose proposals the twin simulates and the
+            same hard limits and objective judge.
+        refused: Approved actions the twin's re-check refused, still held (`held_refusals`):
+            each is rejected with its reason wherever it comes up again (`hold_refused`).
+
+    Returns:
+        The recommendation and how it was found. Without an alert on the line the chosen action
+        is ``no change``.
+    """
+    from pumptwin.agents.generate import write_justification
+
+    t0 = time.perf_counter()
+    objective = objective or Objective()
+    sits = situations(state, view)
+    actions = [base_action(sits), *fixed_actions(sits, view)]
+    base, cands = simulate(actions, sits, view, objective)
+    cands = prune(cands, base.throughput_m3h)
+    evaluated = len(actions)
+    searched, extra = None, []
+    cands = hold_refused(cands, refused)
+    if search and sits:
+        searched, n = search_setpoints(sits, view, objective, base, seed=seed)
+        switches, n_switch = search_switches(actions, cands, sits, view, objective, base, seed=seed)
+        extra = [*([searched] if searched is not None else []), *switches]
+        evaluated += n + n_switch
+    extra = hold_refused(extra, refused)
+    searched = extra[0] if searched is not None else None
+    fixed_ok = [c for c in cands if c.feasible]
+    best_fixed = rank(fixed_ok)[0] if fixed_ok else None
+    ranked = rank([*cands, *extra])
+    notes = run_notes(sits, base, view, refused, [*cands, *extra])
     chosen = ranked[0]
     keep = next((c for c in ranked if c.kind in ("base", "maintenance")), None)
     if keep is not None and keep.feasible and chosen is not keep and chosen.score - keep.score < objective.min_gain:

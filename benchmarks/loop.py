@@ -26,7 +26,9 @@ approved action is written through `pumptwin.control.interlocks.Interlocked` on 
 the implement flow does, an approved answer is first brought up to date (a switch to standby hands
 the running pump's speed now to its standby, `pumptwin.control.approval.like_for_like`) and
 simulated again on the twin synced at that moment (`pumptwin.agents.recommend.check_speeds`):
-when it now breaks a hard limit nothing is written and the next cycle recommends afresh.
+when it now breaks a hard limit nothing is written, and the next cycles recommend afresh without
+proposing that action again for ``agents.refusal_hold_s`` (`pumptwin.agents.recommend.held_refusals`,
+as the recommend flow reads the refusals from the audit log).
 
 **Maintenance.** Planned windows recur every `benchmarks.loop_episodes.WINDOW_PERIOD_S`; at a
 window every pump the loop asked maintenance for (an asset at risk of an approved or automatically
@@ -92,7 +94,7 @@ from benchmarks.loop_episodes import (
     oracle_scores,
     scenario_of,
 )
-from pumptwin.agents.recommend import Objective, check_speeds, recommend
+from pumptwin.agents.recommend import Objective, Refusal, check_speeds, held_refusals, recommend
 from pumptwin.agents.twin_view import TwinView
 from pumptwin.control.approval import NO_ACTION_KINDS, AutoPolicy, auto_verdict, like_for_like, target_speeds
 from pumptwin.control.interlocks import Interlocked, InterlockSettings
@@ -138,6 +140,8 @@ class LoopSettings:
         diagnosis: ``none``: the twin's physics evidence only; ``oracle``: also a stand-in failure-mode
             classifier's scores (`benchmarks.loop_episodes.oracle_scores`: the true mode of the faulty
             pump once its true severity passes `ORACLE_SEVERITY`, never a false one).
+        refusal_hold_s: How long an approved action the twin's re-check refused is not proposed
+            again, s (``agents.refusal_hold_s``, as the recommend flow holds it).
     """
 
     cycle_s: float = 6 * 3600.0
@@ -147,6 +151,7 @@ class LoopSettings:
     policy: AutoPolicy = field(default_factory=AutoPolicy)
     interlocks: InterlockSettings = field(default_factory=InterlockSettings)
     diagnosis: str = "none"
+    refusal_hold_s: float = 12 * 3600.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings."""
@@ -162,6 +167,7 @@ class LoopSettings:
             },
             "interlocks": asdict(self.interlocks),
             "diagnosis": self.diagnosis,
+            "refusal_hold_h": self.refusal_hold_s / 3600.0,
         }
 
 
@@ -292,6 +298,7 @@ class _Loop:
     first_alert_s: float | None = None
     recommend_s: float = 0.0
     recommendations: int = 0
+    refusals: list[Refusal] = field(default_factory=list)
 
     # ---------------------------------------------------------------- cycle
 
@@ -328,7 +335,8 @@ class _Loop:
         if pumps_alerted and all(p in self.maintenance and not ctl.running(p) for p in pumps_alerted):
             return  # out of service, waiting for the window
         view = self.view()
-        run = recommend(state, view, self.objective, kb=None, search=self.settings.search, seed=0)
+        held = held_refusals(self.refusals, self.plant.now, self.settings.refusal_hold_s)
+        run = recommend(state, view, self.objective, kb=None, search=self.settings.search, seed=0, refused=held)
         self.recommend_s += run.seconds
         self.recommendations += 1
         rec = run.recommendation
@@ -398,6 +406,7 @@ class _Loop:
             speeds = like_for_like(req.kind, req.setpoints, now)
             if refused := self.recheck(speeds, now):
                 entry["decided"] = f"approved, not written: the twin now finds {refused}"
+                self.refusals.append(Refusal(req.action, self.plant.now, refused))
             else:
                 entry["decided"] = "approved"
                 entry["result"] = self.implement(speeds, req.assets) if speeds else "maintenance asked"
@@ -732,7 +741,10 @@ def main(argv: list[str] | None = None) -> int:
         specs = [s for s in specs if s.mode in QUICK_MODES or s.healthy][:3]
         specs = [replace(s, end_s=min(s.end_s, s.failure_s + 0.5 * 86400.0)) if not s.healthy else s for s in specs]
         specs = [replace(s, end_s=2 * 86400.0) if s.healthy else s for s in specs]
-    settings = LoopSettings(search=not args.no_search, diagnosis=args.diagnosis)
+    from pumptwin.flows.settings import get_settings
+
+    hold_s = get_settings().agents.refusal_hold_s
+    settings = LoopSettings(search=not args.no_search, diagnosis=args.diagnosis, refusal_hold_s=hold_s)
     from benchmarks.recommend import objective_from_settings
 
     objective = objective_from_settings()

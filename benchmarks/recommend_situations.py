@@ -346,8 +346,8 @@ def actions_of(
 ) -> dict[str, Action]:
     """The actions behind candidate names: ``{name: (kind, setpoints)}`` to `Action` (unknown names left out).
 
-    Fixed candidates are rebuilt from the recommender's own lists; searched setpoints from their
-    relative speeds by pump asset name.
+    Fixed candidates are rebuilt from the recommender's own lists; searched setpoints and searched
+    switches to standby from their relative speeds by pump asset name (0: the pump stopped).
     """
     known = {a.name: a for a in (base_action(sits), *fixed_actions(sits, view))}
     ids = {p.name: p.pump_id for p in view.pumps}
@@ -358,6 +358,15 @@ def actions_of(
         elif kind == "setpoint" and setpoints:
             action = _setpoint_action({ids[a]: float(s) for a, s in setpoints.items() if a in ids}, view)
             out[name] = replace(action, name=name, kind=kind)
+        elif kind == "standby" and setpoints:  # a searched switch: the pump stopped, the others' speeds set
+            speeds = {ids[a]: float(s) for a, s in setpoints.items() if a in ids}
+            rated = view.rated_speed_rpm
+            spec = ScenarioSpec(
+                name=name,
+                stop=tuple(sorted(p for p, s in speeds.items() if s <= 0)),
+                speeds=tuple(SpeedChange(p, rpm=s * rated.get(p, 1800.0)) for p, s in sorted(speeds.items()) if s > 0),
+            )
+            out[name] = Action(name, kind, spec, setpoints=dict(setpoints), out_of_service=0.5, stops=True)
         elif kind == "base":
             out[name] = Action(name, "base", ScenarioSpec(name="base case"))
     return out

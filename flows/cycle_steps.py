@@ -414,6 +414,7 @@ def recommend_for_lines(
         LineRecommendation,
         agent_config,
         generator,
+        held_back,
         knowledge_or_unavailable,
         objective,
         twin_view,
@@ -440,7 +441,14 @@ def recommend_for_lines(
     for line in todo:
         view = twin_view(settings, cal, line)
         run = recommend(
-            state, view, objective(settings), kb=kb, generator=gen, search=search, agent=agent_config(settings)
+            state,
+            view,
+            objective(settings),
+            kb=kb,
+            generator=gen,
+            search=search,
+            agent=agent_config(settings),
+            refused=held_back(settings, line),
         )
         folder = parent / f"line{line}"
         write_recommendation(LineRecommendation(line, run), view, folder, plots=plots)

@@ -22,6 +22,7 @@ The audit log is ``<home>/control/audit.jsonl`` unless ``PUMPTWIN_CONTROL_AUDIT_
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import time
@@ -35,6 +36,7 @@ import pandas as pd
 from pydantic import Field, create_model
 
 from pumptwin.agents.evidence import Candidate
+from pumptwin.agents.recommend import Refusal
 from pumptwin.control.approval import (
     FALSE_ALARMS_FILE,
     NO_ACTION_KINDS,
@@ -59,6 +61,8 @@ from pumptwin.control.interface import Controller, Write
 from pumptwin.flows.settings import Settings
 from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.times import STAMP_FORMAT, to_utc
+
+_LOG = logging.getLogger(__name__)
 
 RECOMMENDATION_FILE = "recommendation.json"
 """The recommendation of one line, in ``<recommend_dir>/<UTC stamp>-<suffix>/line<n>/``."""
@@ -291,6 +295,31 @@ def prepare(settings: Settings, line: int, recommendation: Path | None = None) -
         )
         status = "proposed"
     return Prepared(rec, request, status)
+
+
+def twin_refusals(settings: Settings, line: int) -> list[Refusal]:
+    """Approved actions on ``line`` that the twin's re-check refused (`carry_out`), from the audit log.
+
+    An answer whose modified setpoints the twin refused does not count against the action.
+
+    An audit log that cannot be read gives none: the recommendation goes on without holding
+    anything back (the implement flow re-checks every answer again anyway).
+    """
+    path = audit_path(settings)
+    if not path.exists():
+        return []
+    try:
+        records = open_audit(settings).records(kind="refused")
+    except PumptwinError as exc:
+        _LOG.warning("audit log %s not read, no refused action held back: %s", path, exc)
+        return []
+    out = []
+    for r in records:
+        reasons = r.data.get("twin") or []
+        mine = r.data.get("line") == line and not r.data.get("modified")
+        if mine and reasons and isinstance(r.data.get("action"), str):
+            out.append(Refusal(str(r.data["action"]), to_utc(r.ts), str(reasons[0])))
+    return out
 
 
 def record_no_action(settings: Settings, prepared: Prepared) -> Outcome:
@@ -620,15 +649,19 @@ def carry_out(settings: Settings, controller: Controller, prepared: Prepared, de
         for p in sorted(decision.setpoints or {})
         if now.get(p, 0.0) <= 0 and p not in starts
     ]
+    twin_refused: list[str] = []
     if not problems:
         check = twin_check(settings, request.line, speeds, line_now)
-        problems += [f"twin: {r}" for r in check.rejected]
+        twin_refused = list(check.rejected)
+        problems += [f"twin: {r}" for r in twin_refused]
     writes = [] if problems else writes_for(speeds, controller)
     if not problems and not writes:
         problems.append(f"{request.action!r}: nothing to write (the plant already runs at these speeds)")
     if problems:
         msg = "refused: " + "; ".join(problems)
-        audit.append("refused", request.id, who, f"not implemented: {request.action}", why=msg, data={"speeds": speeds})
+        data = {"speeds": speeds, "line": request.line, "action": request.action, "twin": twin_refused}
+        data["modified"] = bool(decision.setpoints)
+        audit.append("refused", request.id, who, f"not implemented: {request.action}", why=msg, data=data)
         return Outcome(request.id, "refused", msg, tuple(problems), now)
     readings = controller.read(sorted(check.after))
     expect = response_expectations(readings, check.before, check.after, settings.control.response_tolerance)

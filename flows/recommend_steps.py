@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from pumptwin.agents.evidence import Candidate
-from pumptwin.agents.recommend import Objective, RecommendRun, recommend
+from pumptwin.agents.recommend import Objective, RecommendRun, Refusal, held_refusals, recommend
 from pumptwin.agents.twin_view import TwinView
+from pumptwin.flows.implement_steps import twin_refusals
 from pumptwin.flows.settings import Settings
 from pumptwin.flows.twin_store import load_twin
 from pumptwin.flows.what_if_steps import integrity_basis, load_integrity, new_run_folder, twin_basis, write_whatif
@@ -114,6 +117,15 @@ def evaluate_knowledge(
     if split is not None:
         qs = [q for q in qs if q.split == split]
     return evaluate(kb, qs, k=k)
+
+
+def held_back(settings: Settings, line: int, now: pd.Timestamp | None = None) -> tuple[Refusal, ...]:
+    """Approved actions on ``line`` the twin's re-check refused within ``agents.refusal_hold_s`` before ``now``.
+
+    ``now`` defaults to the wall clock, the audit log's clock.
+    """
+    at = now if now is not None else pd.Timestamp.now(tz="UTC")
+    return held_refusals(twin_refusals(settings, line), at, settings.agents.refusal_hold_s)
 
 
 def objective(settings: Settings) -> Objective:
@@ -369,7 +381,14 @@ def recommend_lines(settings: Settings, *, search: bool = True, plots: bool = Tr
     for line in lines:
         view = view1 if line == 1 else twin_view(settings, cal, line)
         run = recommend(
-            state, view, objective(settings), kb=kb, generator=gen, search=search, agent=agent_config(settings)
+            state,
+            view,
+            objective(settings),
+            kb=kb,
+            generator=gen,
+            search=search,
+            agent=agent_config(settings),
+            refused=held_back(settings, line),
         )
         item = LineRecommendation(line, run)
         paths = write_recommendation(item, view, folder / f"line{line}", plots=plots)

@@ -223,6 +223,11 @@ class AgentSettings(BaseSettings):
     min_gain: float = Field(
         default=1.0, ge=0, description="Least score gain over keeping on as now for an action to be recommended."
     )
+    refusal_hold_s: float = Field(
+        default=43_200.0,
+        ge=0,
+        description="How long an approved action the twin's re-check refused is not proposed again on its line, s.",
+    )
     llm_url: str | None = Field(
         default=None,
         description="OpenAI-compatible endpoint (vLLM, Ollama): `http://127.0.0.1:8000/v1`; None: grounded text only.",

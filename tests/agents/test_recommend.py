@@ -13,10 +13,12 @@ from pumptwin.agents.evidence import Passage
 from pumptwin.agents.recommend import (
     Objective,
     RecommendError,
+    Refusal,
     Situation,
     check_speeds,
     failure_mode,
     fixed_actions,
+    held_refusals,
     rank,
     recommend,
     rejections,
@@ -455,3 +457,64 @@ def test_a_warning_on_another_asset_gets_no_evidence_of_its_own() -> None:
     assert "WO-24002" not in ids  # the warning's records are not looked up
     both = {p.id for p in gather_evidence(kb, [hot, replace(surge, level="alarm")], keep).passages}
     assert {"SOP-112#step-1", "WO-24002"} <= both
+
+
+def test_only_the_latest_refusal_within_the_hold_is_held() -> None:
+    old = Refusal("PS01.P1: switch to standby", TS - pd.Timedelta(hours=13), "SUCTION old")
+    new = Refusal("PS01.P1: switch to standby", TS - pd.Timedelta(hours=2), "SUCTION new")
+    other = Refusal("PS02.P1: switch to standby", TS - pd.Timedelta(hours=13), "NPSH")
+    later = Refusal("PS02.P2: switch to standby", TS + pd.Timedelta(hours=1), "NPSH")
+    held = held_refusals([old, other, new, later], TS, 12 * 3600.0)
+    assert held == (new,)
+    assert held_refusals([old, new], TS, 0.0) == ()
+
+
+def test_an_action_refused_at_the_recheck_is_not_proposed_again_while_held(view: TwinView) -> None:
+    state = _state(("PS01.P1", "thermal_drift_de", 1.3))
+    first = recommend(state, view, search=False).recommendation.chosen
+    assert first.feasible
+    refusal = Refusal(first.name, TS - pd.Timedelta(hours=1), "SUCTION PS1-S: 0.55 bar g (limit 0.6)")
+    rec = recommend(state, view, search=False, refused=(refusal,)).recommendation
+    assert rec.chosen.name != first.name
+    assert rec.chosen.feasible
+    held = next(c for c in rec.alternatives if c.name == first.name)
+    assert not held.feasible
+    assert any("refused by the twin's re-check" in r and "SUCTION PS1-S" in r for r in held.rejected)
+    assert any(n.startswith(f"{first.name}: approved, then refused") for n in rec.notes)
+    assert rec.check.ok
+    unrelated = Refusal("PS09.P9: switch to standby", TS, "NPSH")
+    again = recommend(state, view, search=False, refused=(unrelated,)).recommendation
+    assert again.chosen.name == first.name
+    assert not any("refused" in n for n in again.notes)
+
+
+def test_a_blocked_switch_to_standby_is_searched_with_the_other_pumps_speeds(view: TwinView) -> None:
+    from pumptwin.agents.recommend import base_action, search_switches, simulate
+
+    sits = situations(_state(("PS02.P1", "thermal_drift_de", 1.3)), view)
+    actions = [base_action(sits), *fixed_actions(sits, view)]
+    base, cands = simulate(actions, sits, view, Objective())
+    switch = next(a for a in actions if a.kind == "standby" and a.name.startswith("PS02.P1"))
+    plain = next(c for c in cands if c.name == switch.name)
+    assert plain.feasible
+    assert search_switches(actions, cands, sits, view, Objective(), base) == ([], 0)
+    blocked = [replace(c, rejected=("SUCTION PS2-S: 0.55 bar g (limit 0.6)",)) if c is plain else c for c in cands]
+    found, n = search_switches(actions, blocked, sits, view, Objective(), base, seed=1)
+    assert n > 64
+    (best,) = found
+    assert best.kind == "standby" and best.feasible
+    assert best.name.startswith(f"{switch.name}, setpoints: ")
+    names = {p.pump_id: p.name for p in view.pumps}
+    outgoing = next(p for p in base.pumps if names[p.pump] == "PS02.P1")
+    spare = next(p for p in base.pumps if p.station == outgoing.station and not p.running)
+    assert best.setpoints["PS02.P1"] == 0.0
+    assert best.setpoints[names[spare.pump]] == pytest.approx(outgoing.speed)
+    assert best.numbers[f"{names[spare.pump]} speed %"] == pytest.approx(100 * outgoing.speed, abs=1e-6)
+    assert best.numbers["PS02.P1 speed %"] == 0.0
+    for p in view.pumps:
+        if p.name in best.setpoints and p.name not in ("PS02.P1", names[spare.pump]):
+            assert p.min_speed - 1e-9 <= best.setpoints[p.name] <= p.max_speed + 1e-9
+    held = Refusal(switch.name, TS, "SUCTION PS2-S: 0.55 bar g (limit 0.6)")
+    rec = recommend(_state(("PS02.P1", "thermal_drift_de", 1.3)), view, refused=(held,), seed=1).recommendation
+    offered = [c for c in (rec.chosen, *rec.alternatives) if c.name.startswith(f"{switch.name}, setpoints: ")]
+    assert len(offered) == 1 and offered[0].feasible

@@ -19,6 +19,7 @@ from typing import Any
 from unittest import mock
 from uuid import UUID
 
+import pandas as pd
 import pytest
 from prefect.exceptions import NotPausedError
 
@@ -415,3 +416,30 @@ def test_a_switch_starts_the_standby_before_it_stops_the_outgoing_pump() -> None
         Write("PS01.P1", "stop"),
     ]
     assert steps.writes_for({"PS01.P1": 0.96, "PS01.P3": 0.0}, panel) == []  # type: ignore[arg-type]
+
+
+def test_an_approved_action_the_twin_refuses_is_held_back_from_the_next_recommendations(
+    home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pumptwin.control.approval import Decision
+    from pumptwin.flows.recommend_steps import held_back
+
+    path = write_rec(home, setpoint({"PS01.P1": 0.87}))
+    settings = Settings(home=home)
+    prepared = steps.prepare(settings, 1, path)
+    ctl = SimulatedController.load(home / "control" / "plant.pkl")
+    modified = steps.carry_out(settings, ctl, prepared, Decision(True, "j.doe", setpoints={"PS01.P1": 0.86}), "j.doe")
+    assert modified.status == "refused" and any(r.startswith("twin: ") for r in modified.reasons)
+    assert steps.twin_refusals(settings, 1) == []
+    out = steps.carry_out(settings, ctl, prepared, Decision(True, "j.doe"), "j.doe")
+    assert out.status == "refused" and not out.wrote
+    (refusal,) = steps.twin_refusals(settings, 1)
+    assert refusal.action == prepared.request.action
+    assert f"twin: {refusal.reason}" in out.reasons
+    assert steps.twin_refusals(settings, 2) == []
+    hold = pd.Timedelta(seconds=settings.agents.refusal_hold_s)
+    assert held_back(settings, 1, refusal.at + hold / 2) == (refusal,)
+    assert held_back(settings, 1, refusal.at + hold * 2) == ()
+    (home / "control" / "audit.jsonl").write_text("not a record\n", encoding="utf-8")
+    assert steps.twin_refusals(settings, 1) == []
+    assert "no refused action held back" in caplog.text
