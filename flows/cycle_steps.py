@@ -409,14 +409,11 @@ def recommend_for_lines(
     Returns:
         Per line: ``line``, ``action``, ``generator``, ``folder`` and ``skipped``.
     """
-    from pumptwin.agents.recommend import recommend
     from pumptwin.flows.recommend_steps import (
         LineRecommendation,
-        agent_config,
         generator,
-        held_back,
         knowledge_or_unavailable,
-        objective,
+        recommend_line,
         twin_view,
         write_recommendation,
     )
@@ -440,16 +437,7 @@ def recommend_for_lines(
     gen = generator(settings)
     for line in todo:
         view = twin_view(settings, cal, line)
-        run = recommend(
-            state,
-            view,
-            objective(settings),
-            kb=kb,
-            generator=gen,
-            search=search,
-            agent=agent_config(settings),
-            refused=held_back(settings, line),
-        )
+        run = recommend_line(settings, state, view, kb, gen, search=search)
         folder = parent / f"line{line}"
         write_recommendation(LineRecommendation(line, run), view, folder, plots=plots)
         rec = run.recommendation

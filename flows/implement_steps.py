@@ -659,8 +659,13 @@ def carry_out(settings: Settings, controller: Controller, prepared: Prepared, de
         problems.append(f"{request.action!r}: nothing to write (the plant already runs at these speeds)")
     if problems:
         msg = "refused: " + "; ".join(problems)
-        data = {"speeds": speeds, "line": request.line, "action": request.action, "twin": twin_refused}
-        data["modified"] = bool(decision.setpoints)
+        data = {
+            "speeds": speeds,
+            "line": request.line,
+            "action": request.action,
+            "twin": twin_refused,
+            "modified": bool(decision.setpoints),
+        }
         audit.append("refused", request.id, who, f"not implemented: {request.action}", why=msg, data=data)
         return Outcome(request.id, "refused", msg, tuple(problems), now)
     readings = controller.read(sorted(check.after))

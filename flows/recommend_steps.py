@@ -358,6 +358,22 @@ def write_recommendation(
     return paths
 
 
+def recommend_line(
+    settings: Settings, state: TwinState, view: TwinView, kb: object | None, gen: object | None, *, search: bool
+) -> RecommendRun:
+    """The recommendation for ``view``'s line with the settings' objective and language model, and its held refusals."""
+    return recommend(
+        state,
+        view,
+        objective(settings),
+        kb=kb,
+        generator=gen,
+        search=search,
+        agent=agent_config(settings),
+        refused=held_back(settings, view.line),
+    )
+
+
 def recommend_lines(settings: Settings, *, search: bool = True, plots: bool = True) -> RecommendReport:
     """Recommend an action for every line with an active alert, from the saved twin state.
 
@@ -380,16 +396,7 @@ def recommend_lines(settings: Settings, *, search: bool = True, plots: bool = Tr
     items = []
     for line in lines:
         view = view1 if line == 1 else twin_view(settings, cal, line)
-        run = recommend(
-            state,
-            view,
-            objective(settings),
-            kb=kb,
-            generator=gen,
-            search=search,
-            agent=agent_config(settings),
-            refused=held_back(settings, line),
-        )
+        run = recommend_line(settings, state, view, kb, gen, search=search)
         item = LineRecommendation(line, run)
         paths = write_recommendation(item, view, folder / f"line{line}", plots=plots)
         items.append(LineRecommendation(line, run, folder / f"line{line}", paths))
