@@ -8,6 +8,8 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pumptwin.agents.evidence import Passage
 from pumptwin.agents.recommend import (
@@ -518,3 +520,31 @@ def test_a_blocked_switch_to_standby_is_searched_with_the_other_pumps_speeds(vie
     rec = recommend(_state(("PS02.P1", "thermal_drift_de", 1.3)), view, refused=(held,), seed=1).recommendation
     offered = [c for c in (rec.chosen, *rec.alternatives) if c.name.startswith(f"{switch.name}, setpoints: ")]
     assert len(offered) == 1 and offered[0].feasible
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["PS01.P1: switch to standby", "PS02.P2: switch to standby", "setpoints: PS01.P1 95.0 %"]),
+            st.integers(min_value=-48, max_value=6),
+            st.sampled_from(["SUCTION PS2-S: 0.55 bar g (limit 0.6)", "twin, plant as now: negative pressure"]),
+        ),
+        max_size=12,
+    ),
+    st.floats(min_value=0.0, max_value=36 * 3600.0),
+)
+def test_held_refusals_are_the_latest_of_each_action_within_the_hold(
+    rows: list[tuple[str, int, str]], hold_s: float
+) -> None:
+    refusals = [Refusal(a, TS + pd.Timedelta(hours=h), reason) for a, h, reason in rows]
+    held = held_refusals(refusals, TS, hold_s)
+    assert len({r.action for r in held}) == len(held)
+    for r in held:
+        assert 0.0 <= (TS - r.at).total_seconds() <= hold_s
+        assert not r.reason.startswith("twin, plant as now")
+        rivals = [x for x in refusals if x.action == r.action and not x.reason.startswith("twin, plant as now")]
+        assert r.at == max(x.at for x in rivals if x.at <= TS)
+    counted = {
+        r.action for r in refusals if 0 <= (TS - r.at).total_seconds() <= hold_s and "plant as now" not in r.reason
+    }
+    assert {r.action for r in held} == counted
