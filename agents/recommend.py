@@ -10,6 +10,9 @@ For a line with active alerts it
    the line, and keep running with maintenance scheduled;
 3. searches the continuous setpoints (`search_setpoints`): the speeds of every running pump of the
    line, sampled in their allowed ranges and refined around the best, solved in batches on the twin;
+   and, for a switch to standby rejected on its own, the same switch with the speeds of the pumps
+   that keep running (`search_switches`). An approved action the twin refused at the answer is
+   held back while its refusal holds (`held_refusals`, `hold_refused`);
 4. simulates every candidate on the twin (`TwinView.simulate`), rejects those that break a hard
    limit (`rejections`: MAOP, surge at 110 % of MAOP and column separation for any pump stop,
    vapour pressure, speed range, the safe pressure of every assessed pipe feature (steady and
