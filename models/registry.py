@@ -68,9 +68,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import wraps
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -1089,6 +1090,34 @@ def _champion_score(
     return _finite(evaluate(model), f"{metric} of champion {name} v{champion.version}"), None
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _naming_server(func: Callable[Concatenate[Tracking, _P], _R]) -> Callable[Concatenate[Tracking, _P], _R]:
+    """``func`` whose MLflow errors name the tracking server; the error stays an `MlflowException`.
+
+    A server that answers with its own error (its database down, say) does not say which server it is.
+    """
+
+    @wraps(func)
+    def call(tracking: Tracking, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import ErrorCode
+
+        try:
+            return func(tracking, *args, **kwargs)
+        except MlflowException as exc:
+            uri = tracking.tracking_uri
+            if uri in str(exc):
+                raise
+            code = ErrorCode.Value(exc.error_code)
+            raise MlflowException(f"MLflow at {uri}: {exc.message}", error_code=code) from exc
+
+    return call
+
+
+@_naming_server
 def promote_if_better(
     tracking: Tracking,
     name: str,
@@ -1125,6 +1154,7 @@ def promote_if_better(
 
     Raises:
         RegistryError: On an unknown model or version, a bad margin, or a non-finite score.
+        MlflowException: When the tracking server does not answer or fails; the message names it.
     """
     from mlflow.entities import Metric, Param
 

@@ -149,3 +149,23 @@ def test_a_server_that_does_not_answer_is_not_a_missing_model(monkeypatch: pytes
     with pytest.raises(MlflowException, match=f"127.0.0.1:{port}") as caught:
         champion_version(down, NAME)
     assert not isinstance(caught.value, RegistryError)  # scoring must not take it for "never registered"
+
+
+def test_an_error_the_server_answers_with_names_the_server(tmp_path: Path) -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+    from pumptwin.models.registry import _naming_server
+
+    tracking = Tracking("http://127.0.0.1:5999", tmp_path)
+
+    @_naming_server
+    def fails(t: Tracking, message: str) -> None:
+        raise MlflowException(message, error_code=TEMPORARILY_UNAVAILABLE)
+
+    with pytest.raises(MlflowException, match="MLflow at http://127.0.0.1:5999: database down") as caught:
+        fails(tracking, "database down")
+    assert caught.value.error_code == "TEMPORARILY_UNAVAILABLE"
+    with pytest.raises(MlflowException) as named:
+        fails(tracking, "http://127.0.0.1:5999 refused")
+    assert str(named.value).count("127.0.0.1:5999") == 1
