@@ -20,7 +20,7 @@ from pumptwin.agents.recommend import Action, Objective, Situation, rank, simula
 from pumptwin.agents.twin_view import TwinView
 from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.health.state import TwinState
-from pumptwin.twin.whatif.spec import ScenarioSpec, SpeedChange
+from pumptwin.twin.whatif.spec import ScenarioSpec
 
 MAX_NAME = 80
 """Longest action name kept from the model."""
@@ -82,7 +82,7 @@ class TwinTools:
             if not (math.isfinite(s) and s > 0):
                 raise PumptwinError(f"speed of {pump} must be a positive relative speed, got {value!r}")
             pid = self._pump_id(str(pump))
-            changes.append(SpeedChange(pid, rpm=s * self.view.rated_speed_rpm.get(pid, 1800.0)))
+            changes.append(self.view.speed_change(pid, s))
             setpoints[names[pid]] = s
         standby = tuple(self._pump_id(str(p)) for p in proposal.get("standby") or ())
         stop = tuple(self._pump_id(str(p)) for p in proposal.get("stop") or ())

@@ -815,7 +815,7 @@ def _setpoint_action(speeds: Mapping[str, float], view: TwinView) -> Action:
     label = ", ".join(f"{names.get(pid, pid)} {100 * s:.1f} %" for pid, s in sorted(speeds.items()))
     spec = ScenarioSpec(
         name=f"setpoints: {label}",
-        speeds=tuple(SpeedChange(pid, rpm=s * view.rated_speed_rpm.get(pid, 1800.0)) for pid, s in speeds.items()),
+        speeds=tuple(view.speed_change(pid, s) for pid, s in speeds.items()),
     )
     return Action(spec.name, "setpoint", spec, setpoints={names.get(p, p): s for p, s in speeds.items()})
 
@@ -896,14 +896,13 @@ def _switch_action(switch: Action, speeds: Mapping[str, float], view: TwinView, 
     if out is None or not out.running or spare is None:
         return None
     names = _names(view)
-    rated = view.rated_speed_rpm
     label = ", ".join(f"{names.get(pid, pid)} {100 * s:.1f} %" for pid, s in sorted(speeds.items()))
     spec = ScenarioSpec(
         name=f"{switch.name}, setpoints: {label}",
         standby=(outgoing,),
         speeds=(
-            SpeedChange(spare.pump, rpm=out.speed * rated.get(spare.pump, 1800.0)),
-            *(SpeedChange(pid, rpm=s * rated.get(pid, 1800.0)) for pid, s in speeds.items()),
+            view.speed_change(spare.pump, out.speed),
+            *(view.speed_change(pid, s) for pid, s in speeds.items()),
         ),
     )
     setpoints = {names.get(outgoing, outgoing): 0.0, names.get(spare.pump, spare.pump): out.speed}

@@ -25,7 +25,7 @@ from pumptwin.twin.whatif.assess import ENVELOPE_INTEGRITY_UNIT
 from pumptwin.twin.whatif.limits import Limits
 from pumptwin.twin.whatif.report import ScenarioOutcome, Violation, WhatIfReport
 from pumptwin.twin.whatif.resolve import run_scenarios
-from pumptwin.twin.whatif.spec import DEFAULT_AMBIENT_C, ScenarioSpec
+from pumptwin.twin.whatif.spec import DEFAULT_AMBIENT_C, DEFAULT_RATED_RPM, ScenarioSpec, SpeedChange
 
 
 @dataclass(frozen=True)
@@ -93,12 +93,20 @@ class TwinView:
         """Pump ids running now."""
         return tuple(p.id for p in self.network.pumps if p.status != LinkStatus.CLOSED)
 
+    def speed_change(self, pump_id: str, relative: float) -> SpeedChange:
+        """A speed change of pump ``pump_id`` to ``relative`` x its rated speed.
+
+        A pump the view has no rated speed for takes the what-ifs' default (`DEFAULT_RATED_RPM`),
+        so the rpm written here means the same relative speed to the solver.
+        """
+        return SpeedChange(pump_id, rpm=relative * self.rated_speed_rpm.get(pump_id, DEFAULT_RATED_RPM))
+
     def simulate(self, specs: Sequence[ScenarioSpec]) -> WhatIfReport:
         """Solve the base case and ``specs`` in one batch and assess them against the limits."""
         return run_scenarios(
             self.network,
             list(specs),
-            rated_speed_rpm=dict(self.rated_speed_rpm) or 1800.0,
+            rated_speed_rpm=dict(self.rated_speed_rpm) or DEFAULT_RATED_RPM,
             ambient_c=self.ambient_c,
             conditions=self.conditions,
             limits=self.limits,
@@ -117,7 +125,7 @@ class TwinView:
         from pumptwin.twin.whatif.surge import transient_surge_check
 
         tripped = replace(spec, name=f"{spec.name} (as a trip)", trip=(*spec.trip, *spec.stop), stop=())
-        rated = dict(self.rated_speed_rpm) or 1800.0
+        rated = dict(self.rated_speed_rpm) or DEFAULT_RATED_RPM
         report = run_scenarios(
             self.network,
             [tripped],

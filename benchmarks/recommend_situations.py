@@ -360,11 +360,10 @@ def actions_of(
             out[name] = replace(action, name=name, kind=kind)
         elif kind == "standby" and setpoints:  # a searched switch: the pump stopped, the others' speeds set
             speeds = {ids[a]: float(s) for a, s in setpoints.items() if a in ids}
-            rated = view.rated_speed_rpm
             spec = ScenarioSpec(
                 name=name,
                 stop=tuple(sorted(p for p, s in speeds.items() if s <= 0)),
-                speeds=tuple(SpeedChange(p, rpm=s * rated.get(p, 1800.0)) for p, s in sorted(speeds.items()) if s > 0),
+                speeds=tuple(view.speed_change(p, s) for p, s in sorted(speeds.items()) if s > 0),
             )
             out[name] = Action(name, kind, spec, setpoints=dict(setpoints), out_of_service=0.5, stops=True)
         elif kind == "base":
