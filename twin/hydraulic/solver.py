@@ -42,6 +42,7 @@ from pumptwin.twin.hydraulic._kernels import (  # noqa: F401 - re-exported const
     HTOL,
     HW_EXP,
     ILL_CONDITIONED,
+    LANES,
     NOT_CONVERGED,
     OPEN,
     PBV,
@@ -567,6 +568,11 @@ def base_batch(model: HydraulicModel, size: int = 1) -> ScenarioBatch:
     )
 
 
+def _chunks(size: int) -> int:
+    """Parts of a kernel call the threads share: a few per thread, each filling its lanes several times over."""
+    return max(1, min(4 * nb.get_num_threads(), size // (2 * LANES)))
+
+
 def solve_batch(
     model: HydraulicModel,
     batch: ScenarioBatch,
@@ -670,7 +676,7 @@ def solve_batch(
             opts.check_frequency,
             opts.max_check,
             opts.damp_limit,
-            64 * nb.get_num_threads(),
+            _chunks(s.stop - s.start),
             out.head_m[s],
             out.flow_m3s[s],
             out.status[s],
