@@ -742,33 +742,13 @@ def _gga_batch(  # noqa: PLR0912, PLR0915, C901
                         )
                 flag = NOT_CONVERGED
                 i_t = it[lane]
-                if err <= hacc:
-                    if i_t > max_iter:  # balanced in the extra trials, statuses no longer checked (EPANET)
-                        flag = CONVERGED
-                    else:
-                        changed = _link_status(
-                            lane,
-                            st,
-                            setting,
-                            q,
-                            h,
-                            ltype,
-                            n1s,
-                            n2s,
-                            nj,
-                            fixed_is_tank,
-                            fixed_hmin,
-                            fixed_hmax,
-                            pump_of,
-                            pump_kind,
-                            pump_hmax,
-                        )
-                        if not (changed or valve_change):
-                            flag = CONVERGED
-                        else:
-                            next_check[lane] = i_t + check_freq
-                elif i_t <= max_check and i_t == next_check[lane]:
-                    _link_status(
+                balanced = err <= hacc
+                if balanced and i_t > max_iter:  # balanced in the extra trials, statuses no longer checked (EPANET)
+                    flag = CONVERGED
+                elif balanced or (i_t <= max_check and i_t == next_check[lane]):
+                    # Statuses are checked when balanced (a change means more trials) and every check_freq
+                    # trials up to max_check before that.
+                    changed = _link_status(
                         lane,
                         st,
                         setting,
@@ -785,7 +765,12 @@ def _gga_batch(  # noqa: PLR0912, PLR0915, C901
                         pump_kind,
                         pump_hmax,
                     )
-                    next_check[lane] += check_freq
+                    if not balanced:
+                        next_check[lane] += check_freq
+                    elif changed or valve_change:
+                        next_check[lane] = i_t + check_freq
+                    else:
+                        flag = CONVERGED
                 if flag == NOT_CONVERGED and i_t < max_trials:
                     it[lane] = i_t + 1
                     continue
