@@ -192,32 +192,22 @@ def _cv_status(s: int, dh: float, q: float) -> int:  # pragma: no cover - compil
 def _pump_pq(qk, s, kind, h0, r0, n, cs, ce, cx, cy, cbig_p):  # pragma: no cover - compiled
     """P and Y of a running pump at relative speed s (EPANET pumpcoeff)."""
     aq = abs(qk)
+    if abs(n - 1.0) < 1e-6:
+        n = 1.0
+    if kind == POWER_FUNC:
+        return _power_pump_pq(qk, s, False, h0, r0, n, cbig_p)
     if kind == CUSTOM:
         c0, c1 = _curve_segment(cx, cy, cs, ce, aq / s)
         hgrad = -c1 * s
         hloss = -c0 * s * s + hgrad * qk
-    else:
-        h0 = s * s * h0
-        if abs(n - 1.0) < 1e-6:
-            n = 1.0
+    else:  # constant power
         r = r0 * fpow(s, 2.0 - n)
-        if kind == CONST_HP:
-            hgrad = -r / aq / aq
-            if hgrad > CBIG * (FT / CFS):
-                return cbig_p, qk
-            if hgrad < CSMALL * (FT / CFS):
-                return 1.0 / (CSMALL * (FT / CFS)), qk
-            hloss = r / qk
-        elif n != 1.0:
-            hgrad = n * r * fpow(aq, n - 1.0)
-            if hgrad < RQTOL:
-                hgrad = RQTOL
-                hloss = h0 + hgrad * qk
-            else:
-                hloss = h0 + hgrad * qk / n
-        else:
-            hgrad = r
-            hloss = h0 + hgrad * qk
+        hgrad = -r / aq / aq
+        if hgrad > CBIG * (FT / CFS):
+            return cbig_p, qk
+        if hgrad < CSMALL * (FT / CFS):
+            return 1.0 / (CSMALL * (FT / CFS)), qk
+        hloss = r / qk
     pk = 1.0 / hgrad
     return pk, hloss * pk
 
