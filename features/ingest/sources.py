@@ -236,12 +236,31 @@ def _factorize_text(raw: pd.Series) -> tuple[np.ndarray, list[str | None]]:
 
     Missing values (None, NaN, empty or blank text) get text None.
     """
-    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    values = raw.to_numpy(dtype=object)
+    if any(value.__class__ is str and "\x00" in value for value in values):
+        codes, uniques = _factorize_exactly(values)
+    else:
+        codes, uniques = pd.factorize(raw, use_na_sentinel=True)
     texts: list[str | None] = []
     for unique in uniques:
         text = unique.strip() if isinstance(unique, str) else None if pd.isna(unique) else str(unique).strip()
         texts.append(text or None)
     return codes, texts
+
+
+def _factorize_exactly(values: np.ndarray) -> tuple[np.ndarray, list[object]]:
+    """Factorize object values one by one (code -1 for missing ones).
+
+    For text holding a NUL character: pandas' string hash table compares C strings, which end
+    at the first NUL, so it would take the text before a NUL and the whole text for one value.
+    """
+    index: dict[object, int] = {}
+    codes = np.fromiter(
+        (-1 if pd.isna(value) else index.setdefault(value, len(index)) for value in values),
+        dtype=np.intp,
+        count=len(values),
+    )
+    return codes, list(index)
 
 
 def _parse_tags(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:

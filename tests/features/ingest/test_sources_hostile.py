@@ -127,6 +127,18 @@ def test_nul_bytes_and_undecodable_bytes_in_rows_are_rejected(tmp_path):
     assert_accounted(result)
 
 
+@pytest.mark.parametrize("first", [True, False])
+def test_text_with_a_nul_is_not_taken_for_the_same_text_without_it(tmp_path, first):
+    tagged = "PS01.P1.FLOW_M3S\x00,2026-11-01T00:01:00Z,2,good\ngood\x00x,2026-11-01T00:01:00Z,2,good\n"
+    quality = "PS01.P1.FLOW_M3S,2026-11-01T00:02:00Z,3,good\x00\n"
+    rows = [tagged + quality, GOOD_ROW]
+    text = "tag,ts,value,quality\n" + "".join(rows if first else rows[::-1])
+    result = read_csv_file(write_bytes(tmp_path / "nul.csv", text.encode()))
+    assert result.readings["value"].tolist() == [1.5]
+    assert len(result.rejected) == 3
+    assert_accounted(result)
+
+
 def test_utf16_file_is_read(tmp_path):
     path = write_bytes(tmp_path / "u16.csv", ("tag,ts,value,quality\n" + GOOD_ROW).encode("utf-16"))
     assert len(read_csv_file(path).readings) == 1
