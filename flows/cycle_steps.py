@@ -374,9 +374,8 @@ def line_scenarios(settings: Settings, line: int, key: str, plots: bool = False)
     Returns:
         ``line``, ``scenarios``, ``folder`` and ``skipped`` (True when it was already done).
     """
-    from pumptwin.flows.twin_store import load_twin
+    from pumptwin.flows.twin_store import fleet_registry, load_twin
     from pumptwin.flows.what_if_steps import run_whatif
-    from pumptwin.twin.assets import build_registry
     from pumptwin.twin.hydraulic.io import load_network
     from pumptwin.twin.sync import candidate_responses, operating_network
 
@@ -388,7 +387,7 @@ def line_scenarios(settings: Settings, line: int, key: str, plots: bool = False)
     if cal is None or state is None:
         return {"line": line, "scenarios": 0, "folder": None, "skipped": False}
     network = load_network(settings.twin.network)
-    registry = build_registry(network, max(cal.lines, default=1))
+    registry = fleet_registry(settings.twin.network, max(cal.lines, default=1))
     current = operating_network(network, cal, line)
     specs = candidate_responses(state, registry, current, line)
     folder.mkdir(parents=True, exist_ok=True)

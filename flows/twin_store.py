@@ -7,16 +7,26 @@ the calibrated twin; the demo reads the state. Files: ``<state_dir>/calibration.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from pumptwin.flows.settings import Settings
+from pumptwin.twin.assets import Registry, build_registry
 from pumptwin.twin.health.estimation import TwinCalibration
 from pumptwin.twin.health.io import read_calibration, read_state
 from pumptwin.twin.health.state import TwinState
+from pumptwin.twin.hydraulic.io import load_network, reference_pipeline_path
 
 CALIBRATION_FILE = "calibration.json"
 STATE_FILE = "state.json"
 STATE_MARKDOWN = "state.md"
+
+T = TypeVar("T")
+_loaded: dict[tuple[str, ...], tuple[tuple[bytes, ...], object]] = {}
+_loaded_lock = threading.Lock()
 
 
 def state_paths(settings: Settings) -> dict[str, Path]:
@@ -36,7 +46,7 @@ def load_calibration(settings: Settings) -> TwinCalibration | None:
         ValueError: An unreadable calibration file (the message names it).
     """
     path = state_paths(settings)["calibration"]
-    return read_calibration(path) if path.is_file() else None
+    return _read_once((str(path),), (path,), lambda: read_calibration(path)) if path.is_file() else None
 
 
 def load_twin(settings: Settings) -> tuple[TwinCalibration | None, TwinState | None]:
@@ -47,5 +57,51 @@ def load_twin(settings: Settings) -> tuple[TwinCalibration | None, TwinState | N
     """
     paths = state_paths(settings)
     cal = load_calibration(settings)
-    state = read_state(paths["state"], cal) if paths["state"].is_file() else None
-    return cal, state
+    path = paths["state"]
+    if not path.is_file():
+        return cal, None
+    return cal, _read_once((str(path),), (path, paths["calibration"]), lambda: read_state(path, cal))
+
+
+def fleet_registry(network: str | Path | None, n_lines: int) -> Registry:
+    """The registry of ``n_lines`` copies of the network in the file ``network`` (`build_registry`).
+
+    Built once per process for each content of the network file and its sidecar and each line
+    count (every line's what-ifs and recommendation of a cycle need it; building it is linear
+    in the fleet). None is the packaged reference pipeline, as for `load_network`.
+
+    Raises:
+        NetworkError: An unreadable network file.
+        RegistryError: A network without pumps.
+    """
+    path = Path(network) if network is not None else reference_pipeline_path()
+    files = (path, path.with_suffix(".yaml"))
+    return _read_once((str(path), str(n_lines)), files, lambda: build_registry(load_network(path), n_lines))
+
+
+def _file_key(path: Path) -> bytes:
+    """A digest of the file's bytes (empty when it cannot be read): what tells one save from another."""
+    try:
+        return hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
+    except OSError:
+        return b""
+
+
+def _read_once(name: tuple[str, ...], paths: tuple[Path, ...], read: Callable[[], T]) -> T:
+    """``read()``, or what it gave the last time under ``name`` while none of ``paths`` has changed since.
+
+    A fleet's calibration and state are read by every line's what-ifs and recommendation of a
+    cycle; parsing them each time made each line's work grow with the fleet (hashing the bytes
+    costs about a hundredth of parsing them). What is read is frozen (`TwinCalibration`,
+    `TwinState`, `Registry`), so the one object is shared; only the latest version per name is kept.
+    """
+    keys = tuple(_file_key(p) for p in paths)
+    with _loaded_lock:
+        hit = _loaded.get(name)
+    if hit is not None and hit[0] == keys:
+        return hit[1]  # type: ignore[return-value]
+    value = read()
+    if tuple(_file_key(p) for p in paths) == keys:  # not rewritten while being read
+        with _loaded_lock:
+            _loaded[name] = (keys, value)
+    return value

@@ -37,8 +37,7 @@ from typing import Any
 import pandas as pd
 
 from pumptwin.flows.settings import Settings
-from pumptwin.flows.twin_store import load_calibration
-from pumptwin.twin.assets import build_registry
+from pumptwin.flows.twin_store import fleet_registry, load_calibration
 from pumptwin.twin.health.estimation import calibrated_network
 from pumptwin.twin.hydraulic.io import load_network, reference_pipeline_path
 from pumptwin.twin.hydraulic.network import Network
@@ -224,7 +223,8 @@ def run_whatif(  # noqa: PLR0913 - the knobs of one what-if study
     include_base = not any(s.name == BASE_NAME for s in chosen)
     if not chosen and not include_base:
         raise ScenarioError("no scenarios to run")
-    as_built = load_network(network if network is not None else settings.twin.network)
+    network_file = network if network is not None else settings.twin.network
+    as_built = load_network(network_file)
     reason = NO_CALIBRATION
     if not calibrated:
         reason = NOT_ASKED
@@ -237,7 +237,7 @@ def run_whatif(  # noqa: PLR0913 - the knobs of one what-if study
     conditions = None
     net = as_built
     if cal is not None:
-        registry = build_registry(as_built, max(cal.lines, default=1))
+        registry = fleet_registry(network_file, max(cal.lines, default=1))
         start = operating_network(as_built, cal, line) if current_state else as_built
         net = calibrated_network(start, cal, line)
         conditions = machine_conditions(cal, registry, as_built, line)
