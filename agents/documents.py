@@ -239,7 +239,7 @@ def _meta(
     operations: Sequence[str] = (),
     date: str = "",
 ) -> dict[str, Any]:
-    """Return a passage's metadata dict."""
+    """Return a passage's metadata dict (``day`` only for a dated passage, see `day_number`)."""
     return {
         "doc_id": doc_id,
         "doc_type": doc_type,
@@ -248,10 +248,24 @@ def _meta(
         "failure_modes": list(failure_modes),
         "operations": list(operations),
         "date": date,
+        **({"day": day_number(date)} if date else {}),
         "source": str(source),
         "section": section,
         "content_hash": content_hash(text),
     }
+
+
+def day_number(date: str) -> int:
+    """An ISO date ``YYYY-MM-DD`` as the integer ``YYYYMMDD``, which orders as the dates do.
+
+    Stored beside a passage's ``date`` so that a date range is a number range for the store: the
+    local Qdrant store parses a date text for every passage it compares, about a quarter of a
+    millisecond each.
+
+    Raises:
+        CorpusError: Not an ISO date.
+    """
+    return int(_iso_date(date, "date").replace("-", ""))
 
 
 # --- Markdown -----------------------------------------------------------------------------------

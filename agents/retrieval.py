@@ -41,8 +41,10 @@ from haystack_integrations.components.retrievers.qdrant import (
     QdrantSparseEmbeddingRetriever,
 )
 from haystack_integrations.document_stores.qdrant import QdrantDocumentStore
+from haystack_integrations.document_stores.qdrant.filters import convert_filters_to_qdrant
+from qdrant_client.http import models
 
-from pumptwin.agents.documents import load_documents
+from pumptwin.agents.documents import day_number, load_documents
 from pumptwin.agents.evidence import Passage
 from pumptwin.agents.sparse import HashedSparseDocumentEmbedder, HashedSparseTextEmbedder, QueryExpander
 from pumptwin.twin.errors import PumptwinError
@@ -515,7 +517,11 @@ def _depth(top_k: int) -> int:
 
 
 def query_inputs(
-    pipeline: Pipeline, query: str, *, top_k: int | None = None, filters: dict[str, Any] | None = None
+    pipeline: Pipeline,
+    query: str,
+    *,
+    top_k: int | None = None,
+    filters: dict[str, Any] | models.Filter | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Return the run inputs of a query pipeline built by `query_pipeline`.
 
@@ -523,7 +529,7 @@ def query_inputs(
         pipeline: The pipeline.
         query: The query text.
         top_k: Passages wanted (None: the ranker's own).
-        filters: Haystack metadata filters, or None.
+        filters: Haystack metadata filters or a Qdrant filter (`search_filter`), or None.
 
     Returns:
         The nested inputs for ``pipeline.run``.
@@ -710,6 +716,50 @@ def build_filters(
     return {"operator": "AND", "conditions": conditions}
 
 
+def search_filter(
+    *,
+    assets: Sequence[str] | None = None,
+    failure_modes: Sequence[str] | None = None,
+    doc_types: Sequence[str] | None = None,
+    since: dt.date | str | None = None,
+    until: dt.date | str | None = None,
+) -> models.Filter | None:
+    """The Qdrant filter of `build_filters`' conditions, with a date range on the passages' ``day``.
+
+    The same passages as `build_filters` selects: the conditions on assets, failure modes and
+    document types are Haystack's conversion of its filters; a date range compares the integer
+    ``day`` (`pumptwin.agents.documents.day_number`), and the ``date`` text only for a passage
+    stored without one (indexed by an earlier version).
+
+    Raises:
+        ValueError: A date that is not ISO.
+    """
+    lo, hi = _iso(since, "since"), _iso(until, "until")
+    base = build_filters(assets=assets, failure_modes=failure_modes, doc_types=doc_types)
+    must: list[Any] = [convert_filters_to_qdrant(base)] if base is not None else []
+    if lo is not None or hi is not None:
+        by_day = models.FieldCondition(
+            key="meta.day",
+            range=models.Range(
+                gte=day_number(lo) if lo is not None else None, lte=day_number(hi) if hi is not None else None
+            ),
+        )
+        by_text = models.Filter(
+            must=[
+                models.IsEmptyCondition(is_empty=models.PayloadField(key="meta.day")),
+                models.FieldCondition(
+                    key="meta.date",
+                    range=models.DatetimeRange(
+                        gte=dt.datetime.fromisoformat(lo) if lo is not None else None,
+                        lte=dt.datetime.fromisoformat(hi) if hi is not None else None,
+                    ),
+                ),
+            ]
+        )
+        must.append(models.Filter(should=[by_day, by_text]))
+    return models.Filter(must=must) if must else None
+
+
 def to_passage(doc: Document) -> Passage:
     """Return a retrieved `Document` as a `Passage` (score 0 when it has none)."""
     return Passage(id=doc.id, text=doc.content or "", meta=dict(doc.meta), score=float(doc.score or 0.0))
@@ -787,7 +837,7 @@ class KnowledgeBase:
             raise ValueError("query must not be empty")
         if top_k is not None and top_k <= 0:
             raise ValueError(f"top_k must be > 0, got {top_k}")
-        filters = build_filters(
+        filters = search_filter(
             assets=assets, failure_modes=failure_modes, doc_types=doc_types, since=since, until=until
         )
         self._require_passages()

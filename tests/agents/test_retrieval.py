@@ -23,6 +23,7 @@ from pumptwin.agents.retrieval import (
     pipeline_to_yaml,
     query_inputs,
     query_pipeline,
+    search_filter,
 )
 
 from .conftest import SOP_SEAL
@@ -103,6 +104,31 @@ def test_filters_by_asset_failure_mode_type_and_date(kb: KnowledgeBase) -> None:
     dated = kb.search("pump", since="2024-06-01", until="2025-01-10", top_k=20)
     assert sorted({p.meta["doc_id"] for p in dated}) == ["SOP-909", "WO-90002"]
     assert kb.search("pump", assets=["PS09.P9"]) == []
+
+
+def test_a_store_indexed_without_day_numbers_is_filtered_by_its_date_texts(kb: KnowledgeBase) -> None:
+    window = {"since": "2024-06-01", "until": "2025-01-10", "top_k": 20}
+    before = sorted(p.id for p in kb.search("pump", **window))
+    client = kb.store._client  # the store as an earlier version wrote it: dates, no day numbers
+    assert client is not None
+    points, _ = client.scroll(kb.config.collection, limit=100, with_payload=True)
+    for point in points:
+        meta = dict((point.payload or {})["meta"])
+        meta.pop("day", None)
+        client.set_payload(kb.config.collection, payload={"meta": meta}, points=[point.id])
+    assert all("day" not in p.meta for p in kb.lookup(limit=100))
+    assert sorted(p.id for p in kb.search("pump", **window)) == before
+    assert kb.search("pump", since="2030-01-01") == []
+
+
+def test_search_filter_dates_by_day_number() -> None:
+    found = search_filter(doc_types=["work_order"], until="2024-01-31")
+    assert found is not None and len(found.must) == 2  # type: ignore[arg-type]
+    by_day = found.must[1].should[0]  # type: ignore[index,union-attr]
+    assert (by_day.key, by_day.range.gte, by_day.range.lte) == ("meta.day", None, 20240131)
+    assert search_filter() is None
+    with pytest.raises(ValueError, match="until"):
+        search_filter(until="2024-13-01")
 
 
 def test_build_filters() -> None:
