@@ -374,7 +374,7 @@ def line_scenarios(settings: Settings, line: int, key: str, plots: bool = False)
     Returns:
         ``line``, ``scenarios``, ``folder`` and ``skipped`` (True when it was already done).
     """
-    from pumptwin.flows.twin_store import fleet_registry, load_twin
+    from pumptwin.flows.twin_store import lines_registry, load_twin
     from pumptwin.flows.what_if_steps import run_whatif
     from pumptwin.twin.hydraulic.io import load_network
     from pumptwin.twin.sync import candidate_responses, operating_network
@@ -387,7 +387,7 @@ def line_scenarios(settings: Settings, line: int, key: str, plots: bool = False)
     if cal is None or state is None:
         return {"line": line, "scenarios": 0, "folder": None, "skipped": False}
     network = load_network(settings.twin.network)
-    registry = fleet_registry(settings.twin.network, max(cal.lines, default=1))
+    registry = lines_registry(settings.twin.network, max(cal.lines, default=1))
     current = operating_network(network, cal, line)
     specs = candidate_responses(state, registry, current, line)
     folder.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from pumptwin.agents.recommend import Objective, RecommendRun, Refusal, held_ref
 from pumptwin.agents.twin_view import TwinView
 from pumptwin.flows.implement_steps import twin_refusals
 from pumptwin.flows.settings import Settings
-from pumptwin.flows.twin_store import fleet_registry, load_twin
+from pumptwin.flows.twin_store import lines_registry, load_twin
 from pumptwin.flows.what_if_steps import integrity_basis, load_integrity, new_run_folder, twin_basis, write_whatif
 from pumptwin.twin.errors import PumptwinError
 from pumptwin.twin.health.estimation import TwinCalibration, calibrated_network
@@ -174,7 +174,7 @@ def twin_view(settings: Settings, cal: TwinCalibration | None, line: int = 1) ->
     """
     as_built = load_network(settings.twin.network)
     n_lines = max(cal.lines, default=1) if cal is not None else 1
-    registry = fleet_registry(settings.twin.network, n_lines)
+    registry = lines_registry(settings.twin.network, n_lines)
     common = {
         "registry": registry,
         "line": line,

@@ -3,6 +3,10 @@
 `flows.twin_sync_steps` writes them; `flows.what_if_steps` reads the calibration to run what-ifs on
 the calibrated twin; the demo reads the state. Files: ``<state_dir>/calibration.json``,
 ``<state_dir>/state.json`` and ``<state_dir>/state.md``.
+
+What is read (the calibration, the state, and the registry of the network's lines that goes with
+them, `lines_registry`) is parsed once per process while the files' content stays the same, and
+the latest version of each is kept for the process's life.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ def load_twin(settings: Settings) -> tuple[TwinCalibration | None, TwinState | N
     return cal, _read_once((str(path),), (path, paths["calibration"]), lambda: read_state(path, cal))
 
 
-def fleet_registry(network: str | Path | None, n_lines: int) -> Registry:
+def lines_registry(network: str | Path | None, n_lines: int) -> Registry:
     """The registry of ``n_lines`` copies of the network in the file ``network`` (`build_registry`).
 
     Built once per process for each content of the network file and its sidecar and each line

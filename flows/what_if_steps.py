@@ -37,7 +37,7 @@ from typing import Any
 import pandas as pd
 
 from pumptwin.flows.settings import Settings
-from pumptwin.flows.twin_store import fleet_registry, load_calibration
+from pumptwin.flows.twin_store import lines_registry, load_calibration
 from pumptwin.twin.health.estimation import calibrated_network
 from pumptwin.twin.hydraulic.io import load_network, reference_pipeline_path
 from pumptwin.twin.hydraulic.network import Network
@@ -237,7 +237,7 @@ def run_whatif(  # noqa: PLR0913 - the knobs of one what-if study
     conditions = None
     net = as_built
     if cal is not None:
-        registry = fleet_registry(network_file, max(cal.lines, default=1))
+        registry = lines_registry(network_file, max(cal.lines, default=1))
         start = operating_network(as_built, cal, line) if current_state else as_built
         net = calibrated_network(start, cal, line)
         conditions = machine_conditions(cal, registry, as_built, line)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from pumptwin.flows.settings import Settings
-from pumptwin.flows.twin_store import fleet_registry, load_calibration, load_twin, state_paths
+from pumptwin.flows.twin_store import lines_registry, load_calibration, load_twin, state_paths
 from pumptwin.twin.assets import build_registry
 from pumptwin.twin.health.estimation import initial_calibration
 from pumptwin.twin.health.io import write_calibration, write_state
@@ -62,25 +62,25 @@ def test_a_removed_state_file_is_none_again(settings: Settings) -> None:
     assert load_twin(settings)[1] is None
 
 
-def test_the_fleet_registry_is_built_once_per_network_and_line_count(tmp_path: Path) -> None:
+def test_the_registry_of_lines_is_built_once_per_network_and_line_count(tmp_path: Path) -> None:
     inp = tmp_path / "line.inp"
     shutil.copy(reference_pipeline_path(), inp)
     shutil.copy(reference_pipeline_path().with_suffix(".yaml"), inp.with_suffix(".yaml"))
-    two = fleet_registry(inp, 2)
-    assert fleet_registry(inp, 2) is two
-    assert fleet_registry(None, 2) == two  # the packaged file, the same content
-    three = fleet_registry(inp, 3)
+    two = lines_registry(inp, 2)
+    assert lines_registry(inp, 2) is two
+    assert lines_registry(None, 2) == two  # the packaged file, the same content
+    three = lines_registry(inp, 3)
     assert len(three.pumps) == 3 * len(two.pumps) // 2
-    assert fleet_registry(inp, 2) == build_registry(load_network(inp), 2)
+    assert lines_registry(inp, 2) == build_registry(load_network(inp), 2)
 
 
-def test_a_changed_sidecar_rebuilds_the_fleet_registry(tmp_path: Path) -> None:
+def test_a_changed_sidecar_rebuilds_the_registry_of_lines(tmp_path: Path) -> None:
     inp = tmp_path / "line.inp"
     shutil.copy(reference_pipeline_path(), inp)
     sidecar = inp.with_suffix(".yaml")
     shutil.copy(reference_pipeline_path().with_suffix(".yaml"), sidecar)
-    before = fleet_registry(inp, 1)
+    before = lines_registry(inp, 1)
     sidecar.unlink()
-    after = fleet_registry(inp, 1)
+    after = lines_registry(inp, 1)
     assert after is not before
     assert after == build_registry(load_network(inp), 1)
