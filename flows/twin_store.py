@@ -29,7 +29,7 @@ STATE_FILE = "state.json"
 STATE_MARKDOWN = "state.md"
 
 T = TypeVar("T")
-_loaded: dict[tuple[str, ...], tuple[tuple[bytes, ...], object]] = {}
+_loaded: dict[tuple[str, ...], tuple[tuple[tuple[int, ...], ...], tuple[bytes, ...], object]] = {}
 _loaded_lock = threading.Lock()
 
 
@@ -83,8 +83,17 @@ def lines_registry(network: str | Path | None, n_lines: int) -> Registry:
     return _read_once((str(path), str(n_lines)), files, lambda: build_registry(load_network(path), n_lines))
 
 
-def _file_key(path: Path) -> bytes:
-    """A digest of the file's bytes (empty when it cannot be read): what tells one save from another."""
+def _stat_key(path: Path) -> tuple[int, ...]:
+    """The file's identity, size and times (ns); empty when it is missing."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _digest(path: Path) -> bytes:
+    """A digest of the file's bytes (empty when it cannot be read)."""
     try:
         return hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
     except OSError:
@@ -95,17 +104,24 @@ def _read_once(name: tuple[str, ...], paths: tuple[Path, ...], read: Callable[[]
     """``read()``, or what it gave the last time under ``name`` while none of ``paths`` has changed since.
 
     A fleet's calibration and state are read by every line's what-ifs and recommendation of a
-    cycle; parsing them each time made each line's work grow with the fleet (hashing the bytes
-    costs about a hundredth of parsing them). What is read is frozen (`TwinCalibration`,
-    `TwinState`, `Registry`), so the one object is shared; only the latest version per name is kept.
+    cycle; parsing them each time made each line's work grow with the fleet. A file is taken as
+    unchanged while its inode, size and times are (a save writes a new file and renames it over
+    the old one), or, when those moved, while a digest of its bytes is the same. What is read is
+    frozen (`TwinCalibration`, `TwinState`, `Registry`), so the one object is shared; only the
+    latest version per name is kept.
     """
-    keys = tuple(_file_key(p) for p in paths)
+    stats = tuple(_stat_key(p) for p in paths)
     with _loaded_lock:
         hit = _loaded.get(name)
-    if hit is not None and hit[0] == keys:
-        return hit[1]  # type: ignore[return-value]
-    value = read()
-    if tuple(_file_key(p) for p in paths) == keys:  # not rewritten while being read
+    if hit is not None and hit[0] == stats:
+        return hit[2]  # type: ignore[return-value]
+    digests = tuple(_digest(p) for p in paths)
+    if hit is not None and hit[1] == digests:
         with _loaded_lock:
-            _loaded[name] = (keys, value)
+            _loaded[name] = (stats, digests, hit[2])
+        return hit[2]  # type: ignore[return-value]
+    value = read()
+    if tuple(_stat_key(p) for p in paths) == stats:  # not rewritten while being read
+        with _loaded_lock:
+            _loaded[name] = (stats, digests, value)
     return value

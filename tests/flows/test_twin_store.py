@@ -48,6 +48,16 @@ def test_a_save_of_the_same_size_is_read_again(settings: Settings) -> None:
     assert new_state is not state and new_state is not None and new_state.calibration is new_cal
 
 
+def test_a_save_of_the_same_content_keeps_what_was_parsed(settings: Settings) -> None:
+    cal, state = load_twin(settings)
+    assert cal is not None and state is not None
+    write_calibration(cal, state_paths(settings)["calibration"])  # a new file, the same bytes
+    write_state(state, state_paths(settings)["state"])
+    assert load_twin(settings) == (cal, state)
+    again = load_twin(settings)
+    assert again[0] is cal and again[1] is state
+
+
 def test_a_new_state_file_is_read_again(settings: Settings) -> None:
     cal, state = load_twin(settings)
     later = TwinState(TS + pd.Timedelta(minutes=5), (), (), cal)
