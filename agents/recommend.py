@@ -1113,6 +1113,7 @@ class RecommendRun:
         seconds: Wall time, s.
         searched: The best searched setpoint candidate (None without a search or a feasible one).
         best_fixed: The best feasible fixed candidate (None when none is).
+        state_ts: When the twin state it answers was taken (UTC, the plant's clock), None if unknown.
     """
 
     recommendation: Recommendation
@@ -1120,6 +1121,7 @@ class RecommendRun:
     seconds: float
     searched: Candidate | None
     best_fixed: Candidate | None
+    state_ts: pd.Timestamp | None = None
 
 
 def run_notes(
@@ -1240,4 +1242,4 @@ def recommend(
         rec = with_agent(rec, tools, agent)
     else:
         rec = write_justification(rec, generator)  # type: ignore[arg-type]
-    return RecommendRun(rec, evaluated, time.perf_counter() - t0, searched, best_fixed)
+    return RecommendRun(rec, evaluated, time.perf_counter() - t0, searched, best_fixed, state.ts)

@@ -49,8 +49,9 @@ REASONS: tuple[str, ...] = ("", FALSE_ALARM, "wrong action", "not now", "unsafe"
 """Reasons an approver may give ("" when none)."""
 FALSE_ALARMS_FILE = "false_alarms.csv"
 """False-alarm labels (``asset, ts, mode, request, approver``) in the labels folder."""
-LABEL_COLUMNS: tuple[str, ...] = ("asset", "ts", "mode", "request", "approver")
-"""Columns of the false-alarm labels."""
+LABEL_COLUMNS: tuple[str, ...] = ("asset", "ts", "mode", "request", "approver", "until")
+"""Columns of the false-alarm labels: ``ts`` the alert's start, ``until`` the end of the data the
+approver judged (the twin state the recommendation answered; empty when unknown)."""
 SPEED_MEASURE = " speed %"
 """Suffix of a pump's speed in a candidate's figures (``PS01.P1 speed %``, percent of rated)."""
 SPEED_TOLERANCE = 1e-4
@@ -432,29 +433,71 @@ def alert_labels(situation: Iterable[str]) -> list[tuple[str, str, pd.Timestamp]
     return [(a, mode, ts) for (a, mode), ts in sorted(seen.items())]
 
 
-def false_alarm_rows(request: ApprovalRequest, decision: Decision, situation: Iterable[str]) -> list[dict[str, str]]:
-    """The label rows of a rejection as a false alarm: one per alerted asset and mode (empty otherwise)."""
+def false_alarm_rows(
+    request: ApprovalRequest, decision: Decision, situation: Iterable[str], seen_until: pd.Timestamp | None = None
+) -> list[dict[str, str]]:
+    """The label rows of a rejection as a false alarm: one per alerted asset and mode (empty otherwise).
+
+    Args:
+        request: The request rejected.
+        decision: The answer.
+        situation: The recommendation's alert lines (`Alert.message`).
+        seen_until: When the twin state the recommendation answered was taken (UTC): the approver
+            judged the asset healthy up to then. None: unknown (``until`` stays empty).
+    """
     if decision.approve or decision.reason != FALSE_ALARM:
         return []
     labels = alert_labels(situation) or [(a, "", request.created) for a in request.assets]
     return [
-        {"asset": a, "ts": _iso(ts), "mode": mode, "request": request.id, "approver": decision.approver}
+        {
+            "asset": a,
+            "ts": _iso(ts),
+            "mode": mode,
+            "request": request.id,
+            "approver": decision.approver,
+            "until": _iso(max(ts, to_utc(seen_until))) if seen_until is not None else "",
+        }
         for a, mode, ts in labels
     ]
 
 
 def append_rows(path: Path, rows: Sequence[Mapping[str, str]], columns: Sequence[str]) -> int:
-    """Append rows to a CSV file (header written when the file is new); returns the rows written."""
+    """Append rows to a CSV file (header written when the file is new); returns the rows written.
+
+    A file written with fewer columns (by an earlier version) is first rewritten, through a
+    temporary file, with its columns and the missing ones after them (empty in its rows), so no
+    row lands under another column's name.
+    """
     if not rows:
         return 0
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.is_file() or path.stat().st_size == 0
+    header = list(columns) if new else _widened(path, columns)
     with path.open("a", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns))
+        writer = csv.DictWriter(f, fieldnames=header)
         if new:
             writer.writeheader()
-        writer.writerows([{c: r.get(c, "") for c in columns} for r in rows])
+        writer.writerows([{c: r.get(c, "") for c in header} for r in rows])
     return len(rows)
+
+
+def _widened(path: Path, columns: Sequence[str]) -> list[str]:
+    """The header of the CSV file ``path``, rewritten with the ``columns`` it lacks appended."""
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        header = list(reader.fieldnames or [])
+        missing = [c for c in columns if c not in header]
+        if not missing:
+            return header
+        kept = list(reader)
+    header += missing
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header, restval="")
+        writer.writeheader()
+        writer.writerows(kept)
+    tmp.replace(path)
+    return header
 
 
 def append_labels(path: Path, rows: Sequence[Mapping[str, str]]) -> int:

@@ -563,7 +563,10 @@ def record_timeout(settings: Settings, request: ApprovalRequest) -> Outcome:
 def record_rejection(settings: Settings, prepared: Prepared, decision: Decision) -> Outcome:
     """A decided rejection: nothing is written; a false alarm appends label rows to ``false_alarms.csv``."""
     request = prepared.request
-    rows = false_alarm_rows(request, decision, prepared.recommendation.data.get("situation", ()))
+    data = prepared.recommendation.data
+    seen = pd.to_datetime(data.get("state_ts"), utc=True, errors="coerce")  # None or unreadable: NaT
+    seen = None if pd.isna(seen) else seen
+    rows = false_alarm_rows(request, decision, data.get("situation", ()), seen)
     n = append_labels(settings.labels_dir / FALSE_ALARMS_FILE, rows)
     if n:
         open_audit(settings).append(

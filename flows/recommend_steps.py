@@ -324,6 +324,7 @@ def recommendation_dict(item: LineRecommendation) -> dict[str, Any]:
         "notes": list(rec.notes),
         "evaluated": item.run.evaluated,
         "seconds": item.run.seconds,
+        "state_ts": item.run.state_ts.isoformat() if item.run.state_ts is not None else None,
     }
 
 

@@ -121,8 +121,8 @@ class ModelSettings(BaseSettings):
         default=86400.0,
         gt=0,
         description=(
-            "How long after a false alarm's start its pump's rows count as confirmed healthy when the anomaly "
-            "detector is retrained, s."
+            "How long after a false alarm's start its pump's rows count at least as confirmed healthy when the "
+            "models are retrained, s (up to the twin state the approver judged, when that is later)."
         ),
     )
     max_threshold_raise: float = Field(

@@ -132,8 +132,9 @@ def healthy_windows(settings: Settings) -> pd.DataFrame:
     """Stretches confirmed healthy: ``pump_id, start, end`` of each false-alarm label of a pump.
 
     A rejection as a false alarm (``<labels_dir>/false_alarms.csv``, written by the implement
-    flow) says the alarmed pump ran as it should from the alert's start; its rows for
-    ``settings.models.false_alarm_window_s`` from then count as healthy. Labels of the line, rows
+    flow) says the alarmed pump ran as it should from the alert's start up to the twin state the
+    approver judged (the label's ``until``); its rows count as healthy from the start to that
+    time, and for at least ``settings.models.false_alarm_window_s``. Labels of the line, rows
     without a time and an unreadable file are left out (the file is kept as it is).
     """
     from pumptwin.control.approval import FALSE_ALARMS_FILE
@@ -162,9 +163,12 @@ def healthy_windows(settings: Settings) -> pd.DataFrame:
         _LOG.warning("false-alarm labels %s: %d row(s) without a readable ts left out", path, int(start.isna().sum()))
     keep = start.notna().to_numpy() & ~asset.str.startswith("LINE").to_numpy()
     window = pd.Timedelta(seconds=settings.models.false_alarm_window_s)
+    until = labels["until"] if "until" in labels.columns else pd.Series(None, index=labels.index, dtype=object)
     out = pd.DataFrame({"pump_id": asset[keep].to_numpy(), "start": start[keep].to_numpy()})
     out["start"] = pd.to_datetime(out["start"], utc=True)
-    out["end"] = out["start"] + window
+    seen = pd.to_datetime(until[keep].reset_index(drop=True), utc=True, errors="coerce")  # empty: NaT
+    end = out["start"] + window
+    out["end"] = end.where(~(seen > end), seen)
     return out.drop_duplicates().reset_index(drop=True) if len(out) else empty
 
 

@@ -322,8 +322,31 @@ def test_a_false_alarm_becomes_label_rows(tmp_path: Path) -> None:
     assert append_labels(path, rows) == 2 and append_labels(path, rows[:1]) == 1 and append_labels(path, []) == 0
     with path.open(encoding="utf-8") as f:
         back = list(csv.DictReader(f))
-    assert len(back) == 3 and back[0] == rows[0] and set(back[0]) == {"asset", "ts", "mode", "request", "approver"}
+    assert len(back) == 3 and back[0] == rows[0]
+    assert set(back[0]) == {"asset", "ts", "mode", "request", "approver", "until"}
+    assert all(r["until"] == "" for r in back)  # the state judged is not known
     assert pd.read_csv(path)["ts"].map(pd.Timestamp).min() == pd.Timestamp("2026-03-01T08:00:00Z")
+
+
+def test_a_false_alarm_label_says_until_when_the_approver_saw_the_asset() -> None:
+    req = request_for(slow("PS02.P2", 0.9))
+    no = Decision(False, "a.smith", reason=FALSE_ALARM)
+    seen = pd.Timestamp("2026-03-01T09:00:00Z")  # after the pump's alert began, before the line's
+    rows = {r["asset"]: r for r in false_alarm_rows(req, no, SITUATION, seen)}
+    assert pd.Timestamp(rows["PS02.P2"]["until"]) == seen
+    assert pd.Timestamp(rows["LINE01"]["until"]) == pd.Timestamp(rows["LINE01"]["ts"])  # never before the start
+
+
+def test_labels_appended_to_a_file_of_fewer_columns_widen_it(tmp_path: Path) -> None:
+    path = tmp_path / "false_alarms.csv"
+    path.write_text("asset,ts,mode,request,approver\nPS01.P1,2026-03-01T08:00:00+00:00,seal_failure,R1,ana\n")
+    row = {"asset": "PS01.P2", "ts": "2026-03-02T08:00:00+00:00", "mode": "", "request": "R2", "approver": "bo"}
+    assert append_labels(path, [{**row, "until": "2026-03-02T12:00:00+00:00"}]) == 1
+    with path.open(encoding="utf-8") as f:
+        back = list(csv.DictReader(f))
+    assert [(r["request"], r["until"]) for r in back] == [("R1", ""), ("R2", "2026-03-02T12:00:00+00:00")]
+    assert back[0]["approver"] == "ana" and back[1]["approver"] == "bo"
+    assert not path.with_name(path.name + ".tmp").exists()
 
 
 def test_a_pump_being_stopped_must_cover_most_of_its_fall() -> None:

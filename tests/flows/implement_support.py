@@ -15,6 +15,8 @@ import pandas as pd
 WORN = "PS02.P2"
 """The pump whose impeller wear the recommendations relieve."""
 SINCE = pd.Timestamp("2024-03-01T00:10:00Z")
+STATE_TS = SINCE + pd.Timedelta(hours=6)
+"""When the twin state the written recommendations answer was taken."""
 """When the alert on the worn pump began."""
 
 RUN_WAIT_S = 120.0
@@ -86,6 +88,6 @@ def write_recommendation_of(home: Path, action: Callable[[Any], Any], plant_spee
         evidence=Evidence(),
         text=f"Slow {WORN} to relieve its worn impeller.",
     )
-    item = LineRecommendation(1, RecommendRun(rec, 2, 0.1, None, None))
+    item = LineRecommendation(1, RecommendRun(rec, 2, 0.1, None, None, STATE_TS))
     folder = new_run_folder(settings.recommend_dir) / "line1"
     return write_recommendation(item, view, folder, plots=False)["json"]

@@ -32,7 +32,15 @@ from pumptwin.flows.settings import Settings
 from pumptwin.plant.scenario import shipped_scenario
 from pumptwin.plant.simulator import Plant
 from pumptwin.twin.whatif.spec import BASE_NAME, ScenarioSpec, SpeedChange
-from tests.flows.implement_support import RUN_WAIT_S, SINCE, WORN, FlowThread, flow_run_state, write_recommendation_of
+from tests.flows.implement_support import (
+    RUN_WAIT_S,
+    SINCE,
+    STATE_TS,
+    WORN,
+    FlowThread,
+    flow_run_state,
+    write_recommendation_of,
+)
 
 PLANT_WARMUP_S = 1800.0
 PAUSE_WAIT_S = 90.0
@@ -167,7 +175,14 @@ def test_reject_as_false_alarm_labels_and_writes_nothing(harness: None, home: Pa
     with (home / "labels" / FALSE_ALARMS_FILE).open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert rows == [
-        {"asset": WORN, "ts": SINCE.isoformat(), "mode": "impeller_wear", "request": request, "approver": "a.smith"}
+        {
+            "asset": WORN,
+            "ts": SINCE.isoformat(),
+            "mode": "impeller_wear",
+            "request": request,
+            "approver": "a.smith",
+            "until": STATE_TS.isoformat(),  # the approver judged the pump healthy up to the state answered
+        }
     ]
 
 

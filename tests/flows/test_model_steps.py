@@ -160,6 +160,19 @@ def test_false_alarm_labels_become_windows_confirmed_healthy(tmp_path, caplog: p
     assert list(windows["pump_id"]) == ["PS01.P1"]
     assert windows["start"].iloc[0] == pd.Timestamp("2024-03-05T10:00:00Z")
     assert windows["end"].iloc[0] - windows["start"].iloc[0] == pd.Timedelta(hours=2)
+    (settings.labels_dir / FALSE_ALARMS_FILE).write_text(
+        "asset,ts,mode,request,approver,until\n"
+        "PS01.P1,2024-03-05T10:00:00+00:00,bearing_wear,req-1,ana,2024-03-06T16:00:00+00:00\n"
+        "PS01.P2,2024-03-05T10:00:00+00:00,vibration,req-2,ana,2024-03-05T11:00:00+00:00\n"
+        "PS01.P3,2024-03-05T10:00:00+00:00,vibration,req-3,ana,\n"
+        "PS02.P1,2024-03-05T10:00:00+00:00,vibration,req-4,ana,not a time\n",
+        encoding="utf-8",
+    )
+    ends = healthy_windows(settings).set_index("pump_id")["end"] - pd.Timestamp("2024-03-05T10:00:00Z")
+    # seen healthy for 30 h: all of it; for 1 h, or unknown: the configured 2 h
+    assert ends.to_dict() == {
+        p: pd.Timedelta(hours=h) for p, h in (("PS01.P1", 30), ("PS01.P2", 2), ("PS01.P3", 2), ("PS02.P1", 2))
+    }
     (settings.labels_dir / FALSE_ALARMS_FILE).write_text("who,when\nana,yesterday\n", encoding="utf-8")
     assert healthy_windows(settings).empty
     assert "lack the columns asset and ts" in caplog.text
