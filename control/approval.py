@@ -48,7 +48,7 @@ FALSE_ALARM = "false alarm"
 REASONS: tuple[str, ...] = ("", FALSE_ALARM, "wrong action", "not now", "unsafe", "other")
 """Reasons an approver may give ("" when none)."""
 FALSE_ALARMS_FILE = "false_alarms.csv"
-"""False-alarm labels (``asset, ts, mode, request, approver``) in the labels folder."""
+"""False-alarm labels (``asset, ts, mode, request, approver, until``) in the labels folder."""
 LABEL_COLUMNS: tuple[str, ...] = ("asset", "ts", "mode", "request", "approver", "until")
 """Columns of the false-alarm labels: ``ts`` the alert's start, ``until`` the end of the data the
 approver judged (the twin state the recommendation answered; empty when unknown)."""
