@@ -11,8 +11,9 @@ For a line with active alerts it
 3. searches the continuous setpoints (`search_setpoints`): the speeds of every running pump of the
    line, sampled in their allowed ranges and refined around the best, solved in batches on the twin;
    and, for a switch to standby rejected on its own, the same switch with the speeds of the pumps
-   that keep running (`search_switches`). An approved action the twin refused at the answer is
-   held back while its refusal holds (`held_refusals`, `hold_refused`);
+   that keep running (`search_switches`). An approved action the twin refused at the answer, or
+   that the plant did not deliver as predicted (rolled back), is held back while its refusal holds
+   (`held_refusals`, `hold_refused`);
 4. simulates every candidate on the twin (`TwinView.simulate`), rejects those that break a hard
    limit (`rejections`: MAOP, surge at 110 % of MAOP and column separation for any pump stop,
    vapour pressure, speed range, the safe pressure of every assessed pipe feature (steady and
@@ -43,6 +44,7 @@ import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -715,25 +717,31 @@ def as_diagnosed(
 
 @dataclass(frozen=True)
 class Refusal:
-    """An approved action the twin's re-check refused before anything was written (`check_speeds`).
+    """An approved action that was not carried out as the twin predicted.
 
     Attributes:
         action: The action's name as it was recommended (`Candidate.name`).
-        at: When the re-check refused it (UTC).
-        reason: The first hard limit the re-check found broken, as worded there.
+        at: When it was refused or undone (UTC).
+        reason: The first hard limit the re-check found broken, or the first expectation the
+            plant's response missed, as worded there.
+        by: ``twin``: the twin's re-check refused it before anything was written (`check_speeds`);
+            ``plant``: it was written, the plant did not respond as the twin predicted, and the
+            interlocks rolled it back.
     """
 
     action: str
     at: pd.Timestamp
     reason: str
+    by: Literal["twin", "plant"] = "twin"
 
 
 def held_refusals(refusals: Iterable[Refusal], now: pd.Timestamp, hold_s: float) -> tuple[Refusal, ...]:
     """The latest refusal of each action within ``hold_s`` (s) up to ``now``, by action name.
 
-    An action that a person approved and the twin then refused on the plant as it ran is not
+    An action that a person approved and the twin then refused on the plant as it ran, or that
+    was written and rolled back because the plant did not respond as the twin predicted, is not
     proposed again while its refusal holds: the approver is not asked again for what would be
-    refused again, and the next best candidate gets its turn. A refusal because the twin could
+    refused or undone again, and the next best candidate gets its turn. A refusal because the twin could
     not simulate the plant as it ran (`PLANT_AS_NOW_FAILED`) says nothing of the action and holds
     nothing back.
     """
@@ -749,7 +757,10 @@ def held_refusals(refusals: Iterable[Refusal], now: pd.Timestamp, hold_s: float)
 
 def refusal_text(r: Refusal) -> str:
     """How a held refusal is worded in a candidate's rejections and the recommendation's notes."""
-    return f"approved, then refused by the twin's re-check at {r.at.strftime('%Y-%m-%d %H:%M')} UTC: {r.reason}"
+    at = r.at.strftime("%Y-%m-%d %H:%M")
+    if r.by == "plant":
+        return f"approved, written and rolled back at {at} UTC (the plant did not respond as predicted): {r.reason}"
+    return f"approved, then refused by the twin's re-check at {at} UTC: {r.reason}"
 
 
 def hold_refused(candidates: Sequence[Candidate], refused: Sequence[Refusal]) -> list[Candidate]:
@@ -1177,8 +1188,9 @@ def recommend(
         agent: A `pumptwin.agents.generate.LLMConfig`: also run the tool-using agent
             (`pumptwin.agents.agent_tools.with_agent`), whose proposals the twin simulates and the
             same hard limits and objective judge.
-        refused: Approved actions the twin's re-check refused, still held (`held_refusals`):
-            each is rejected with its reason wherever it comes up again (`hold_refused`).
+        refused: Approved actions the twin's re-check refused or the plant did not deliver, still
+            held (`held_refusals`): each is rejected with its reason wherever it comes up again
+            (`hold_refused`).
 
     Returns:
         The recommendation and how it was found. Without an alert on the line the chosen action

@@ -165,6 +165,8 @@ class ImplementResult:
         steps: Every write sent, in order (ramp steps, resends and rollback writes included).
         observed: The expectation tags as read after settling.
         reasons: Why refused, rolled back or unconfirmed.
+        unmet: The expectations the plant's response missed, one line each, when that is why the
+            writes were rolled back (empty otherwise).
     """
 
     status: Status
@@ -174,6 +176,7 @@ class ImplementResult:
     steps: tuple[Write, ...]
     observed: Mapping[str, float]
     reasons: tuple[str, ...] = ()
+    unmet: tuple[str, ...] = ()
 
 
 def speed_key(pump: str) -> str:
@@ -433,7 +436,9 @@ class _Run:
             ]
             if off:
                 return self._roll_back(
-                    f"after {self.s.settle_s:g} s the plant did not respond as expected: {off[0]}" + _more(off), off
+                    f"after {self.s.settle_s:g} s the plant did not respond as expected: {off[0]}" + _more(off),
+                    off,
+                    unmet=off,
                 )
             self._log(
                 "verified",
@@ -459,7 +464,7 @@ class _Run:
             else:
                 self._status(w, "implement")
 
-    def _roll_back(self, reason: str, extra: Sequence[str] = ()) -> ImplementResult:
+    def _roll_back(self, reason: str, extra: Sequence[str] = (), *, unmet: Sequence[str] = ()) -> ImplementResult:
         reasons = [reason, *extra] if extra else [reason]
         self._log("rollback", f"rolling back {len(self.touched)} pumps", why=reason, before=self.state)
         failed: list[str] = []
@@ -469,7 +474,7 @@ class _Run:
             except _Unconfirmed as exc:
                 failed.append(str(exc))
         if not failed:
-            return self._finish("rolled_back", f"rolled back: {reason}", reasons)
+            return self._finish("rolled_back", f"rolled back: {reason}", reasons, unmet)
         known = ", ".join(
             f"{p} speed {self.state[speed_key(p)]:.4f} {'running' if self.state[running_key(p)] else 'stopped'}"
             for p in self.touched
@@ -630,7 +635,9 @@ class _Run:
         if self.audit_error is None:
             self.g._log(kind, what, why=why, before=before, after=after, data=data)
 
-    def _finish(self, status: Status, message: str, reasons: Sequence[str] = ()) -> ImplementResult:
+    def _finish(
+        self, status: Status, message: str, reasons: Sequence[str] = (), unmet: Sequence[str] = ()
+    ) -> ImplementResult:
         after = {**self.before, **self.state}
         try:
             self._log(
@@ -653,6 +660,7 @@ class _Run:
             steps=tuple(self.steps),
             observed=dict(self.observed),
             reasons=tuple(reasons),
+            unmet=tuple(unmet),
         )
 
 

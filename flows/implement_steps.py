@@ -70,6 +70,9 @@ AUTO_WHO = "auto-implement"
 """Who the audit log names for what the automatic policy decides and implements."""
 FLOW_WHO = "implement"
 """Who the audit log names for what the flow itself records."""
+UNDELIVERED = "undelivered"
+"""Audit kind of an approved action written and rolled back because the plant did not respond as
+the twin predicted (``data``: ``line``, ``action``, ``unmet``); the recommender holds it back."""
 BAR_PER_MPA = 10.0
 RESUME_ATTEMPTS = 20
 """Tries of a resume the server answers with "schema not found" (it was sent before the form was saved)."""
@@ -298,9 +301,11 @@ def prepare(settings: Settings, line: int, recommendation: Path | None = None) -
 
 
 def twin_refusals(settings: Settings, line: int) -> list[Refusal]:
-    """Approved actions on ``line`` that the twin's re-check refused (`carry_out`), from the audit log.
+    """Approved actions on ``line`` not carried out as the twin predicted (`carry_out`), from the audit log.
 
-    An answer whose modified setpoints the twin refused does not count against the action.
+    Those the twin's re-check refused before writing (an answer whose modified setpoints it
+    refused does not count against the action), and those written and rolled back because the
+    plant did not respond as the twin predicted (`UNDELIVERED`).
 
     An audit log that cannot be read gives none: the recommendation goes on without holding
     anything back (the implement flow re-checks every answer again anyway).
@@ -309,16 +314,18 @@ def twin_refusals(settings: Settings, line: int) -> list[Refusal]:
     if not path.exists():
         return []
     try:
-        records = open_audit(settings).records(kind="refused")
+        records = open_audit(settings).records()
     except PumptwinError as exc:
         _LOG.warning("audit log %s not read, no refused action held back: %s", path, exc)
         return []
     out = []
     for r in records:
-        reasons = r.data.get("twin") or []
-        mine = r.data.get("line") == line and not r.data.get("modified")
-        if mine and reasons and isinstance(r.data.get("action"), str):
+        if r.data.get("line") != line or not isinstance(r.data.get("action"), str):
+            continue
+        if r.kind == "refused" and (reasons := r.data.get("twin")) and not r.data.get("modified"):
             out.append(Refusal(str(r.data["action"]), to_utc(r.ts), str(reasons[0])))
+        elif r.kind == UNDELIVERED and (unmet := r.data.get("unmet")):
+            out.append(Refusal(str(r.data["action"]), to_utc(r.ts), str(unmet[0]), by="plant"))
     return out
 
 
@@ -675,6 +682,10 @@ def carry_out(settings: Settings, controller: Controller, prepared: Prepared, de
     expect = response_expectations(readings, check.before, check.after, settings.control.response_tolerance)
     lock = Interlocked(controller, ranges, interlock_settings(settings), audit=audit, request=request.id, who=who)
     result = lock.implement(writes, expect=expect)
+    if result.status == "rolled_back" and result.unmet:
+        data = {"line": request.line, "action": request.action, "unmet": list(result.unmet)}
+        msg = f"{request.action}: the plant did not respond as the twin predicted"
+        audit.append(UNDELIVERED, request.id, who, msg, why=result.unmet[0], data=data)
     after = current_speeds(controller, sorted(speeds))
     return Outcome(
         request.id, RESULT_STATUS[result.status], result.message, tuple(result.reasons), now, after, bool(result.steps)

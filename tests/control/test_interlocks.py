@@ -246,6 +246,7 @@ def test_refusal_midway_rolls_back_what_changed() -> None:
     before = ctl.state()
     result = guard(ctl).implement([Write("PS01.P1", "speed", 0.91), Write("PS01.P2", "speed", 0.91)])
     assert result.status == "rolled_back" and "refused" in result.message
+    assert result.unmet == ()  # undone for the control system's refusal, not for the plant's response
     assert speeds_sent(ctl) == pytest.approx([0.93, 0.91, 0.93, 0.95])  # ramped down, then ramped back
     assert ctl.state() == pytest.approx(before) and result.after == pytest.approx(result.before)
 
@@ -283,6 +284,7 @@ def test_unexpected_response_rolls_back(tmp_path: Path) -> None:
     assert result.status == "rolled_back"
     assert "PS01.P1.FLOW read 910, expected 700 ± 20" in result.message and "(and 1 more)" in result.message
     assert math.isnan(result.observed["PS01.P1.VIB_DE_RMS"])  # no reading is not a confirmation
+    assert len(result.unmet) == 2 and result.unmet[0].startswith("PS01.P1.FLOW read 910")
     assert ctl.sp["PS01.P1"] == pytest.approx(0.95)
     last = AuditLog(tmp_path / "audit.jsonl").records()[-1]
     assert last.kind == "rolled_back" and last.data["status"] == "rolled_back"

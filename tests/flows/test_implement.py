@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from prefect.exceptions import NotPausedError
 
-from pumptwin.agents.recommend import Action, _setpoint_action
+from pumptwin.agents.recommend import Action, _setpoint_action, refusal_text
 from pumptwin.control.approval import FALSE_ALARMS_FILE, request_id
 from pumptwin.control.audit import AuditLog
 from pumptwin.control.simulated import SimulatedController
@@ -347,10 +347,14 @@ def test_carry_out_refuses_a_start_and_rolls_back_an_unexpected_response(
     assert not ctl.running("PS02.P3")
     monkeypatch.setenv("PUMPTWIN_CONTROL_RESPONSE_TOLERANCE", "1e-6")
     strict = Settings(home=home)
+    assert steps.twin_refusals(strict, 1) == []
     out = steps.carry_out(strict, ctl, prepared, Decision(True, "j.doe"), "j.doe")
     assert out.status == "rolled_back" and out.wrote and "did not respond as expected" in out.message
     assert ctl.speed_setpoint(WORN) == pytest.approx(PLANT_SPEED)
     assert steps.status(strict, prepared.request.id) == "rolled_back"
+    (undone,) = steps.twin_refusals(strict, 1)  # the recommender holds the action back, as a refusal
+    assert undone.action == prepared.request.action and undone.by == "plant"
+    assert undone.reason in out.reasons and "did not respond as predicted" in refusal_text(undone)
 
 
 def test_open_and_close_the_settings_controller(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
