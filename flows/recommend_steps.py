@@ -119,7 +119,9 @@ def evaluate_knowledge(
 
 
 def held_back(settings: Settings, line: int, now: pd.Timestamp | None = None) -> tuple[Refusal, ...]:
-    """Approved actions on ``line`` the twin's re-check refused within ``agents.refusal_hold_s`` before ``now``.
+    """Approved actions on ``line`` refused or undelivered (`twin_refusals`) within the hold before ``now``.
+
+    The hold is ``agents.refusal_hold_s``.
 
     ``now`` defaults to the wall clock, the audit log's clock.
     """

@@ -226,7 +226,10 @@ class AgentSettings(BaseSettings):
     refusal_hold_s: float = Field(
         default=43_200.0,
         ge=0,
-        description="How long an approved action the twin's re-check refused is not proposed again on its line, s.",
+        description=(
+            "How long an approved action the twin's re-check refused, or the plant did not deliver as the twin "
+            "predicted, is not proposed again on its line, s."
+        ),
     )
     llm_url: str | None = Field(
         default=None,
