@@ -72,7 +72,7 @@ FLOW_WHO = "implement"
 """Who the audit log names for what the flow itself records."""
 UNDELIVERED = "undelivered"
 """Audit kind of an approved action written and rolled back because the plant did not respond as
-the twin predicted (``data``: ``line``, ``action``, ``unmet``); the recommender holds it back."""
+the twin predicted (``data``: ``line``, ``action``, ``unmet``, ``modified``); the recommender holds it back."""
 BAR_PER_MPA = 10.0
 RESUME_ATTEMPTS = 20
 """Tries of a resume the server answers with "schema not found" (it was sent before the form was saved)."""
@@ -303,9 +303,9 @@ def prepare(settings: Settings, line: int, recommendation: Path | None = None) -
 def twin_refusals(settings: Settings, line: int) -> list[Refusal]:
     """Approved actions on ``line`` not carried out as the twin predicted (`carry_out`), from the audit log.
 
-    Those the twin's re-check refused before writing (an answer whose modified setpoints it
-    refused does not count against the action), and those written and rolled back because the
-    plant did not respond as the twin predicted (`UNDELIVERED`).
+    Those the twin's re-check refused before writing, and those written and rolled back because
+    the plant did not respond as the twin predicted (`UNDELIVERED`). An answer with modified
+    setpoints, refused or undelivered, does not count against the action.
 
     An audit log that cannot be read gives none: the recommendation goes on without holding
     anything back (the implement flow re-checks every answer again anyway).
@@ -324,7 +324,7 @@ def twin_refusals(settings: Settings, line: int) -> list[Refusal]:
             continue
         if r.kind == "refused" and (reasons := r.data.get("twin")) and not r.data.get("modified"):
             out.append(Refusal(str(r.data["action"]), to_utc(r.ts), str(reasons[0])))
-        elif r.kind == UNDELIVERED and (unmet := r.data.get("unmet")):
+        elif r.kind == UNDELIVERED and (unmet := r.data.get("unmet")) and not r.data.get("modified"):
             out.append(Refusal(str(r.data["action"]), to_utc(r.ts), str(unmet[0]), by="plant"))
     return out
 
@@ -683,7 +683,12 @@ def carry_out(settings: Settings, controller: Controller, prepared: Prepared, de
     lock = Interlocked(controller, ranges, interlock_settings(settings), audit=audit, request=request.id, who=who)
     result = lock.implement(writes, expect=expect)
     if result.status == "rolled_back" and result.unmet:
-        data = {"line": request.line, "action": request.action, "unmet": list(result.unmet)}
+        data = {
+            "line": request.line,
+            "action": request.action,
+            "unmet": list(result.unmet),
+            "modified": bool(decision.setpoints),
+        }
         msg = f"{request.action}: the plant did not respond as the twin predicted"
         audit.append(UNDELIVERED, request.id, who, msg, why=result.unmet[0], data=data)
     after = current_speeds(controller, sorted(speeds))

@@ -347,7 +347,9 @@ def test_carry_out_refuses_a_start_and_rolls_back_an_unexpected_response(
     assert not ctl.running("PS02.P3")
     monkeypatch.setenv("PUMPTWIN_CONTROL_RESPONSE_TOLERANCE", "1e-6")
     strict = Settings(home=home)
-    assert steps.twin_refusals(strict, 1) == []
+    modified = steps.carry_out(strict, ctl, prepared, Decision(True, "j.doe", setpoints={WORN: 0.91}), "j.doe")
+    assert modified.status == "rolled_back"
+    assert steps.twin_refusals(strict, 1) == []  # the approver's own speeds: nothing held against the action
     out = steps.carry_out(strict, ctl, prepared, Decision(True, "j.doe"), "j.doe")
     assert out.status == "rolled_back" and out.wrote and "did not respond as expected" in out.message
     assert ctl.speed_setpoint(WORN) == pytest.approx(PLANT_SPEED)
