@@ -719,7 +719,8 @@ def _gga_batch(  # noqa: PLR0912, PLR0915, C901
                 b = lane_b[lane]
                 if b < 0:
                     continue
-                err = sums[1, lane] / sums[0, lane] if sums[0, lane] > hacc else sums[1, lane]
+                # EPANET's relative change, its total flow and fallback in cfs as it keeps them
+                err = sums[1, lane] / sums[0, lane] if sums[0, lane] > hacc * CFS else sums[1, lane] / CFS
                 relerr[lane] = err
                 relax[0, lane] = 1.0
                 valve_change = False

@@ -503,6 +503,25 @@ def test_hazen_williams_pipe_between_reservoirs_and_branch_with_demands() -> Non
 PUMP_POINTS = ((0.0, 60.0), (0.05, 50.0), (0.1, 25.0))
 
 
+@pytest.mark.parametrize(("diameter_m", "drop_m"), [(0.02, 1.0), (0.01, 0.5), (0.05, 0.2)])
+def test_a_network_carrying_litres_per_minute_stops_where_epanet_stops(
+    diameter_m: float, drop_m: float, tmp_path: Path
+) -> None:
+    """EPANET weighs its total flow against ACCURACY in cfs (below it, the sum of changes alone decides).
+
+    Weighed in m3/s, 35 times smaller, a network carrying under 1 L/s stopped after the first trial
+    at its 1 ft/s start (0.02 m, 1 m: 47.6 mL/s where the answer is 22.7 mL/s).
+    """
+    network = two_reservoirs(10.0 + drop_m, 10.0, 1000.0, diameter_m, 100.0, Options(headloss="H-W", accuracy=1e-3))
+    model = compile_network(network)
+    res = solve_batch(model, base_batch(model), accuracy=network.options.accuracy)
+    write_inp(network, tmp_path / "tiny.inp")
+    wn = wntr.network.WaterNetworkModel(str(tmp_path / "tiny.inp"))
+    epanet = wntr.sim.EpanetSimulator(wn).run_sim(file_prefix=str(tmp_path / "x"))
+    q_ref = epanet.link["flowrate"][list(model.link_ids)].to_numpy()[0]
+    np.testing.assert_allclose(res.flow_m3s[0], q_ref, rtol=1e-3, atol=1e-9)
+
+
 def power_curve(points: tuple[tuple[float, float], ...]) -> tuple[float, float, float]:
     """(A, B, C) of h = A - B q^C through three points, the first at q = 0."""
     (_, h0), (q1, h1), (q2, h2) = points
