@@ -79,6 +79,35 @@ def test_an_extended_period_names_the_worst_time(tmp_path: Path) -> None:
     assert "J2 " in report["warnings"][0] and "at 1:00:00" in report["warnings"][0]
 
 
+RULES = """[RULES]
+RULE CLOSE-AT-NIGHT
+IF SYSTEM CLOCKTIME >= 10 PM
+THEN PIPE P2 STATUS IS CLOSED
+PRIORITY 1
+
+RULE 2
+IF JUNCTION J1 PRESSURE BELOW 1
+THEN PIPE P2 STATUS IS CLOSED
+[END]
+"""
+
+
+def test_rules_that_are_not_applied_are_named_in_an_extended_period(runner: CliRunner, tmp_path: Path) -> None:
+    path = inp(tmp_path, 1.0)
+    path.write_text(path.read_text().replace("[END]\n", RULES))
+    report = solve_steps.solve_file(path, duration_s=2 * 3600.0, accuracy=1e-6)
+    assert report["notes"] == [
+        "2 rule-based controls in [RULES] (CLOSE-AT-NIGHT, 2) are not applied: from the first time one would act, "
+        "this run departs from EPANET's"
+    ]
+    assert report["warnings"] == []
+    # A steady state is what EPANET computes (it checks rules between time steps only).
+    assert solve_steps.solve_file(path, duration_s=0.0, accuracy=1e-6)["notes"] == []
+    result = runner.invoke(app, ["solve", str(path), "--duration-h", "2"])
+    assert result.exit_code == 0, result.output
+    assert "note: 2 rule-based controls in [RULES]" in result.output
+
+
 def test_solve_exits_1_when_the_result_is_not_physical(runner: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "out.json"
     result = runner.invoke(app, ["solve", str(inp(tmp_path, 5000.0)), "--json", str(out)])

@@ -486,10 +486,14 @@ class _Reader:
             return Network(
                 title, _only(nodes, Junction), _only(nodes, Reservoir), _only(nodes, Tank), _only(links, Pipe),
                 _only(links, Pump), _only(links, Valve), tuple(curves), tuple(patterns), tuple(self.controls),
-                self.options,
+                self.options, ignored_rules=self.rule_ids(),
             )  # fmt: skip
         except NetworkError as e:
             raise _Located(f"{self.source}: {e}") from e
+
+    def rule_ids(self) -> tuple[str, ...]:
+        """Ids of the [RULES] section's rules (``RULE <id>`` lines), which are not applied."""
+        return tuple(r.tokens[1] for r in self.rows["RULES"] if r.tokens[0].upper() == "RULE" and len(r.tokens) > 1)
 
 
 def parse_inp(text: str, name: str = "network.inp") -> Network:
@@ -572,7 +576,12 @@ def read_inp(path: str | Path) -> Network:
     text, encoding = decode_inp(path.read_bytes(), path.name)
     if encoding != "utf-8":
         _log.info("%s: read as %s (not valid UTF-8)", path.name, encoding)
-    return replace(parse_inp(text, path.name), source_encoding=encoding)
+    network = parse_inp(text, path.name)
+    if network.ignored_rules:
+        _log.warning(
+            "%s: %d rule-based controls ([RULES]) read past, not applied", path.name, len(network.ignored_rules)
+        )
+    return replace(network, source_encoding=encoding)
 
 
 def _f(value: float) -> str:

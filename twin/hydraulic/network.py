@@ -402,7 +402,8 @@ class Network:
     """A pipe network with pump stations: the twin's physical model.
 
     ``source_encoding`` is the text encoding of the file the network was read from (``utf-8``,
-    ``cp1252``, ...; None when built in code); it does not take part in comparisons.
+    ``cp1252``, ...; None when built in code); ``ignored_rules`` the ids of the file's rule-based
+    controls ([RULES]), which are read past and not applied. Neither takes part in comparisons.
 
     Raises:
         NetworkError: When ids repeat, a link names a node that does not exist,
@@ -423,6 +424,7 @@ class Network:
     fluid: Fluid = field(default_factory=Fluid)
     atmospheric_pressure_pa: float = ATMOSPHERIC_PRESSURE_PA
     source_encoding: str | None = field(default=None, compare=False)
+    ignored_rules: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         node_ids = [n.id for n in self.nodes]
