@@ -59,9 +59,8 @@ def solve_file(path: Path, *, duration_s: float, accuracy: float, max_memory_mb:
         max_memory_mb: Largest estimated memory of the run, MB.
 
     Returns:
-        `solution_to_dict`'s report plus ``source_encoding``, ``warnings`` (text), ``notes`` (text: rule-based
-        controls not applied in an extended period) and ``negative_pressure_nodes`` ({junction: {pressure_m,
-        time_s}}, worst first).
+        `solution_to_dict`'s report plus ``source_encoding``, ``warnings`` (text) and
+        ``negative_pressure_nodes`` ({junction: {pressure_m, time_s}}, worst first).
 
     Raises:
         NetworkError: An unreadable file, a bad duration or time step, or a run above the memory limit.
@@ -81,20 +80,8 @@ def solve_file(path: Path, *, duration_s: float, accuracy: float, max_memory_mb:
     low = negative_pressures(model, result)
     report["source_encoding"] = model.network.source_encoding
     report["warnings"] = [negative_pressure_warning(low, steady=n_t == 1)] if low else []
-    rules = model.network.ignored_rules
-    report["notes"] = [ignored_rules_note(rules)] if rules and n_t > 1 else []
     report["negative_pressure_nodes"] = {n.node: {"pressure_m": n.pressure_m, "time_s": n.time_s} for n in low}
     return report
-
-
-def ignored_rules_note(rules: tuple[str, ...]) -> str:
-    """What an extended period whose file has rule-based controls does not do (EPANET checks them between steps)."""
-    more = f" and {len(rules) - WARNINGS_SHOWN} more" if len(rules) > WARNINGS_SHOWN else ""
-    many = len(rules) > 1
-    return (
-        f"{len(rules)} rule-based control{'s' if many else ''} in [RULES] ({', '.join(rules[:WARNINGS_SHOWN])}{more}) "
-        f"{'are' if many else 'is'} not applied: from the first time one would act, this run departs from EPANET's"
-    )
 
 
 def negative_pressure_warning(low: list[NegativePressure], *, steady: bool) -> str:
@@ -127,5 +114,4 @@ def describe(report: dict[str, Any]) -> str:
         state += ", NOT PHYSICAL"
     period = "steady state" if n_t == 1 else f"{n_t} reporting times"
     head = f"{report['network']}: {len(report['nodes'])} nodes, {len(report['links'])} links, {period}, {state}"
-    lines = [head, *(f"warning: {w}" for w in report.get("warnings", []))]
-    return "\n".join([*lines, *(f"note: {n}" for n in report.get("notes", []))])
+    return "\n".join([head, *(f"warning: {w}" for w in report.get("warnings", []))])

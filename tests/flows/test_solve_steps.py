@@ -80,32 +80,26 @@ def test_an_extended_period_names_the_worst_time(tmp_path: Path) -> None:
 
 
 RULES = """[RULES]
-RULE CLOSE-AT-NIGHT
-IF SYSTEM CLOCKTIME >= 10 PM
-THEN PIPE P2 STATUS IS CLOSED
-PRIORITY 1
-
-RULE 2
-IF JUNCTION J1 PRESSURE BELOW 1
-THEN PIPE P2 STATUS IS CLOSED
+RULE SECOND-MAIN
+IF SYSTEM TIME >= 1:00
+AND JUNCTION J1 PRESSURE ABOVE 1
+THEN PIPE P3 STATUS IS OPEN
 [END]
 """
 
 
-def test_rules_that_are_not_applied_are_named_in_an_extended_period(runner: CliRunner, tmp_path: Path) -> None:
+def test_an_extended_period_applies_rule_based_controls(tmp_path: Path) -> None:
+    """A second main, closed in the file, that a rule opens after the first hour carries flow from then on."""
     path = inp(tmp_path, 1.0)
-    path.write_text(path.read_text().replace("[END]\n", RULES))
+    text = path.read_text().replace(
+        " P2 J1 J2 1000 100 100\n", " P2 J1 J2 1000 100 100\n P3 J1 J2 1000 100 100 0 CLOSED\n"
+    )
+    path.write_text(text.replace("[END]\n", RULES))
     report = solve_steps.solve_file(path, duration_s=2 * 3600.0, accuracy=1e-6)
-    assert report["notes"] == [
-        "2 rule-based controls in [RULES] (CLOSE-AT-NIGHT, 2) are not applied: from the first time one would act, "
-        "this run departs from EPANET's"
-    ]
+    assert report["times_s"] == [0, 3600, 7200]
+    flow = report["links"]["P3"]["flow_m3s"]
+    assert flow[0] == 0.0 and flow[1] > 0.0 and flow[2] > 0.0
     assert report["warnings"] == []
-    # A steady state is what EPANET computes (it checks rules between time steps only).
-    assert solve_steps.solve_file(path, duration_s=0.0, accuracy=1e-6)["notes"] == []
-    result = runner.invoke(app, ["solve", str(path), "--duration-h", "2"])
-    assert result.exit_code == 0, result.output
-    assert "note: 2 rule-based controls in [RULES]" in result.output
 
 
 def test_solve_exits_1_when_the_result_is_not_physical(runner: CliRunner, tmp_path: Path) -> None:

@@ -19,14 +19,19 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from pumptwin.twin.hydraulic.network import LinkStatus, NetworkError
+from pumptwin.twin.hydraulic.network import LinkStatus, NetworkError, Rule, RuleAction, RulePremise
 from pumptwin.twin.hydraulic.solver import (
     ACTIVE,
     CLOSED,
+    FCV,
+    FT,
     GPV,
     HTOL,
     OPEN,
+    PBV,
     PIPE,
+    PRV,
+    PSV,
     PUMP,
     QZERO,
     BatchResult,
@@ -439,6 +444,8 @@ def simulate(  # noqa: PLR0915 - the time loop reads best in one place
     vset = work.valve_setting.copy()
     tank_v = tanks.volume(work.fixed_head_m[:, nr:]) if len(net.tanks) else np.zeros((n_b, 0))
     tank_inflow = np.zeros((n_b, len(net.tanks)))
+    fixed_inflow = np.zeros((n_b, model.n_nodes - nj))
+    rules = _Rules(model) if net.rules else None
     htime = np.zeros(n_b, np.int64)
     rtime = np.full(n_b, rstart, np.int64)
     flows: FloatArray | None = None
@@ -488,6 +495,7 @@ def simulate(  # noqa: PLR0915 - the time loop reads best in one place
         status[rows] = res.status
         heads[rows] = res.head_m
         tank_inflow[rows] = res.fixed_inflow_m3s[:, nr:]
+        fixed_inflow[rows] = res.fixed_inflow_m3s
         _record(out, report_index, rows, htime, res, step)
         finished = htime[rows] >= duration
         active[rows[finished]] = False
@@ -514,7 +522,15 @@ def simulate(  # noqa: PLR0915 - the time loop reads best in one place
             vset,
             model,
         )
-        _update_tanks(go, tstep, tanks, tank_v, tank_inflow)
+        if rules is not None and rules.rules:
+            tstep = rules.advance(
+                go,
+                tstep,
+                _State(htime, heads, flows, status, speeds, vset, work.demand_m3s, fixed_inflow, tank_v, tank_inflow,
+                       tanks, tstart, nj, nr),
+            )  # fmt: skip
+        else:
+            _update_tanks(go, tstep, tanks, tank_v, tank_inflow)
         htime[go] += tstep
         rtime[go] = np.where(htime[go] >= rtime[go], rtime[go] + rstep, rtime[go])
     return out
@@ -674,6 +690,193 @@ def _update_tanks(go: IntArray, tstep: IntArray, tanks: _Tanks, tank_v: FloatArr
     v = np.where((v + q >= tanks.vmax) & ~tanks.overflow, tanks.vmax, v)
     v = np.where(v - q <= tanks.vmin, tanks.vmin, v)
     tank_v[go] = v
+
+
+_RELATIONS = {"=": 0, "<>": 1, "<": 2, ">": 3, "<=": 4, ">=": 5}
+_SETTING_TOL = {PRV: 1e-3 * FT, PSV: 1e-3 * FT, PBV: 1e-3 * FT, FCV: 1e-3 * FT**3}
+"""EPANET compares a rule's new setting with the link's within 0.001 of its internal unit (ft, cfs; else 0.001)."""
+
+
+def _holds(x: float, relation: int, value: float, tol: float) -> bool:
+    """EPANET's checkvalue: ``x <relation> value`` within ``tol``."""
+    return not (
+        (relation == 0 and abs(x - value) > tol)
+        or (relation == 1 and abs(x - value) < tol)
+        or (relation == 2 and x > value + tol)  # noqa: PLR2004 - relation codes of _RELATIONS
+        or (relation == 4 and x > value - tol)  # noqa: PLR2004
+        or (relation == 3 and x < value - tol)  # noqa: PLR2004
+        or (relation == 5 and x < value + tol)  # noqa: PLR2004
+    )
+
+
+def _time_holds(t1: int, t2: int, relation: int, value: float) -> bool:
+    """EPANET's checktime: inequalities against the time now, (in)equality within the interval since the last check."""
+    if relation >= 2:  # noqa: PLR2004 - <, >, <=, >=
+        return {2: t2 < value, 3: t2 > value, 4: t2 <= value, 5: t2 >= value}[relation]
+    within = (value >= t1 or value <= t2) if t2 < t1 else (t1 <= value <= t2)
+    return within if relation == 0 else not within
+
+
+class _Rules:
+    """Rule-based controls (EPANET rules.c), checked per scenario between hydraulic steps at the rule step."""
+
+    def __init__(self, model: HydraulicModel) -> None:
+        net = model.network
+        self.model = model
+        self.rules = [r for r in net.rules if r.enabled]
+        hstep = int(round(net.options.hydraulic_step_s))
+        step = int(round(net.options.rule_step_s)) or hstep // 10
+        self.step = max(1, min(step, hstep))
+        self.pump_of = {int(k): i for i, k in enumerate(model.pump_link)}
+        self.valve_of = {int(k): i for i, k in enumerate(model.valve_link)}
+
+    def advance(self, go: IntArray, tstep: IntArray, state: _State) -> IntArray:
+        """Step tank levels through each scenario's time step at the rule step, stopping where a rule acts.
+
+        Returns the time steps taken (EPANET ruletimestep); tank volumes are advanced in place.
+        """
+        taken = tstep.copy()
+        for j, b in enumerate(go):
+            tnow = int(state.htime[b])
+            tmax = tnow + int(tstep[j])
+            dt = min(self.step, int(tstep[j]))
+            dt1 = min(self.step - tnow % self.step, int(tstep[j])) or dt
+            t = tnow
+            while True:
+                t += dt1
+                _update_tanks(np.array([b]), np.array([dt1]), state.tanks, state.tank_v, state.tank_inflow)
+                if state.tanks.elev.size:
+                    state.heads[b, state.nj + state.nr :] = state.tanks.head(state.tank_v[[b]])[0]
+                if self.check(b, t, dt1, state):
+                    break
+                dt = min(dt, tmax - t)
+                dt1 = dt
+                if dt <= 0:
+                    break
+            taken[j] = t - tnow
+        return taken
+
+    def check(self, b: int, t: int, dt: int, state: _State) -> int:
+        """Apply the actions of every rule whose premises hold (ELSE actions otherwise); how many changed a link."""
+        chosen: dict[int, tuple[float, RuleAction]] = {}
+        for rule in self.rules:
+            actions = rule.then if self.premises(rule, b, t - dt + 1, t, state) else rule.otherwise
+            for a in actions:
+                k = self.model.link_index[a.link]
+                if k not in chosen or rule.priority > chosen[k][0]:
+                    chosen[k] = (rule.priority, a)
+        return sum(self.act(b, k, a, state) for k, (_, a) in chosen.items())
+
+    def premises(self, rule: Rule, b: int, t1: int, t2: int, state: _State) -> bool:
+        """EPANET's evalpremises: AND binds each premise to the result so far, OR takes it when that is false."""
+        result = True
+        for p in rule.premises:
+            if p.join == "OR":
+                if not result:
+                    result = self.premise(p, b, t1, t2, state)
+            else:
+                if not result:
+                    return False
+                result = self.premise(p, b, t1, t2, state)
+        return result
+
+    def premise(self, p: RulePremise, b: int, t1: int, t2: int, state: _State) -> bool:  # noqa: PLR0911, C901
+        """Whether one premise holds in scenario ``b`` now."""
+        m = self.model
+        relation = _RELATIONS[p.relation]
+        if p.variable in ("TIME", "CLOCKTIME"):
+            if p.variable == "CLOCKTIME":
+                t1, t2 = (t1 + state.tstart) % int(DAY_S), (t2 + state.tstart) % int(DAY_S)
+            return _time_holds(t1, t2, relation, float(p.value or 0.0))
+        if p.status is not None:
+            code = int(state.status[b, m.link_index[p.element or ""]])
+            now = "CLOSED" if code <= CLOSED else "ACTIVE" if code == ACTIVE else "OPEN"
+            return (now == p.status.value) == (relation == 0)
+        value, tol = float(p.value or 0.0), p.tolerance
+        if p.object == "SYSTEM":
+            d = state.demand[b]
+            return _holds(float(d[d > 0].sum()), relation, value, tol)
+        if p.object == "LINK":
+            k = m.link_index[p.element or ""]
+            if p.variable == "FLOW":
+                return _holds(abs(float(state.flows[b, k])), relation, value, tol)
+            if k in self.pump_of:
+                return _holds(float(state.speeds[b, self.pump_of[k]]), relation, value, tol)
+            setting = float(state.vset[b, self.valve_of[k]]) if k in self.valve_of else math.nan
+            return not math.isnan(setting) and _holds(setting, relation, value, tol)
+        n = m.node_index[p.element or ""]
+        fixed = n - state.nj
+        if p.variable in ("HEAD", "GRADE"):
+            return _holds(float(state.heads[b, n]), relation, value, tol)
+        if p.variable in ("PRESSURE", "LEVEL"):
+            return _holds(float(state.heads[b, n] - m.elevation_m[n]), relation, value, tol)
+        inflow = float(state.fixed_inflow[b, fixed]) if fixed >= 0 else float(state.demand[b, n])
+        if p.variable == "DEMAND":
+            return _holds(inflow, relation, value, tol)
+        ti = fixed - state.nr
+        if p.variable == "FILLTIME" and inflow > QZERO:
+            return _holds((state.tanks.vmax[ti] - state.tank_v[b, ti]) / inflow, relation, value, tol)
+        if p.variable == "DRAINTIME" and inflow < -QZERO:
+            return _holds((state.tanks.vmin[ti] - state.tank_v[b, ti]) / inflow, relation, value, tol)
+        return False
+
+    def act(self, b: int, k: int, a: RuleAction, state: _State) -> bool:  # noqa: PLR0911 - one per outcome
+        """EPANET's takeactions for one link: open, close or set it when that changes it; whether it did."""
+        m = self.model
+        s = int(state.status[b, k])
+        ltype = int(m.link_type[k])
+        ip, iv = self.pump_of.get(k), self.valve_of.get(k)
+        if a.status is not None and a.status != LinkStatus.ACTIVE and (s <= CLOSED) == (a.status == LinkStatus.OPEN):
+            opening = a.status == LinkStatus.OPEN
+            state.status[b, k] = OPEN if opening else CLOSED
+            if ip is not None:
+                state.speeds[b, ip] = 1.0 if opening else 0.0
+            elif iv is not None and ltype != GPV:
+                state.vset[b, iv] = np.nan
+            return True
+        if a.setting is None:
+            return False
+        x = float(a.setting)
+        if ip is not None:
+            if abs(x - state.speeds[b, ip]) <= _SETTING_TOL.get(PUMP, 1e-3):
+                return False
+            state.speeds[b, ip] = x
+            if x > 0 and s <= CLOSED:
+                state.status[b, k] = OPEN
+            elif x == 0 and s > CLOSED:
+                state.status[b, k] = CLOSED
+            return True
+        if iv is None:
+            return False
+        now = float(state.vset[b, iv])
+        if not math.isnan(now) and abs(x - now) <= _SETTING_TOL.get(ltype, 1e-3):
+            return False
+        if ltype == FCV:
+            state.status[b, k] = ACTIVE
+        elif math.isnan(now) and s <= CLOSED:
+            state.status[b, k] = OPEN
+        state.vset[b, iv] = x
+        return True
+
+
+@dataclass(slots=True)
+class _State:
+    """The time loop's arrays that rules read and change (rows are scenarios)."""
+
+    htime: IntArray
+    heads: FloatArray
+    flows: FloatArray
+    status: IntArray
+    speeds: FloatArray
+    vset: FloatArray
+    demand: FloatArray
+    fixed_inflow: FloatArray
+    tank_v: FloatArray
+    tank_inflow: FloatArray
+    tanks: _Tanks
+    tstart: int
+    nj: int
+    nr: int
 
 
 def initial_batch(model: HydraulicModel, size: int = 1) -> ScenarioBatch:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pumptwin.twin.hydraulic.network import (
     Control,
@@ -38,6 +38,9 @@ from pumptwin.twin.hydraulic.network import (
     Pipe,
     Pump,
     Reservoir,
+    Rule,
+    RuleAction,
+    RulePremise,
     Tank,
     Valve,
     ValveType,
@@ -60,8 +63,10 @@ US_FLOW_UNITS = frozenset({"CFS", "GPM", "MGD", "IMGD", "AFD"})
 _FLOW_UNIT_ALIASES = {"SI": "LPS"}  # EPANET's input parser (input3.c) reads UNITS SI as LPS
 _ABSOLUTE_VISCOSITY_MAX = 1e-3  # EPANET: a VISCOSITY above this is relative to water at 20 C, else absolute
 
-_DATA = "TITLE JUNCTIONS RESERVOIRS TANKS PIPES PUMPS VALVES DEMANDS EMITTERS PATTERNS CURVES CONTROLS STATUS ENERGY"
-_SKIPPED = "RULES QUALITY REACTIONS SOURCES MIXING REPORT COORDINATES VERTICES LABELS BACKDROP TAGS END"
+_DATA = (
+    "TITLE JUNCTIONS RESERVOIRS TANKS PIPES PUMPS VALVES DEMANDS EMITTERS PATTERNS CURVES CONTROLS RULES STATUS ENERGY"
+)
+_SKIPPED = "QUALITY REACTIONS SOURCES MIXING REPORT COORDINATES VERTICES LABELS BACKDROP TAGS END"
 _KNOWN_SECTIONS = frozenset(f"{_DATA} OPTIONS TIMES {_SKIPPED}".split())
 # curve kind -> (hint word written, x quantity, y quantity); quantities are `_units` keys
 _CURVE_AXES: dict[str, tuple[str, str, str]] = {
@@ -84,8 +89,18 @@ _OPTION_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
 _TIME_FIELDS = {
     "DURATION": "duration_s", "HYDRAULIC TIMESTEP": "hydraulic_step_s", "PATTERN TIMESTEP": "pattern_step_s",
     "PATTERN START": "pattern_start_s", "REPORT TIMESTEP": "report_step_s", "REPORT START": "report_start_s",
-    "START CLOCKTIME": "start_clocktime_s",
+    "START CLOCKTIME": "start_clocktime_s", "RULE TIMESTEP": "rule_step_s",
 }  # fmt: skip
+# [RULES] words as EPANET matches them (a token matches a word it begins with, any case)
+_RULE_OBJECTS = {"JUNC": "NODE", "RESER": "NODE", "TANK": "NODE", "NODE": "NODE", "PIPE": "LINK", "PUMP": "LINK",
+                 "VALVE": "LINK", "LINK": "LINK", "SYS": "SYSTEM"}  # fmt: skip
+_RULE_VARIABLES = {"DEMA": "DEMAND", "HEAD": "HEAD", "GRAD": "GRADE", "LEVE": "LEVEL", "PRES": "PRESSURE",
+                   "FLOW": "FLOW", "STAT": "STATUS", "SETT": "SETTING", "TIME": "TIME", "CLOC": "CLOCKTIME",
+                   "FILL": "FILLTIME", "DRAI": "DRAINTIME"}  # fmt: skip
+_RULE_RELATIONS = {"=": "=", "<>": "<>", "<=": "<=", ">=": ">=", "<": "<", ">": ">", "IS": "=", "NOT": "<>",
+                   "BELOW": "<", "ABOVE": ">"}  # fmt: skip
+_RULE_TOLERANCE = 1e-3
+"""EPANET compares a rule's value within 0.001 of the file's unit."""
 _T = TypeVar("_T")
 _RESERVOIR_TANK_TOKENS = 3  # id, head and an optional head pattern
 _NOON_H, _MAX_HMS_PARTS = 12.0, 3
@@ -178,6 +193,57 @@ def _split(text: str, source: str) -> defaultdict[str, list[_Row]]:
     return sections
 
 
+def _premise_scale(variable: str, link: Pipe | Pump | Valve | None, units: Mapping[str, float]) -> float:
+    """SI value of one file unit of a rule premise's variable (a SETTING's by its link)."""
+    if variable in ("FILLTIME", "DRAINTIME"):
+        return HOUR_S
+    if variable == "SETTING":
+        if isinstance(link, Valve) and link.valve_type != ValveType.GPV:
+            return units[_VALVE_SETTING[link.valve_type.value]]
+        return 1.0
+    return units[{"DEMAND": "flow", "FLOW": "flow", "PRESSURE": "pressure"}.get(variable, "length")]
+
+
+def _rule_lines(rule: Rule, network: Network, u: Mapping[str, float]) -> list[str]:
+    """The [RULES] lines of ``rule`` in the file units ``u``."""
+    lines = [f"RULE {_id(rule.id)}"]
+    for i, p in enumerate(rule.premises):
+        word = "IF" if i == 0 else p.join
+        if p.object == "SYSTEM":
+            value = _time(p.value or 0.0) if p.variable in ("TIME", "CLOCKTIME") else _f((p.value or 0.0) / u["flow"])
+            lines.append(f"{word} SYSTEM {p.variable} {p.relation} {value}")
+            continue
+        if p.status is not None:
+            value = p.status.value
+        else:
+            link = network.link(p.element or "") if p.object == "LINK" else None
+            value = _f((p.value or 0.0) / _premise_scale(p.variable, link, u))
+        lines.append(f"{word} {p.object} {_id(p.element)} {p.variable} {p.relation} {value}")
+    for clause, actions in (("THEN", rule.then), ("ELSE", rule.otherwise)):
+        for i, a in enumerate(actions):
+            link = network.link(a.link)
+            if a.status is not None:
+                what = f"STATUS IS {a.status.value}"
+            else:
+                scale = 1.0 if isinstance(link, Pump) else u[_VALVE_SETTING[link.valve_type.value]]  # type: ignore[union-attr]
+                what = f"SETTING IS {_f((a.setting or 0.0) / scale)}"
+            lines.append(f"{clause if i == 0 else 'AND'} LINK {_id(a.link)} {what}")
+    if rule.priority:
+        lines.append(f"PRIORITY {_f(rule.priority)}")
+    if not rule.enabled:
+        lines.append("DISABLED")
+    return lines
+
+
+def _rule_word(token: str, words: Mapping[str, str], what: str, *, exact: bool = False) -> str:
+    """The [RULES] word ``token`` stands for: the one it begins with (``exact``: equals), any case."""
+    upper = token.upper()
+    for key, word in words.items():
+        if upper == key or (not exact and upper.startswith(key)):
+            return word
+    raise _Bad(f"unknown rule {what} {shorten(token)}")
+
+
 def _only(items: Iterable[object], kind: type[_T]) -> tuple[_T, ...]:
     return tuple(x for x in items if isinstance(x, kind))
 
@@ -228,6 +294,7 @@ class _Reader:
         self.first_row: dict[tuple[str, str], _Row] = {}  # (section, id) -> row that defined it
         self.curve_kind: dict[str, tuple[str, bool]] = {}  # id -> (kind, set by use rather than hint)
         self.controls: list[Control] = []
+        self.rules: list[Rule] = []
         self.replaced_demand: set[str] = set()
         self.options = Options(unbalanced_continue=None)
         self.units = _units("GPM", "PSI", 1.0, "H-W")
@@ -299,6 +366,7 @@ class _Reader:
         for row in self.rows["CONTROLS"]:
             with self.at(row, "control on link", 1):
                 self.read_control(row)
+        self.read_rules()
         return self.build()
 
     def read_options(self) -> None:
@@ -448,6 +516,118 @@ class _Reader:
                         raise _Bad("pump does not exist")
                     self.links[pump.id] = replace(pump, efficiency_curve=self.use_curve(row.tokens[3], "EFFICIENCY"))
 
+    def read_rules(self) -> None:  # noqa: PLR0912 - one branch per clause keyword
+        """[RULES]: ``RULE id``, ``IF``/``AND``/``OR`` premises, ``THEN``/``ELSE``/``AND`` actions, ``PRIORITY``."""
+        rule: dict[str, Any] | None = None
+        for row in self.rows["RULES"]:
+            word = row.tokens[0].upper()
+            if word == "RULE":
+                self.finish_rule(rule)
+            with self.at(row):
+                if word == "RULE":
+                    if len(row.tokens) != 2:  # noqa: PLR2004 - RULE and its id
+                        raise _Bad(f"RULE takes one id, got {shorten(row.text)}")
+                    rule = {
+                        "id": row.tokens[1],
+                        "premises": [],
+                        "then": [],
+                        "otherwise": [],
+                        "state": "RULE",
+                        "row": row,
+                    }
+                    continue
+                if rule is None:
+                    raise _Bad(f"{row.tokens[0]} before the first RULE")
+                state = rule["state"]
+                if word in ("IF", "OR") or (word == "AND" and state == "IF"):
+                    if (word == "IF") != (state == "RULE") or state not in ("RULE", "IF"):
+                        raise _Bad(f"misplaced {word} clause in rule {rule['id']!r}")
+                    rule["premises"].append(self.rule_premise(row, "OR" if word == "OR" else "AND"))
+                    rule["state"] = "IF"
+                elif word in ("THEN", "ELSE", "AND"):
+                    expected = {"THEN": ("IF",), "ELSE": ("THEN",), "AND": ("THEN", "ELSE")}[word]
+                    if state not in expected:
+                        raise _Bad(f"misplaced {word} clause in rule {rule['id']!r}")
+                    rule["state"] = state if word == "AND" else word
+                    rule["then" if rule["state"] == "THEN" else "otherwise"].append(self.rule_action(row))
+                elif word == "PRIORITY":
+                    if state not in ("THEN", "ELSE"):
+                        raise _Bad(f"misplaced PRIORITY in rule {rule['id']!r}")
+                    rule["priority"] = row.num(1, "priority")
+                    rule["state"] = "PRIORITY"
+                elif word == "DISABLED":
+                    rule["enabled"] = False
+                else:
+                    raise _Bad(f"unknown rule clause {shorten(row.tokens[0])}")
+        self.finish_rule(rule)
+
+    def finish_rule(self, rule: dict[str, Any] | None) -> None:
+        """Add a parsed rule; one without THEN actions is an error."""
+        if rule is None:
+            return
+        with self.at(rule["row"]):
+            if not rule["then"]:
+                raise _Bad(f"rule {rule['id']!r} has no IF and THEN clauses")
+            self.rules.append(
+                Rule(
+                    rule["id"], tuple(rule["premises"]), tuple(rule["then"]), tuple(rule["otherwise"]),
+                    rule.get("priority", 0.0), rule.get("enabled", True),
+                )
+            )  # fmt: skip
+
+    def rule_premise(self, row: _Row, join: str) -> RulePremise:
+        """``<object> <id> <variable> <relation> <value>`` or ``SYSTEM <variable> <relation> <value> [AM|PM]``."""
+        toks = row.tokens
+        obj = _rule_word(toks[1] if len(toks) > 1 else "", _RULE_OBJECTS, "object")
+        system = obj == "SYSTEM"
+        if len(toks) not in ((5, 6) if system else (6,)):
+            raise _Bad(f"a premise has {'5 or 6' if system else '6'} words, got {shorten(row.text)}")
+        element = None if system else toks[2]
+        variable = _rule_word(toks[2 if system else 3], _RULE_VARIABLES, "variable")
+        relation = _rule_word(toks[3 if system else 4], _RULE_RELATIONS, "relation", exact=True)
+        value_tok = toks[4 if system else 5]
+        if element is not None:
+            table = self.nodes if obj == "NODE" else self.links
+            if element not in table:
+                raise _Bad(f"{obj.lower()} {shorten(element)} does not exist")
+        if variable in ("TIME", "CLOCKTIME"):
+            unit = toks[5] if system and len(toks) == 6 else ""  # noqa: PLR2004 - the optional AM/PM
+            return RulePremise(obj, element, variable, relation, float(round(_seconds(value_tok, unit))), join=join)  # type: ignore[arg-type]
+        if variable in ("FILLTIME", "DRAINTIME") and not isinstance(self.nodes.get(element or ""), Tank):
+            raise _Bad(f"{variable} of {shorten(element)}, which is not a tank")
+        if value_tok.upper() in ("OPEN", "CLOSED", "ACTIVE"):
+            return RulePremise(obj, element, variable, relation, status=LinkStatus(value_tok.upper()), join=join)  # type: ignore[arg-type]
+        if variable == "STATUS":
+            raise _Bad(f"a STATUS premise takes OPEN, CLOSED or ACTIVE, got {shorten(value_tok)}")
+        scale = self.premise_scale(variable, element)
+        value = row.num(len(toks) - 1, "value", scale)
+        return RulePremise(obj, element, variable, relation, value, None, _RULE_TOLERANCE * scale, join)  # type: ignore[arg-type]
+
+    def premise_scale(self, variable: str, element: str | None) -> float:
+        """SI value of one file unit of a premise's variable."""
+        link = self.links.get(element or "") if variable == "SETTING" else None
+        return _premise_scale(variable, link, self.units)
+
+    def rule_action(self, row: _Row) -> RuleAction:
+        """``THEN|ELSE|AND <object> <id> STATUS|SETTING IS <value>``."""
+        toks = row.tokens
+        if len(toks) != 6:  # noqa: PLR2004 - EPANET's one action form
+            raise _Bad(f"an action has 6 words, got {shorten(row.text)}")
+        link = self.links.get(toks[2])
+        if link is None:
+            raise _Bad(f"link {shorten(toks[2])} does not exist")
+        if isinstance(link, Pipe) and link.check_valve:
+            raise _Bad(f"pipe {link.id!r} has a check valve, which rules cannot control")
+        value = toks[5].upper()
+        if value in ("OPEN", "CLOSED", "ACTIVE"):
+            return RuleAction(link.id, status=LinkStatus(value))
+        if isinstance(link, Pipe):
+            return RuleAction(link.id, status=LinkStatus.CLOSED if row.num(5, "setting") == 0 else LinkStatus.OPEN)
+        setting = row.num(5, "setting", self.setting_scale(link))
+        if setting < 0:
+            raise _Bad(f"a setting must be >= 0, got {shorten(toks[5])}")
+        return RuleAction(link.id, setting=setting)
+
     def read_control(self, row: _Row) -> None:
         """``LINK id status|setting IF NODE id ABOVE|BELOW v`` or ``LINK id status|setting AT TIME|CLOCKTIME t``."""
         word = [t.upper() for t in row.tokens] + [""] * 8
@@ -486,14 +666,10 @@ class _Reader:
             return Network(
                 title, _only(nodes, Junction), _only(nodes, Reservoir), _only(nodes, Tank), _only(links, Pipe),
                 _only(links, Pump), _only(links, Valve), tuple(curves), tuple(patterns), tuple(self.controls),
-                self.options, ignored_rules=self.rule_ids(),
+                self.options, rules=tuple(self.rules),
             )  # fmt: skip
         except NetworkError as e:
             raise _Located(f"{self.source}: {e}") from e
-
-    def rule_ids(self) -> tuple[str, ...]:
-        """Ids of the [RULES] section's rules (``RULE <id>`` lines), which are not applied."""
-        return tuple(r.tokens[1] for r in self.rows["RULES"] if r.tokens[0].upper() == "RULE" and len(r.tokens) > 1)
 
 
 def parse_inp(text: str, name: str = "network.inp") -> Network:
@@ -576,12 +752,7 @@ def read_inp(path: str | Path) -> Network:
     text, encoding = decode_inp(path.read_bytes(), path.name)
     if encoding != "utf-8":
         _log.info("%s: read as %s (not valid UTF-8)", path.name, encoding)
-    network = parse_inp(text, path.name)
-    if network.ignored_rules:
-        _log.warning(
-            "%s: %d rule-based controls ([RULES]) read past, not applied", path.name, len(network.ignored_rules)
-        )
-    return replace(network, source_encoding=encoding)
+    return replace(parse_inp(text, path.name), source_encoding=encoding)
 
 
 def _f(value: float) -> str:
@@ -679,6 +850,8 @@ def format_inp(network: Network) -> str:
         else:
             condition = f"AT CLOCKTIME {_time(k.clocktime_s or 0.0)}"
         out["CONTROLS"].append(f"LINK {_id(k.link)} {action} {condition}")
+    for rule in network.rules:
+        out["RULES"] += [*_rule_lines(rule, network, u), ""]
     unbalanced = "STOP" if o.unbalanced_continue is None else f"CONTINUE {o.unbalanced_continue}"
     out["OPTIONS"] = [
         "UNITS LPS", "PRESSURE METERS", f"HEADLOSS {o.headloss}",
@@ -688,7 +861,11 @@ def format_inp(network: Network) -> str:
         f"EMITTER EXPONENT {_f(o.emitter_exponent)}", f"CHECKFREQ {o.check_frequency}", f"MAXCHECK {o.max_check}",
         f"DAMPLIMIT {_f(o.damp_limit)}",
     ]  # fmt: skip
-    out["TIMES"] = [f"{key} {_time(getattr(o, name))}" for key, name in _TIME_FIELDS.items()]
+    out["TIMES"] = [
+        f"{key} {_time(getattr(o, name))}"
+        for key, name in _TIME_FIELDS.items()
+        if key != "RULE TIMESTEP" or o.rule_step_s
+    ]
     return "".join(f"[{s}]\n" + "".join(f" {line}\n" for line in lines) + "\n" for s, lines in out.items()) + "[END]\n"
 
 

@@ -364,9 +364,117 @@ class Control:
         )
 
 
+RuleVariable = Literal[
+    "DEMAND", "HEAD", "GRADE", "LEVEL", "PRESSURE", "FLOW", "STATUS", "SETTING", "TIME", "CLOCKTIME", "FILLTIME",
+    "DRAINTIME",
+]  # fmt: skip
+RULE_RELATIONS = ("=", "<>", "<", ">", "<=", ">=")
+_NODE_VARIABLES = frozenset({"DEMAND", "HEAD", "GRADE", "LEVEL", "PRESSURE", "FILLTIME", "DRAINTIME"})
+_LINK_VARIABLES = frozenset({"FLOW", "STATUS", "SETTING"})
+_SYSTEM_VARIABLES = frozenset({"DEMAND", "TIME", "CLOCKTIME"})
+
+
+@dataclass(frozen=True, slots=True)
+class RulePremise:
+    """One condition of a rule-based control: ``<object> <id> <variable> <relation> <value>``.
+
+    Values are SI: m (head, grade, level; pressure as head of the fluid), m3/s (demand, flow), s
+    (times, fill and drain times), a pump's relative speed or a valve's setting as `Valve.setting`.
+    A node's DEMAND is its demand (a tank's: its net inflow), the SYSTEM's the total demand.
+
+    Attributes:
+        object: ``NODE``, ``LINK`` or ``SYSTEM``.
+        element: The node or link id (None for the system).
+        variable: What is compared.
+        relation: One of `RULE_RELATIONS`.
+        value: The threshold (None when a link's status is compared).
+        status: ``OPEN``, ``CLOSED`` or ``ACTIVE`` when a link's status is compared.
+        tolerance: Margin of the comparison, in the value's unit (EPANET: 0.001 of the file's unit).
+        join: ``AND`` or ``OR`` with the premises before (the first one's is ``AND``).
+    """
+
+    object: Literal["NODE", "LINK", "SYSTEM"]
+    element: str | None
+    variable: RuleVariable
+    relation: str
+    value: float | None = None
+    status: LinkStatus | None = None
+    tolerance: float = field(default=0.0, compare=False)
+    join: Literal["AND", "OR"] = "AND"
+
+    def __post_init__(self) -> None:
+        """Check the object, variable, relation and value fit together."""
+        allowed = {"NODE": _NODE_VARIABLES, "LINK": _LINK_VARIABLES, "SYSTEM": _SYSTEM_VARIABLES}[self.object]
+        _require(self.variable in allowed, f"rule premise: {self.object} has no {self.variable}")
+        _require((self.element is None) == (self.object == "SYSTEM"), "rule premise: only the SYSTEM has no id")
+        _require(self.relation in RULE_RELATIONS, f"rule premise: unknown relation {self.relation!r}")
+        _require(
+            (self.status is None) != (self.value is None) and (self.status is None or self.object == "LINK"),
+            "rule premise: needs a value, or a status for a link",
+        )
+        _require(self.value is None or _finite(self.value), "rule premise: value must be finite")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleAction:
+    """What a rule does to one link: set its status, or its setting (SI, as `Control.setting`)."""
+
+    link: str
+    status: LinkStatus | None = None
+    setting: float | None = None
+
+    def __post_init__(self) -> None:
+        """Exactly one of status and setting; a setting is finite and >= 0."""
+        _require((self.status is None) != (self.setting is None), f"rule action on {self.link!r}: status or setting")
+        _require(
+            self.setting is None or (_finite(self.setting) and self.setting >= 0),
+            f"rule action on {self.link!r}: setting must be finite and >= 0",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A rule-based control (EPANET [RULES]): IF premises THEN actions ELSE actions, with a priority.
+
+    Checked between hydraulic time steps at the rule time step; where rules act on the same link,
+    the one of higher priority wins (the first to act among equals).
+    """
+
+    id: str
+    premises: tuple[RulePremise, ...]
+    then: tuple[RuleAction, ...]
+    otherwise: tuple[RuleAction, ...] = ()
+    priority: float = 0.0
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        """A rule needs a premise and an action."""
+        _require(len(self.premises) > 0 and len(self.then) > 0, f"rule {self.id!r}: needs IF and THEN clauses")
+
+
+def _check_rules(rules: tuple[Rule, ...], nodes: set[str], links: set[str], tanks: set[str]) -> None:
+    """Rule ids are unique and every node, tank and link a rule names exists."""
+    _dupes([r.id for r in rules], "rule")
+    for rule in rules:
+        for p in rule.premises:
+            where = nodes if p.object == "NODE" else links
+            _require(
+                p.element is None or p.element in where, f"rule {rule.id!r}: {p.object} {p.element!r} does not exist"
+            )
+            _require(
+                p.variable not in ("FILLTIME", "DRAINTIME") or p.element in tanks,
+                f"rule {rule.id!r}: {p.variable} of {p.element!r}, which is not a tank",
+            )
+        for a in (*rule.then, *rule.otherwise):
+            _require(a.link in links, f"rule {rule.id!r}: link {a.link!r} does not exist")
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
-    """Hydraulic and time options (EPANET's [OPTIONS] and [TIMES]), in SI."""
+    """Hydraulic and time options (EPANET's [OPTIONS] and [TIMES]), in SI.
+
+    ``rule_step_s`` is the rule time step; 0 takes a tenth of the hydraulic step (EPANET's default).
+    """
 
     headloss: HeadlossFormula = "H-W"
     viscosity_m2_s: float = WATER_VISCOSITY_M2_S
@@ -387,6 +495,7 @@ class Options:
     report_step_s: float = 3600.0
     report_start_s: float = 0.0
     start_clocktime_s: float = 0.0
+    rule_step_s: float = 0.0
 
     def __post_init__(self) -> None:
         _require(self.headloss in ("H-W", "D-W", "C-M"), f"options: unknown head-loss formula {self.headloss!r}")
@@ -402,8 +511,7 @@ class Network:
     """A pipe network with pump stations: the twin's physical model.
 
     ``source_encoding`` is the text encoding of the file the network was read from (``utf-8``,
-    ``cp1252``, ...; None when built in code); ``ignored_rules`` the ids of the file's rule-based
-    controls ([RULES]), which are read past and not applied. Neither takes part in comparisons.
+    ``cp1252``, ...; None when built in code); it does not take part in comparisons.
 
     Raises:
         NetworkError: When ids repeat, a link names a node that does not exist,
@@ -424,7 +532,7 @@ class Network:
     fluid: Fluid = field(default_factory=Fluid)
     atmospheric_pressure_pa: float = ATMOSPHERIC_PRESSURE_PA
     source_encoding: str | None = field(default=None, compare=False)
-    ignored_rules: tuple[str, ...] = field(default=(), compare=False)
+    rules: tuple[Rule, ...] = ()
 
     def __post_init__(self) -> None:
         node_ids = [n.id for n in self.nodes]
@@ -473,6 +581,7 @@ class Network:
         for c in self.controls:
             _require(c.link in links, f"control: link {c.link!r} does not exist")
             _require(c.node is None or c.node in nodes, f"control on link {c.link!r}: node {c.node!r} does not exist")
+        _check_rules(self.rules, nodes, links, {t.id for t in self.tanks})
 
     @property
     def nodes(self) -> tuple[Junction | Reservoir | Tank, ...]:
