@@ -37,8 +37,8 @@ from haystack import Document
 
 from pumptwin.twin.errors import PumptwinError
 
-DOC_TYPES = frozenset({"procedure", "manual", "datasheet", "inspection", "work_order", "document"})
-"""Document types a passage may carry."""
+DOC_TYPES = frozenset({"procedure", "manual", "datasheet", "inspection", "work_order", "outcome", "document"})
+"""Document types a passage may carry (``outcome``: what an action of the closed loop did, by the feedback flow)."""
 
 FAILURE_MODES = frozenset(
     {

@@ -141,6 +141,7 @@ class Evidence:
         inspections: Relevant inspection findings.
         manuals: Manual or datasheet passages (limits).
         models: Model scores with versions.
+        outcomes: What earlier actions of the loop did on the assets (the feedback flow's reports).
     """
 
     procedures: tuple[Passage, ...] = ()
@@ -148,12 +149,13 @@ class Evidence:
     inspections: tuple[Passage, ...] = ()
     manuals: tuple[Passage, ...] = ()
     models: tuple[ModelScore, ...] = ()
+    outcomes: tuple[Passage, ...] = ()
 
     @property
     def passages(self) -> tuple[Passage, ...]:
         """Every passage, procedures first, without repeats."""
         seen: dict[str, Passage] = {}
-        for p in (*self.procedures, *self.work_orders, *self.inspections, *self.manuals):
+        for p in (*self.procedures, *self.work_orders, *self.outcomes, *self.inspections, *self.manuals):
             seen.setdefault(p.id, p)
         return tuple(seen.values())
 

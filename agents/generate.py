@@ -214,6 +214,20 @@ def _work_order_line(p: Passage) -> str:
     return f"- Work order{when}: {'; '.join(parts)} [{p.id}]"
 
 
+_VERDICT = re.compile(r"Verdict:\s*(.+?\))\.")
+_EFFECT = re.compile(r"Effect on (.+?after)\.")
+
+
+def _outcome_line(p: Passage) -> str:
+    """An earlier action's outcome report: its verdict and effects when the text gives them, else an excerpt."""
+    verdict = _VERDICT.search(p.text)
+    effects = _EFFECT.findall(p.text)
+    if verdict is None and not effects:
+        return f"- {_titled(p)} [{p.id}]"
+    parts = ([verdict.group(1)] if verdict else []) + [f"on {e}" for e in effects]
+    return f"- {plain(p.title)}: {'; '.join(plain(x) for x in parts)} [{p.id}]"
+
+
 def _model_lines(rec: Recommendation) -> list[str]:
     """Model scores with the versions that produced them."""
     return [
@@ -230,7 +244,8 @@ def grounded_text(rec: Recommendation) -> str:
 
     Returns:
         Markdown: situation, chosen action and its simulated effect, why it beats the runner-up,
-        procedure steps, past work orders, inspection findings, manuals and model scores, citing
+        procedure steps, past work orders, earlier actions' outcomes, inspection findings, manuals and
+        model scores, citing
         every passage as ``[id]``; numbers to `SIGNIFICANT_FIGURES` significant figures. When nothing
         needs doing (base case chosen, no alert) a short statement.
     """
@@ -253,6 +268,7 @@ def grounded_text(rec: Recommendation) -> str:
     sections = (
         ("**Procedure to follow**", _procedure_lines(ev.procedures)),
         ("**Past work orders on the assets**", [_work_order_line(p) for p in ev.work_orders]),
+        ("**What earlier actions of the loop did**", [_outcome_line(p) for p in ev.outcomes]),
         ("**Inspection findings**", [f"- {_titled(p)} [{p.id}]" for p in ev.inspections]),
         ("**Limits from manuals and datasheets**", [f"- {_titled(p)} [{p.id}]" for p in ev.manuals]),
         ("**Model scores**", _model_lines(rec)),

@@ -284,7 +284,13 @@ def with_passages(rec: Recommendation, passages: Iterable[Passage]) -> Recommend
     """
     ev = rec.evidence
     known = {p.id for p in ev.passages}
-    groups: dict[str, list[Passage]] = {"procedure": [], "work_order": [], "inspection": [], "manual": []}
+    groups: dict[str, list[Passage]] = {
+        "procedure": [],
+        "work_order": [],
+        "outcome": [],
+        "inspection": [],
+        "manual": [],
+    }
     for p in passages:
         if p.id not in known:
             known.add(p.id)
@@ -295,6 +301,7 @@ def with_passages(rec: Recommendation, passages: Iterable[Passage]) -> Recommend
         inspections=(*ev.inspections, *groups["inspection"]),
         manuals=(*ev.manuals, *groups["manual"]),
         models=ev.models,
+        outcomes=(*ev.outcomes, *groups["outcome"]),
     )
     return replace(rec, evidence=evidence)
 

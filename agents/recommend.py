@@ -137,6 +137,8 @@ KWH_PER_MWH = 1000.0
 AT_REST_STATUSES = ("disconnected", "not converged")
 """Statuses a controlled shut-down of the whole line may end in without being rejected."""
 LOOKUP_LIMIT = 200
+OUTCOMES_SHOWN = 2
+"""Outcome reports of earlier actions cited per asset at risk (the newest)."""
 """Work orders read per metadata lookup before the date filter."""
 WORSE_TOLERANCE = 1e-6
 """Relative change below which a violation on another asset counts as unchanged."""
@@ -1066,6 +1068,18 @@ def past_work_orders(
     return []
 
 
+def past_outcomes(
+    kb: object, asset: str, modes: list[str] | None, top_k: int, until: str | None = None
+) -> list[Passage]:
+    """What earlier actions of the loop did on ``asset`` (for the mode when one is known), newest first.
+
+    Only outcomes of actions in effect on or before ``until`` (an ISO date; None: all) count.
+    """
+    look = kb.lookup  # type: ignore[attr-defined]
+    found: list[Passage] = look(doc_types=["outcome"], assets=[asset], failure_modes=modes, limit=LOOKUP_LIMIT)
+    return [p for p in found if until is None or str(p.meta.get("date", ""))[:10] <= until][:top_k]
+
+
 def gather_evidence(
     kb: object, sits: Sequence[Situation], chosen: Candidate, top_k: int = 3, until: str | None = None
 ) -> Evidence:
@@ -1082,6 +1096,7 @@ def gather_evidence(
     """
     procedures: list[Passage] = []
     work_orders: list[Passage] = []
+    outcomes: list[Passage] = []
     inspections: list[Passage] = []
     manuals: list[Passage] = []
     answered = [sit for i, sit in enumerate(sits[:2]) if i == 0 or sit.level == "alarm"]
@@ -1090,6 +1105,7 @@ def gather_evidence(
         modes = [sit.mode] if sit.mode else None
         procedures += kb.search(f"{words}: what to do, response steps", doc_types=["procedure"], top_k=top_k)  # type: ignore[attr-defined]
         work_orders += past_work_orders(kb, sit.asset, modes, top_k, until)
+        outcomes += past_outcomes(kb, sit.asset, modes, OUTCOMES_SHOWN, until)
         inspections += kb.search(  # type: ignore[attr-defined]
             f"{sit.asset} {words} inspection finding", doc_types=["inspection"], top_k=2, until=until
         )
@@ -1104,6 +1120,7 @@ def gather_evidence(
         work_orders=_unique(work_orders),
         inspections=_unique(inspections),
         manuals=_unique(manuals),
+        outcomes=_unique(outcomes),
     )
 
 
@@ -1233,7 +1250,9 @@ def recommend(
     if kb is not None and sits:
         try:
             found = gather_evidence(kb, sits, chosen, until=state.ts.date().isoformat())
-            evidence = Evidence(found.procedures, found.work_orders, found.inspections, found.manuals, evidence.models)
+            evidence = Evidence(
+                found.procedures, found.work_orders, found.inspections, found.manuals, evidence.models, found.outcomes
+            )
         except PumptwinError as exc:
             notes.append(f"knowledge store unavailable, no passages cited: {exc}")
     elif kb is None and sits:

@@ -34,6 +34,7 @@ work orders come in as values; nothing is read or written.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -453,6 +454,60 @@ def outcome_labels(outcome: Outcome) -> list[dict[str, str]]:
 
 def _text(x: float) -> str:
     return repr(float(x)) if math.isfinite(x) else ""
+
+
+VERDICT_WORDS: dict[str, str] = {
+    "confirmed": "the plant responded as the twin predicted",
+    "deviated": "the plant did not respond as the twin predicted",
+    "no_data": "the historian had no readings to compare with the twin's prediction",
+}
+"""How an outcome report words each verdict."""
+
+
+def outcome_report_id(request: str) -> str:
+    """The knowledge document id of a request's outcome report (``OUT-<request>``, spaces and '#' replaced)."""
+    return "OUT-" + re.sub(r"[^A-Za-z0-9._:-]", "-", request)
+
+
+def outcome_report_markdown(outcome: Outcome, failure_modes: Iterable[str] = ()) -> str:
+    """The outcome as a document of the knowledge corpus (`pumptwin.agents.documents` reads it), to be cited.
+
+    YAML front matter (``id``, ``doc_type: outcome``, ``title``, the assets at risk, ``failure_modes``
+    as given, ``date`` of the implementation) and one passage: the action, when it took effect, the
+    verdict with how many predictions held, and each asset's main trend before and after.
+    """
+    day = outcome.implemented_at.strftime("%Y-%m-%d")
+    assets = outcome.assets or tuple(t.asset for t in outcome.main_effects())
+    title = f"Outcome of {outcome.action}, {day}"
+    within = sum(c.within for c in outcome.checks)
+    held = (
+        f"{within} of {len(outcome.checks)} predictions within tolerance over {outcome.window_s / 3600.0:g} h"
+        if outcome.checks
+        else "no predictions to compare"
+    )
+    lines = [
+        f"Action: {outcome.action} (request {outcome.request}), in effect from "
+        f"{outcome.implemented_at.strftime('%Y-%m-%d %H:%M')} UTC.",
+        f"Verdict: {outcome.verdict}, {VERDICT_WORDS[outcome.verdict]} ({held}).",
+    ]
+    for t in outcome.main_effects():
+        mode = f" ({t.mode.replace('_', ' ')})" if t.mode else ""
+        lines.append(f"Effect on {t.asset}{mode}: {t.describe()}.")
+    quoted = title.replace("\\", "\\\\").replace('"', '\\"')
+    front = [
+        "---",
+        f"id: {outcome_report_id(outcome.request)}",
+        "doc_type: outcome",
+        f'title: "{quoted}"',
+        f"assets: [{', '.join(assets)}]",
+        f"failure_modes: [{', '.join(dict.fromkeys(failure_modes))}]",
+        f"date: {day}",
+        "revision: 1",
+        "---",
+        f"# {title}",
+        "",
+    ]
+    return "\n".join([*front, " ".join(lines), ""])
 
 
 # ---------------------------------------------------------------------------------------- the audit log

@@ -41,7 +41,8 @@ def feedback(
         recalibrate: Run the ``twin-sync`` flow afterwards.
 
     Returns:
-        ``outcomes`` (each outcome with its audit record), ``pending`` (implementations still
+        ``outcomes`` (each outcome with its audit record and ``report``, the path of the document the
+        recommender cites it by), ``pending`` (implementations still
         waiting for data), ``labels`` (counts of new label rows and records), ``training`` (the
         train flow's outcomes, None when not run), ``recalibration`` (the twin-sync summary, None
         when not run) and ``message``.
@@ -75,7 +76,7 @@ def feedback(
     )
     get_run_logger().info(message)
     return {
-        "outcomes": [o["outcome"] | {"seq": o["seq"], "hash": o["hash"]} for o in outcomes],
+        "outcomes": [o["outcome"] | {"seq": o["seq"], "hash": o["hash"], "report": o["report"]} for o in outcomes],
         "pending": [p.to_dict() for p in waiting],
         "labels": counts,
         "training": training,

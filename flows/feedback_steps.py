@@ -53,6 +53,8 @@ from pumptwin.control.outcome import (
     implementation_time,
     implementations,
     outcome_labels,
+    outcome_report_id,
+    outcome_report_markdown,
     setpoint_tags,
 )
 from pumptwin.flows.implement_steps import audit_path, open_audit
@@ -218,16 +220,39 @@ def _existing(path: Path, column: str) -> set[str]:
         return {row.get(column, "") for row in csv.DictReader(f)}
 
 
+def outcome_reports_dir(settings: Settings) -> Path:
+    """Where outcome reports are written for the knowledge store: ``<home>/feedback/reports``."""
+    return settings.home / "feedback" / "reports"
+
+
+def write_outcome_report(settings: Settings, outcome: Outcome) -> Path:
+    """Write (or replace) the outcome's report, a document the recommender retrieves and cites.
+
+    Its failure modes are those of the outcome's trends that the knowledge corpus knows.
+    """
+    from pumptwin.agents.documents import FAILURE_MODES
+
+    modes = [t.mode for t in outcome.effects if t.mode in FAILURE_MODES]
+    path = outcome_reports_dir(settings) / f"{outcome_report_id(outcome.request)}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(outcome_report_markdown(outcome, modes), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
 def record_outcome(settings: Settings, pending: Pending, outcome: Outcome) -> dict[str, Any]:
-    """Append the outcome's label rows (once per request) and write its ``outcome`` record to the audit log.
+    """Append the outcome's label rows (once per request), write its report and its ``outcome`` audit record.
 
     Returns:
-        The outcome (`Outcome.to_dict`), the record's ``seq`` and ``hash``, and the label rows written.
+        The outcome (`Outcome.to_dict`), the record's ``seq`` and ``hash``, the label rows written and
+        the report's path.
     """
     impl = pending.implementation
     path = settings.labels_dir / ACTION_OUTCOMES_FILE
     rows = [] if outcome.request in _existing(path, "request") else outcome_labels(outcome)
     written = append_rows(path, rows, ACTION_OUTCOME_COLUMNS)
+    report = write_outcome_report(settings, outcome)
     data = {
         **outcome.to_dict(),
         "implemented_at_source": pending.source,
@@ -245,7 +270,13 @@ def record_outcome(settings: Settings, pending: Pending, outcome: Outcome) -> di
         after={c.tag: c.observed for c in outcome.checks},
         data=data,
     )
-    return {"outcome": outcome.to_dict(), "seq": record.seq, "hash": record.hash, "label_rows": written}
+    return {
+        "outcome": outcome.to_dict(),
+        "seq": record.seq,
+        "hash": record.hash,
+        "label_rows": written,
+        "report": str(report),
+    }
 
 
 def _feedback_labels(records: Sequence[AuditRecord]) -> set[tuple[str, str, str]]:

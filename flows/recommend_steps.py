@@ -55,17 +55,19 @@ def retrieval_config(settings: Settings) -> Any:  # noqa: ANN401 - pumptwin.agen
 
 
 def knowledge_sources(settings: Settings) -> list[Path]:
-    """The packaged corpus, the operator's own documents, then the integrity flow's inspection reports.
+    """The packaged corpus, the operator's own documents, then the reports the flows wrote.
 
-    The packaged corpus unless ``PUMPTWIN_AGENTS_PACKAGED_CORPUS=false``; the reports
-    (``<home>/integrity/reports``) once the integrity flow has written any.
+    The packaged corpus unless ``PUMPTWIN_AGENTS_PACKAGED_CORPUS=false``; the integrity flow's
+    inspection reports (``<home>/integrity/reports``) and the feedback flow's outcome reports
+    (``<home>/feedback/reports``) once any is written.
     """
     from pumptwin.agents.documents import default_corpus_dir
+    from pumptwin.flows.feedback_steps import outcome_reports_dir
     from pumptwin.flows.integrity_steps import reports_dir
 
     packaged = [default_corpus_dir()] if settings.agents.packaged_corpus else []
-    reports = reports_dir(settings)
-    written = [reports] if reports.is_dir() and any(reports.glob("*.md")) else []
+    folders = (reports_dir(settings), outcome_reports_dir(settings))
+    written = [d for d in folders if d.is_dir() and any(d.glob("*.md"))]
     return [*packaged, *settings.agents.documents, *written]
 
 

@@ -99,6 +99,28 @@ def test_grounded_text_shows_before_after_steps_work_orders_and_models():
     assert check_text(text, _rec()).ok
 
 
+OUTCOME = Passage(
+    "OUT-REQ-7#intro",
+    "Action: PS01.P1: speed 90 % (request REQ-7), in effect from 2024-03-02 14:00 UTC. Verdict: confirmed, the plant "
+    "responded as the twin predicted (2 of 2 predictions within tolerance over 2 h). Effect on PS01.P1 (bearing "
+    "wear): PS01.P1.BRG_DE_TEMP trend +0.80 degC/h before, +0.10 degC/h after.",
+    {"doc_type": "outcome", "title": "Outcome of PS01.P1: speed 90 %, 2024-03-02", "date": "2024-03-02"},
+)
+
+
+def test_an_earlier_actions_outcome_is_cited_with_its_verdict_and_effect():
+    rec = _rec()
+    rec = Recommendation(rec.situation, rec.assets, rec.chosen, rec.alternatives, Evidence(outcomes=(OUTCOME,)))
+    text = grounded_text(rec)
+    assert (
+        "**What earlier actions of the loop did**\n- Outcome of PS01.P1: speed 90 %, 2024-03-02: confirmed, the plant "
+        "responded as the twin predicted (2 of 2 predictions within tolerance over 2 h); on PS01.P1 (bearing wear): "
+        "PS01.P1.BRG_DE_TEMP trend +0.80 degC/h before, +0.10 degC/h after [OUT-REQ-7#intro]"
+    ) in text
+    assert check_text(text, rec).ok
+    assert OUTCOME in rec.evidence.passages
+
+
 def test_base_case_simulated_as_maintenance_gives_the_before_figures():
     rec = _rec()
     keep = Candidate(

@@ -461,6 +461,30 @@ def test_a_warning_on_another_asset_gets_no_evidence_of_its_own() -> None:
     assert {"SOP-112#step-1", "WO-24002"} <= both
 
 
+def test_what_earlier_actions_did_on_the_asset_is_evidence_known_by_the_state() -> None:
+    from pumptwin.agents.evidence import Candidate
+    from pumptwin.agents.recommend import OUTCOMES_SHOWN, gather_evidence
+
+    def outcome(pid: str, asset: str, mode: str, day: str) -> Passage:
+        return _p(pid, "outcome", f"Action on {asset}. Verdict: confirmed.", [asset], [mode], day)
+
+    kb = FakeKnowledge(
+        [
+            outcome("OUT-1#intro", "PS01.P1", "bearing_wear", "2024-03-01"),
+            outcome("OUT-2#intro", "PS01.P1", "bearing_wear", "2024-03-02"),
+            outcome("OUT-3#intro", "PS01.P1", "bearing_wear", "2024-03-03"),
+            outcome("OUT-4#intro", "PS01.P1", "bearing_wear", "2024-03-09"),  # after the state
+            outcome("OUT-5#intro", "PS01.P2", "bearing_wear", "2024-03-02"),  # another pump
+            outcome("OUT-6#intro", "PS01.P1", "seal_failure", "2024-03-02"),  # another mode
+        ]
+    )
+    hot = Situation("PS01.P1", "bearing_wear", 1.4, "alarm", "PS1-P1", ())
+    keep = Candidate(name="keep running, schedule maintenance", kind="maintenance")
+    found = gather_evidence(kb, [hot], keep, until="2024-03-05").outcomes
+    assert [p.id for p in found] == ["OUT-3#intro", "OUT-2#intro"][:OUTCOMES_SHOWN]
+    assert {p.id for p in gather_evidence(kb, [hot], keep).outcomes} == {"OUT-4#intro", "OUT-3#intro"}
+
+
 def test_only_the_latest_refusal_within_the_hold_is_held() -> None:
     old = Refusal("PS01.P1: switch to standby", TS - pd.Timedelta(hours=13), "SUCTION old")
     new = Refusal("PS01.P1: switch to standby", TS - pd.Timedelta(hours=2), "SUCTION new")

@@ -20,7 +20,9 @@ from pumptwin.control.outcome import (
     FALSE_ALARM_LABEL,
     AlertedRequest,
     Implementation,
+    Outcome,
     OutcomeError,
+    Trend,
     alerted_requests,
     confirmed_fault_rows,
     effect_targets,
@@ -28,6 +30,8 @@ from pumptwin.control.outcome import (
     implementation_time,
     implementations,
     outcome_labels,
+    outcome_report_id,
+    outcome_report_markdown,
     ramp_arrival,
     trend_per_hour,
 )
@@ -368,3 +372,28 @@ def test_of_several_setpoint_changes_the_records_pick_theirs() -> None:
     assert implementation_time(frame, near, rated, settle_s=120.0) == second
     # a bound after both: nothing
     assert implementation_time(frame, seen, rated, second + step) is None
+
+
+def test_an_outcome_report_is_a_corpus_document_with_the_verdict_in_words() -> None:
+    import yaml
+
+    deviated = Outcome(
+        "REQ 7#b",
+        'PS01.P1: speed 90 % "eco"',
+        T0,
+        T0 + pd.Timedelta(hours=1),
+        T0 + pd.Timedelta(hours=3),
+        (),
+        "deviated",
+        (Trend("PS01.P1", "bearing_wear", BRG, 0.8, 0.5),),
+        ("PS01.P1",),
+    )
+    text = outcome_report_markdown(deviated, ["bearing_wear", "bearing_wear"])
+    head, body = text.split("---\n")[1], text.split("---\n", 2)[2]
+    front = yaml.safe_load(head)
+    assert outcome_report_id("REQ 7#b") == "OUT-REQ-7-b" == front["id"]
+    assert front["doc_type"] == "outcome" and front["assets"] == ["PS01.P1"]
+    assert front["failure_modes"] == ["bearing_wear"] and str(front["date"]) == "2024-03-10"
+    assert front["title"] == 'Outcome of PS01.P1: speed 90 % "eco", 2024-03-10'
+    assert "Verdict: deviated, the plant did not respond as the twin predicted (no predictions to compare)." in body
+    assert f"Effect on PS01.P1 (bearing wear): {BRG} trend +0.80 degC/h before, +0.50 degC/h after." in body

@@ -160,6 +160,17 @@ def check_outcome(outcome: dict, loop: Loop, at: pd.Timestamp) -> None:
     assert effect["tag"] == f"{PUMP}.BRG_DE_TEMP" and effect["before_per_h"] is not None
 
 
+def check_report(outcome: dict, at: pd.Timestamp) -> None:
+    """The outcome's report is a knowledge document the recommender can retrieve and cite."""
+    from pumptwin.agents.documents import load_documents
+
+    (doc,) = load_documents([Path(outcome["report"]).parent]).documents
+    assert doc.meta["doc_type"] == "outcome" and doc.meta["assets"] == [PUMP]
+    assert doc.meta["failure_modes"] == ["bearing_wear"] and doc.meta["date"] == at.strftime("%Y-%m-%d")
+    assert "Verdict: confirmed, the plant responded as the twin predicted" in doc.content
+    assert f"{PUMP}.BRG_DE_TEMP trend" in doc.content
+
+
 def test_outcome_is_recorded_once_with_its_labels(harness: None, home: Path, short_loop: Loop) -> None:
     from pumptwin.flows.feedback import feedback
 
@@ -207,6 +218,7 @@ def test_outcome_is_recorded_once_with_its_labels(harness: None, home: Path, sho
 
     (row,) = rows(settings.labels_dir / ACTION_OUTCOMES_FILE)
     assert row["asset"] == PUMP and row["verdict"] == "confirmed" and row["request"] == REQUEST
+    check_report(outcome, at)
     assert row["ts"] == at.isoformat() and row["tag"] == f"{PUMP}.BRG_DE_TEMP"
     faults = pd.read_parquet(settings.labels_dir / CONFIRMED_FAULTS_FILE)
     assert faults[["asset", "mode", "request"]].values.tolist() == [[PUMP, "bearing_wear", REQUEST]]

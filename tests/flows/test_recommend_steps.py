@@ -151,3 +151,7 @@ def test_the_integrity_reports_join_the_knowledge_sources_once_written(tmp_path:
     assert all("integrity" not in str(p) for p in knowledge_sources(settings))
     (reports / "ILI-LINE01-R1.md").write_text("---\nid: ILI-LINE01-R1\n---\n# r\n", encoding="utf-8")
     assert knowledge_sources(settings)[-1] == reports
+    outcomes = settings.home / "feedback" / "reports"
+    outcomes.mkdir(parents=True)
+    (outcomes / "OUT-REQ-1.md").write_text("---\nid: OUT-REQ-1\n---\n# o\n", encoding="utf-8")
+    assert knowledge_sources(settings)[-2:] == [reports, outcomes]
