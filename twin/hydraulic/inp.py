@@ -91,7 +91,7 @@ _TIME_FIELDS = {
     "PATTERN START": "pattern_start_s", "REPORT TIMESTEP": "report_step_s", "REPORT START": "report_start_s",
     "START CLOCKTIME": "start_clocktime_s", "RULE TIMESTEP": "rule_step_s",
 }  # fmt: skip
-# [RULES] words as EPANET matches them (a token matches a word it begins with, any case)
+# [RULES] words as EPANET matches them (a token matches the first word it begins with, any case; "<=" before "<")
 _RULE_OBJECTS = {"JUNC": "NODE", "RESER": "NODE", "TANK": "NODE", "NODE": "NODE", "PIPE": "LINK", "PUMP": "LINK",
                  "VALVE": "LINK", "LINK": "LINK", "SYS": "SYSTEM"}  # fmt: skip
 _RULE_VARIABLES = {"DEMA": "DEMAND", "HEAD": "HEAD", "GRAD": "GRADE", "LEVE": "LEVEL", "PRES": "PRESSURE",
@@ -235,11 +235,11 @@ def _rule_lines(rule: Rule, network: Network, u: Mapping[str, float]) -> list[st
     return lines
 
 
-def _rule_word(token: str, words: Mapping[str, str], what: str, *, exact: bool = False) -> str:
-    """The [RULES] word ``token`` stands for: the one it begins with (``exact``: equals), any case."""
+def _rule_word(token: str, words: Mapping[str, str], what: str) -> str:
+    """The [RULES] word ``token`` stands for: the first it begins with (EPANET's findmatch), any case."""
     upper = token.upper()
     for key, word in words.items():
-        if upper == key or (not exact and upper.startswith(key)):
+        if upper.startswith(key):
             return word
     raise _Bad(f"unknown rule {what} {shorten(token)}")
 
@@ -584,7 +584,7 @@ class _Reader:
             raise _Bad(f"a premise has {'5 or 6' if system else '6'} words, got {shorten(row.text)}")
         element = None if system else toks[2]
         variable = _rule_word(toks[2 if system else 3], _RULE_VARIABLES, "variable")
-        relation = _rule_word(toks[3 if system else 4], _RULE_RELATIONS, "relation", exact=True)
+        relation = _rule_word(toks[3 if system else 4], _RULE_RELATIONS, "relation")
         value_tok = toks[4 if system else 5]
         if element is not None:
             table = self.nodes if obj == "NODE" else self.links
