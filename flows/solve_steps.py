@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from pumptwin.twin.hydraulic.eps import (
+    NEGATIVE_PRESSURE_TOLERANCE_M,
     NegativePressure,
     check_memory,
     negative_pressures,
+    pressures_below,
     result_bytes,
     run_times,
     simulate,
@@ -80,8 +82,28 @@ def solve_file(path: Path, *, duration_s: float, accuracy: float, max_memory_mb:
     low = negative_pressures(model, result)
     report["source_encoding"] = model.network.source_encoding
     report["warnings"] = [negative_pressure_warning(low, steady=n_t == 1)] if low else []
+    opts = model.network.options
+    if opts.demand_model == "PDA":
+        short = pressures_below(model, result, opts.required_pressure_m - NEGATIVE_PRESSURE_TOLERANCE_M)
+        report["warnings"] += (
+            [pressure_driven_warning(short, opts.required_pressure_m, steady=n_t == 1)] if short else []
+        )
     report["negative_pressure_nodes"] = {n.node: {"pressure_m": n.pressure_m, "time_s": n.time_s} for n in low}
     return report
+
+
+def pressure_driven_warning(short: list[NegativePressure], required_m: float, *, steady: bool) -> str:
+    """Where the file's pressure-driven demand (PDA) would deliver less than the demand solved here."""
+    shown = ", ".join(
+        f"{n.node} {n.pressure_m:.4g} m" + ("" if steady else f" at {_clock(n.time_s)}") for n in short[:WARNINGS_SHOWN]
+    )
+    more = f" and {len(short) - WARNINGS_SHOWN} more" if len(short) > WARNINGS_SHOWN else ""
+    return (
+        f"The file asks for pressure-driven demand (DEMAND MODEL PDA), solved here demand-driven: {len(short)} "
+        f"junction{'s' if len(short) > 1 else ''} with demand {'fall' if len(short) > 1 else 'falls'} below its "
+        f"required pressure {required_m:.4g} m "
+        f"({shown}{more}), where EPANET would deliver less than the demand, so its flows and heads differ"
+    )
 
 
 def negative_pressure_warning(low: list[NegativePressure], *, steady: bool) -> str:

@@ -102,6 +102,19 @@ def test_an_extended_period_applies_rule_based_controls(tmp_path: Path) -> None:
     assert report["warnings"] == []
 
 
+def test_pressure_driven_demand_is_flagged_only_where_it_would_deliver_less(tmp_path: Path) -> None:
+    """J2 has 9.13 m of pressure at 1 L/s: no shortfall against 5 m required, one against 12 m."""
+    path = inp(tmp_path, 1.0)
+    text = path.read_text()
+    path.write_text(text.replace(" PATTERN D\n", " PATTERN D\n DEMAND MODEL PDA\n REQUIRED PRESSURE 5\n"))
+    report = solve_steps.solve_file(path, duration_s=0.0, accuracy=1e-6)
+    assert report["warnings"] == [] and report["converged"]
+    path.write_text(text.replace(" PATTERN D\n", " PATTERN D\n DEMAND MODEL PDA\n REQUIRED PRESSURE 12\n"))
+    (warning,) = solve_steps.solve_file(path, duration_s=0.0, accuracy=1e-6)["warnings"]
+    assert warning.startswith("The file asks for pressure-driven demand (DEMAND MODEL PDA), solved here demand-driven")
+    assert "1 junction with demand falls below its required pressure 12 m (J2 9.129 m)" in warning
+
+
 def test_solve_exits_1_when_the_result_is_not_physical(runner: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "out.json"
     result = runner.invoke(app, ["solve", str(inp(tmp_path, 5000.0)), "--json", str(out)])

@@ -184,9 +184,20 @@ def negative_pressures(
     Returns:
         One entry per junction: its lowest pressure head (m) and when (s).
     """
+    return pressures_below(model, result, -NEGATIVE_PRESSURE_TOLERANCE_M, scenario, demand_only=demand_only)
+
+
+def pressures_below(
+    model: HydraulicModel, result: EpsResult, threshold_m: float, scenario: int = 0, *, demand_only: bool = True
+) -> list[NegativePressure]:
+    """Junctions whose pressure head falls below ``threshold_m`` (m) at some reporting time, worst first.
+
+    As `negative_pressures` (which is this below zero), with any threshold: e.g. the required pressure
+    of pressure-driven demand, below which EPANET would deliver less than the demand.
+    """
     nj = model.n_junctions
     pressure = result.head_m[:, scenario, :nj] - model.elevation_m[:nj]
-    low = pressure < -NEGATIVE_PRESSURE_TOLERANCE_M
+    low = pressure < threshold_m
     if demand_only:
         emitters = np.array([j.emitter_coeff > 0 for j in model.network.junctions], dtype=bool)
         low &= (result.demand_m3s[:, scenario, :] > 0) | emitters

@@ -85,6 +85,8 @@ _OPTION_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "ACCURACY": ("accuracy", float), "CHECKFREQ": ("check_frequency", lambda s: int(float(s))),
     "MAXCHECK": ("max_check", lambda s: int(float(s))), "DAMPLIMIT": ("damp_limit", float),
     "HEADLOSS": ("headloss", str.upper), "VISCOSITY": ("viscosity_m2_s", float),
+    "DEMAND MODEL": ("demand_model", str.upper), "PRESSURE EXPONENT": ("pressure_exponent", float),
+    "MINIMUM PRESSURE": ("minimum_pressure_m", float), "REQUIRED PRESSURE": ("required_pressure_m", float),
 }  # fmt: skip
 _TIME_FIELDS = {
     "DURATION": "duration_s", "HYDRAULIC TIMESTEP": "hydraulic_step_s", "PATTERN TIMESTEP": "pattern_step_s",
@@ -396,6 +398,7 @@ class _Reader:
                     self.options = replace(self.options, default_pattern=row.tok(1))
         pressure = "PSI" if units in US_FLOW_UNITS else pressure
         self.units = _units(units, pressure, self.options.specific_gravity, self.options.headloss)
+        self.pda_pressures_in_si()
         if any(_key(row, _OPTION_FIELDS)[0] == "VISCOSITY" for row in self.rows["OPTIONS"]):
             given = self.options.viscosity_m2_s  # as written: relative to water, or absolute in file units
             absolute = given <= _ABSOLUTE_VISCOSITY_MAX
@@ -407,6 +410,14 @@ class _Reader:
                 if key in _TIME_FIELDS:
                     value = _seconds(row.tok(n, "time") or "", row.tok(n + 1) or "")
                     self.options = _set(self.options, _TIME_FIELDS[key], value)
+
+    def pda_pressures_in_si(self) -> None:
+        """Pressure-driven demand pressures are in the file's pressure unit (EPANET's defaults too, for PDA)."""
+        written = {_key(row, _OPTION_FIELDS)[0] for row in self.rows["OPTIONS"]}
+        pda = self.options.demand_model == "PDA"
+        for key, name in (("MINIMUM PRESSURE", "minimum_pressure_m"), ("REQUIRED PRESSURE", "required_pressure_m")):
+            if pda or key in written:
+                self.options = _set(self.options, name, getattr(self.options, name) * self.units["pressure"])
 
     def read_nodes(self) -> None:
         """[JUNCTIONS] [RESERVOIRS] [TANKS]."""
@@ -861,6 +872,12 @@ def format_inp(network: Network) -> str:
         f"EMITTER EXPONENT {_f(o.emitter_exponent)}", f"CHECKFREQ {o.check_frequency}", f"MAXCHECK {o.max_check}",
         f"DAMPLIMIT {_f(o.damp_limit)}",
     ]  # fmt: skip
+    if (o.demand_model, o.minimum_pressure_m, o.required_pressure_m, o.pressure_exponent) != ("DDA", 0.0, 0.1, 0.5):
+        out["OPTIONS"] += [
+            f"DEMAND MODEL {o.demand_model}", f"MINIMUM PRESSURE {_f(o.minimum_pressure_m / u['pressure'])}",
+            f"REQUIRED PRESSURE {_f(o.required_pressure_m / u['pressure'])}",
+            f"PRESSURE EXPONENT {_f(o.pressure_exponent)}",
+        ]  # fmt: skip
     out["TIMES"] = [
         f"{key} {_time(getattr(o, name))}"
         for key, name in _TIME_FIELDS.items()

@@ -474,6 +474,9 @@ class Options:
     """Hydraulic and time options (EPANET's [OPTIONS] and [TIMES]), in SI.
 
     ``rule_step_s`` is the rule time step; 0 takes a tenth of the hydraulic step (EPANET's default).
+    ``demand_model`` and the pressures (m of the fluid) and exponent after it are the file's
+    pressure-driven demand options; the solver is demand-driven and `pumptwin solve` says where a
+    pressure-driven answer would differ.
     """
 
     headloss: HeadlossFormula = "H-W"
@@ -496,6 +499,10 @@ class Options:
     report_start_s: float = 0.0
     start_clocktime_s: float = 0.0
     rule_step_s: float = 0.0
+    demand_model: Literal["DDA", "PDA"] = "DDA"
+    minimum_pressure_m: float = 0.0
+    required_pressure_m: float = 0.1
+    pressure_exponent: float = 0.5
 
     def __post_init__(self) -> None:
         _require(self.headloss in ("H-W", "D-W", "C-M"), f"options: unknown head-loss formula {self.headloss!r}")
@@ -504,6 +511,11 @@ class Options:
         _require(self.viscosity_m2_s > 0, "options: viscosity must be > 0")
         _require(self.emitter_exponent > 0, "options: emitter exponent must be > 0")
         _require(self.hydraulic_step_s > 0 and self.pattern_step_s > 0, "options: time steps must be > 0")
+        _require(self.demand_model in ("DDA", "PDA"), f"options: unknown demand model {self.demand_model!r}")
+        _require(
+            _finite(self.minimum_pressure_m) and _finite(self.required_pressure_m) and self.pressure_exponent > 0,
+            "options: pressure-driven demand needs finite pressures and an exponent > 0",
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -487,3 +487,31 @@ def test_viscosity_relative_or_absolute_as_epanet_reads_it(value: str, units: st
     assert net.options.viscosity_m2_s == pytest.approx(viscosity_m2_s, rel=1e-12)
     again = parse_inp(format_inp(net))
     assert again.options.viscosity_m2_s == pytest.approx(viscosity_m2_s, rel=1e-9)
+
+
+PDA_LINE = """[JUNCTIONS]
+ J1 0 10
+[RESERVOIRS]
+ R1 100
+[PIPES]
+ P1 R1 J1 1000 12 100
+[OPTIONS]
+ UNITS GPM
+{options}
+[END]
+"""
+
+
+def test_pressure_driven_demand_options_are_read_in_the_files_pressure_unit() -> None:
+    """EPANET's PDA pressures are in the file's pressure unit (psi here), its defaults (0 and 0.1) too under PDA."""
+    psi_m = 0.3048 / 0.4333
+    given = parse_inp(PDA_LINE.format(options=" DEMAND MODEL PDA\n REQUIRED PRESSURE 20\n MINIMUM PRESSURE 5")).options
+    assert given.demand_model == "PDA"
+    assert given.required_pressure_m == pytest.approx(20 * psi_m) and given.minimum_pressure_m == pytest.approx(
+        5 * psi_m
+    )
+    default = parse_inp(PDA_LINE.format(options=" DEMAND MODEL PDA\n PRESSURE EXPONENT 0.6")).options
+    assert default.required_pressure_m == pytest.approx(0.1 * psi_m) and default.pressure_exponent == 0.6
+    assert parse_inp(PDA_LINE.format(options="")).options.demand_model == "DDA"
+    network = parse_inp(PDA_LINE.format(options=" DEMAND MODEL PDA\n REQUIRED PRESSURE 20"))
+    assert parse_inp(format_inp(network)).options.required_pressure_m == pytest.approx(20 * psi_m, rel=1e-9)
