@@ -641,6 +641,7 @@ def show_recommendation(settings: Settings, result: dict[str, Any] | None) -> No
 def where_to_look(settings: Settings, request: str) -> None:
     """Print where the results are, how to open the user interfaces on them and how to approve by hand."""
     from pumptwin.flows.demo_loop import audit_summary
+    from pumptwin.flows.feedback_steps import outcome_reports_dir
     from pumptwin.flows.implement_steps import audit_path
 
     home = settings.home
@@ -653,6 +654,7 @@ def where_to_look(settings: Settings, request: str) -> None:
     show(f"  recommendation   {settings.recommend_dir}/ (action, alternatives, justification, citations, plots)")
     show(f"  scores           {settings.scores_dir}/latest.parquet   plots: {home}/plots/")
     show(f"  labels           {settings.labels_dir}/ (action outcomes, confirmed faults, false alarms)")
+    show(f"  outcome reports  {outcome_reports_dir(settings)}/ (what each action did, cited by the agents)")
     show(f"  integrity        {settings.integrity_dir}/ (assessed features, dig list, growth, reports/ for the agents)")
     show(f"  inspections      {settings.inspection_dir}/ (route store, rounds/ with the week's round)")
     show(f"  Prefect UI       PREFECT_HOME={settings.prefect_home} .venv/bin/prefect server start")
